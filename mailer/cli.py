@@ -1,0 +1,68 @@
+"""Flask commands (P5): parse, call the domain or the engine, print a summary."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from flask import Flask, current_app
+
+from .extensions import db
+from .housekeeping import purge
+from .transaction import transaction
+
+
+def register_cli(app: Flask) -> None:
+    for command in (worker_command, send_due_command, purge_command, dev_mailbox_command):
+        app.cli.add_command(command)
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Run one tick, print a summary and exit (like send-due).")
+def worker_command(once: bool) -> None:
+    """Run the mail worker: sends due mail every few seconds until stopped."""
+    from .runner import run_tick_for_app
+    from .scheduling import run_worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        click.echo(run_tick_for_app(app).describe())
+        return
+    run_worker(app)
+
+
+@click.command("send-due")
+def send_due_command() -> None:
+    """Send everything that is due now, once (for cron), and print what happened."""
+    from .runner import run_tick_for_app
+
+    summary = run_tick_for_app(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(summary.describe())
+
+
+@click.command("purge")
+def purge_command() -> None:
+    """Delete unconfirmed signups and old outbox rows past their retention period (C3)."""
+    config = current_app.config
+    with transaction(db.session):
+        counts = purge(
+            db.session,
+            clock=current_app.extensions["mailer.clock"],
+            unconfirmed_after=timedelta(days=float(config["MAILER_UNCONFIRMED_RETENTION_DAYS"])),
+            outbox_after=timedelta(days=float(config["MAILER_OUTBOX_RETENTION_DAYS"])),
+        )
+    click.echo(counts.describe())
+
+
+@click.command("dev-mailbox")
+@click.option("--smtp-port", default=1025, show_default=True)
+@click.option("--web-port", default=8025, show_default=True)
+def dev_mailbox_command(smtp_port: int, web_port: int) -> None:
+    """Run the development mailbox: SMTP on 127.0.0.1 and a web view of what arrived (P3)."""
+    import os
+
+    from .devmailbox import run_mailbox
+
+    run_mailbox(
+        smtp_port=smtp_port, web_port=web_port, directory=os.path.join(current_app.instance_path, "mailbox")
+    )

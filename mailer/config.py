@@ -1,0 +1,107 @@
+"""Configuration: built-in defaults, then instance/config.py, then FLASK_* environment (P4)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask
+
+DEV_SECRET_KEY = "dev-only-not-secret"
+
+
+class Defaults:
+    """Safe defaults for trying mailer out on one machine with the development mailbox."""
+
+    SECRET_KEY = DEV_SECRET_KEY
+    MAILER_ENV = "development"  # "production" turns on the safety checks below
+    MAILER_BASE_URL = "http://127.0.0.1:5000"
+    MAILER_FORUM_NAME = "Parent Carer Forum"
+    MAILER_CONTACT_ADDRESS = "hello@forum.example"
+    MAILER_PRIVACY_NOTICE_URL = ""  # empty: the built-in /privacy page
+    MAILER_MESSAGE_ID_DOMAIN = ""  # empty: the domain of MAIL_DEFAULT_SENDER
+    MAILER_REPLY_TO = ""  # empty: MAILER_CONTACT_ADDRESS
+    MAILER_LIST_ID = ""  # empty: "members.<message-id domain>"
+    MAILER_CONFIRM_MAX_AGE_DAYS = 7
+    MAILER_CONFIRMATION_INTERVAL_MINUTES = 60  # at most one confirmation mail per address per period
+    MAILER_SUPPRESSION_KEY = ""  # empty: derived from SECRET_KEY; set its own value in production
+    MAILER_UNCONFIRMED_RETENTION_DAYS = 30
+    MAILER_OUTBOX_RETENTION_DAYS = 30
+    MAILER_TICK_SECONDS = 5.0
+    MAILER_BATCH_SIZE = 100
+    MAILER_OUTBOX_MAX_ATTEMPTS = 8
+    MAILER_RETRY_BASE_SECONDS = 30.0
+    MAILER_RETRY_MAX_SECONDS = 3600.0
+    MAILER_CLAIM_LEASE_SECONDS = 300.0
+    MAILER_SMTP_TIMEOUT = 30.0
+    MAILER_SMTP_MAX_PER_CONNECTION = 500
+    MAILER_WORKER_ID = ""  # empty: host name and process id
+    MAILER_JOIN_RATE_LIMIT = "20 per hour"
+
+    MAIL_SERVER = "127.0.0.1"
+    MAIL_PORT = 1025  # the development mailbox
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_USERNAME = None
+    MAIL_PASSWORD = None
+    MAIL_DEFAULT_SENDER = "Parent Carer Forum <noreply@forum.example>"
+    MAIL_SUPPRESS_SEND = False  # Flask-Mail would otherwise turn sending off under TESTING
+
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    WTF_CSRF_TIME_LIMIT = None  # a parent may leave the form open for hours
+    MAX_CONTENT_LENGTH = 1 * 1024 * 1024
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = False
+
+
+class ConfigurationError(RuntimeError):
+    """The service must not start with this configuration."""
+
+
+def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Fill app.config in the documented order and refuse unsafe production settings."""
+    app.config.from_object(Defaults)
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{os.path.join(app.instance_path, 'mailer.db')}"
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env()
+        if os.environ.get("MAILER_ENV"):
+            app.config["MAILER_ENV"] = os.environ["MAILER_ENV"]
+    else:
+        app.config.from_mapping(test_config)
+    if is_production(app.config):
+        app.config["SESSION_COOKIE_SECURE"] = True
+        if app.config["SECRET_KEY"] in (DEV_SECRET_KEY, "", None):
+            raise ConfigurationError(
+                "MAILER_ENV is production but SECRET_KEY is the development default: "
+                "set FLASK_SECRET_KEY to a long random value."
+            )
+
+
+def is_production(config: dict[str, Any]) -> bool:
+    return str(config.get("MAILER_ENV", "")).lower() == "production"
+
+
+def message_id_domain(config: dict[str, Any]) -> str:
+    """The domain for Message-IDs: configured, else the sender's, else the base URL's host."""
+    if config.get("MAILER_MESSAGE_ID_DOMAIN"):
+        return str(config["MAILER_MESSAGE_ID_DOMAIN"])
+    _, address = sender_parts(config)
+    if "@" in address:
+        return address.rsplit("@", 1)[1]
+    return urlsplit(config["MAILER_BASE_URL"]).hostname or "localhost"
+
+
+def sender_parts(config: dict[str, Any]) -> tuple[str, str]:
+    """(display name, address) from MAIL_DEFAULT_SENDER, given as a tuple or 'Name <addr>'."""
+    from email.utils import parseaddr
+
+    sender = config.get("MAIL_DEFAULT_SENDER") or ""
+    if isinstance(sender, (tuple, list)):
+        return str(sender[0]), str(sender[1])
+    name, address = parseaddr(str(sender))
+    return name or str(config.get("MAILER_FORUM_NAME", "")), address

@@ -1,0 +1,186 @@
+"""Send claimed outbox rows (S6): build at send time, send, then mark sent, retry or failed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..clock import Clock
+from ..emails import to_wire
+from ..models import MailKind, Member, MemberStatus, OutboxMessage, OutboxState
+from ..transaction import transaction
+from ..transactional import TransactionalMail
+from .claims import claim_due
+from .settings import EngineSettings
+from .transport import SendFailure, ServerUnavailable, SmtpTransport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one claimed row needs once the claim is committed: plain values, no ORM objects."""
+
+    outbox_id: int
+    kind: MailKind
+    to_address: str | None
+    to_name: str
+    member_id: int | None
+    token_version: int
+
+
+@dataclass
+class OutboxSummary:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    dropped: int = 0
+    server_unavailable: bool = False
+
+    def add(self, other: OutboxSummary) -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.dropped += other.dropped
+        self.server_unavailable = self.server_unavailable or other.server_unavailable
+
+
+def send_outbox_batch(
+    session: Session,
+    transport: SmtpTransport,
+    mail: TransactionalMail,
+    *,
+    settings: EngineSettings,
+    clock: Clock,
+) -> tuple[int, OutboxSummary]:
+    """Claim one batch, send it, record each result. Returns (rows claimed, summary)."""
+    with transaction(session):
+        ids = claim_due(
+            session,
+            OutboxMessage,
+            pending=OutboxState.PENDING,
+            sending=OutboxState.SENDING,
+            worker_id=settings.worker_id,
+            now=clock.now(),
+            limit=settings.batch_size,
+            lease=settings.lease,
+        )
+    if not ids:
+        return 0, OutboxSummary()
+    with transaction(session):
+        jobs = _load_jobs(session, ids)
+    summary = OutboxSummary()
+    results: list[tuple[int, OutboxState, str | None]] = []
+    for position, job in enumerate(jobs):
+        if job.to_address is None:
+            results.append((job.outbox_id, OutboxState.DROPPED, "nobody to send it to any more"))
+            summary.dropped += 1
+            continue
+        message = mail.build(
+            job.kind,
+            to_address=job.to_address,
+            to_name=job.to_name,
+            member_id=job.member_id or 0,
+            token_version=job.token_version,
+            now=clock.now(),
+        )
+        try:
+            transport.send(settings.envelope_from, job.to_address, to_wire(message))
+        except ServerUnavailable as exc:
+            # Nobody's fault but the server's: put the rest back untouched for the next tick.
+            log.warning("mail server unavailable, %d outbox message(s) wait: %s", len(jobs) - position, exc)
+            summary.server_unavailable = True
+            _record(session, results, settings=settings, clock=clock, summary=summary)
+            _release(session, [j.outbox_id for j in jobs[position:]], str(exc))
+            return len(ids), summary
+        except SendFailure as exc:
+            state = OutboxState.FAILED if exc.permanent else OutboxState.PENDING
+            results.append((job.outbox_id, state, str(exc)))
+        else:
+            results.append((job.outbox_id, OutboxState.SENT, None))
+        if len(results) >= settings.mark_every:
+            _record(session, results, settings=settings, clock=clock, summary=summary)
+            results = []
+    _record(session, results, settings=settings, clock=clock, summary=summary)
+    return len(ids), summary
+
+
+def _load_jobs(session: Session, ids: list[int]) -> list[_Job]:
+    rows = session.execute(
+        select(OutboxMessage, Member)
+        .outerjoin(Member, Member.id == OutboxMessage.member_id)
+        .where(OutboxMessage.id.in_(ids))
+        .order_by(OutboxMessage.id)
+    ).all()
+    return [_job_for(row, member) for row, member in rows]
+
+
+def _job_for(row: OutboxMessage, member: Member | None) -> _Job:
+    """Decide the recipient at send time: an erased or departed member gets nothing (S5)."""
+    if row.member_id is None:
+        return _Job(row.id, row.kind, row.to_address, "", None, 0)
+    if member is None or not _still_wanted(row.kind, member):
+        return _Job(row.id, row.kind, None, "", row.member_id, 0)
+    return _Job(row.id, row.kind, member.email, member.name, member.id, member.token_version)
+
+
+def _still_wanted(kind: MailKind, member: Member) -> bool:
+    if kind is MailKind.CONFIRM:
+        return member.status in (MemberStatus.PENDING, MemberStatus.UNSUBSCRIBED)
+    return member.status is MemberStatus.MEMBER
+
+
+def _record(
+    session: Session,
+    results: list[tuple[int, OutboxState, str | None]],
+    *,
+    settings: EngineSettings,
+    clock: Clock,
+    summary: OutboxSummary,
+) -> None:
+    if not results:
+        return
+    now = clock.now()
+    with transaction(session):
+        sent_ids = [oid for oid, state, _ in results if state is OutboxState.SENT]
+        if sent_ids:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(sent_ids))
+                .values(state=OutboxState.SENT, sent_at=now, attempts=OutboxMessage.attempts + 1, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            summary.sent += len(sent_ids)
+        for outbox_id, state, error in results:
+            if state is OutboxState.SENT:
+                continue
+            row = session.get(OutboxMessage, outbox_id)
+            if row is None:
+                continue
+            row.last_error = (error or "")[:500]
+            if state is OutboxState.DROPPED:
+                row.state = OutboxState.DROPPED
+                continue
+            row.attempts += 1
+            if state is OutboxState.PENDING and row.attempts < settings.max_attempts:
+                row.state, row.next_attempt_at = OutboxState.PENDING, now + settings.backoff(row.attempts)
+                summary.retrying += 1
+                log.info("outbox %d: will retry (attempt %d): %s", outbox_id, row.attempts, error)
+            else:
+                row.state = OutboxState.FAILED
+                summary.failed += 1
+                log.warning("outbox %d: failed after %d attempt(s): %s", outbox_id, row.attempts, error)
+    results.clear()
+
+
+def _release(session: Session, ids: list[int], error: str) -> None:
+    with transaction(session):
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(state=OutboxState.PENDING, claimed_at=None, claimed_by=None, last_error=error[:500])
+            .execution_options(synchronize_session=False)
+        )

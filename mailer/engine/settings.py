@@ -1,0 +1,40 @@
+"""Engine settings, read once from config so the engine itself never touches Flask."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    worker_id: str
+    envelope_from: str
+    batch_size: int = 100
+    mark_every: int = 20
+    max_attempts: int = 8
+    retry_base: timedelta = timedelta(seconds=30)
+    retry_max: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(minutes=5)
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], envelope_from: str) -> EngineSettings:
+        return cls(
+            worker_id=config.get("MAILER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            envelope_from=envelope_from,
+            batch_size=int(config["MAILER_BATCH_SIZE"]),
+            max_attempts=int(config["MAILER_OUTBOX_MAX_ATTEMPTS"]),
+            retry_base=timedelta(seconds=float(config["MAILER_RETRY_BASE_SECONDS"])),
+            retry_max=timedelta(seconds=float(config["MAILER_RETRY_MAX_SECONDS"])),
+            lease=timedelta(seconds=float(config["MAILER_CLAIM_LEASE_SECONDS"])),
+        )
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Exponential backoff with jitter: base * 2^(n-1), capped, then 50-100% of that."""
+        delay = min(self.retry_base * (2 ** max(0, attempts - 1)), self.retry_max)
+        return delay * (0.5 + self.rng.random() / 2)

@@ -1,0 +1,50 @@
+"""Domain exceptions. Views turn them into pages in one table (mailer.web.errors).
+
+Nothing here imports Flask: the domain raises facts, the caller decides what to show."""
+
+from __future__ import annotations
+
+
+class MailerError(Exception):
+    """Base of every domain exception."""
+
+    message = "Something went wrong."
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else self.message
+
+
+class TokenInvalid(MailerError):
+    message = "This link is not valid. It may have been copied incompletely or replaced by a newer one."
+
+
+class TokenExpired(MailerError):
+    message = "This link has expired."
+
+    def __init__(self, member_id: int | None = None) -> None:
+        super().__init__()
+        self.member_id = member_id
+
+
+class InvalidInput(MailerError):
+    """Bad user input; `field` names the form field it belongs to, when there is one."""
+
+    message = "Some of the information given is not valid."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(*([message] if message else []))
+        self.field = field
+
+
+class Suppressed(MailerError):
+    message = "This address must not be mailed."
+
+
+class NotPending(MailerError):
+    message = "This membership is not waiting for confirmation."
+
+
+class SmtpUnavailable(MailerError):
+    """The mail server could not be reached at all; nothing is the message's fault."""
+
+    message = "The mail server could not be reached."

@@ -1,0 +1,228 @@
+"""Member state changes for joining and confirming (J1, J2), as plain functions.
+
+Each function takes a session, ids and settings, may flush but never commits, and
+raises domain exceptions; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import consent
+from .addresses import normalise_address
+from .clock import Clock
+from .consent import Evidence
+from .errors import InvalidInput, NotPending, TokenInvalid
+from .models import ConsentAction, Group, MailKind, Member, MemberStatus, SocialMedia
+from .outbox import enqueue_mail
+
+MAX_NAME_LENGTH = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class JoinOutcome(enum.StrEnum):
+    """What happened; the visitor sees the same page whatever it is (no enumeration, J1)."""
+
+    NEW = "new"
+    CONFIRMATION_RESENT = "confirmation_resent"
+    ALREADY_MEMBER = "already_member"
+    THROTTLED = "throttled"
+    SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True)
+class JoinDetails:
+    email: str
+    name: str
+    social_media: SocialMedia
+    group_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MembershipPolicy:
+    suppression_key: bytes
+    forum_name: str
+    confirmation_interval: timedelta = timedelta(hours=1)
+
+
+def clean_name(raw: str) -> str:
+    """A display name safe for headers and pages: control characters and line breaks refused."""
+    name = (raw or "").strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"Your name must be {MAX_NAME_LENGTH} characters or fewer.", field="name")
+    if _CONTROL.search(name):
+        raise InvalidInput("Your name must not contain line breaks or control characters.", field="name")
+    return name
+
+
+def request_join(
+    session: Session, details: JoinDetails, evidence: Evidence, *, policy: MembershipPolicy, clock: Clock
+) -> JoinOutcome:
+    """Record a signup and queue the right email for the address's state.
+
+    New and unsubscribed addresses get a confirmation request; a member gets a
+    'you are already a member' note; a suppressed address gets nothing. At most one
+    mail per address per confirmation interval, however often the form is posted.
+    Raises InvalidInput for a bad address, name or group."""
+    email, email_key = normalise_address(details.email)
+    name = clean_name(details.name)
+    groups = _groups(session, details.group_ids)
+    if consent.is_suppressed(session, policy.suppression_key, email_key):
+        return JoinOutcome.SUPPRESSED
+    member = session.scalar(select(Member).where(Member.email_key == email_key))
+    now = clock.now()
+    if member is not None and member.status is MemberStatus.MEMBER:
+        if not _may_send_confirmation(member, policy, clock):
+            return JoinOutcome.THROTTLED
+        member.last_confirmation_sent_at = now
+        enqueue_mail(session, MailKind.ALREADY_MEMBER, member_id=member.id, clock=clock)
+        return JoinOutcome.ALREADY_MEMBER
+
+    outcome = JoinOutcome.CONFIRMATION_RESENT
+    if member is None:
+        outcome = JoinOutcome.NEW
+        member = Member(email=email, email_key=email_key, created_at=now, status=MemberStatus.PENDING)
+        session.add(member)
+    elif member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
+        member.token_version += 1  # links sent before they left must not re-subscribe them
+    member.email, member.name, member.social_media, member.groups = email, name, details.social_media, groups
+    member.updated_at = now
+    session.flush()
+    wording = consent.current_wording(session)
+    consent.record_consent(
+        session,
+        member,
+        ConsentAction.REQUESTED,
+        evidence,
+        clock=clock,
+        wording=wording,
+        detail={
+            "wording_as_shown": consent.wording_as_shown(wording, policy.forum_name),
+            "privacy_notice_version": wording.privacy_notice_version,
+            "groups": [g.name for g in groups],
+        },
+    )
+    if not _may_send_confirmation(member, policy, clock):
+        return JoinOutcome.THROTTLED
+    member.last_confirmation_sent_at = now
+    enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
+    return outcome
+
+
+def confirm_membership(
+    session: Session, member_id: int, version: int, evidence: Evidence, *, policy: MembershipPolicy, clock: Clock
+) -> tuple[Member, bool]:
+    """Confirm a signup and queue the welcome mail; safe to repeat (scanners re-POST, J2).
+
+    Returns (member, newly_confirmed). Raises TokenInvalid for an unknown member or a
+    revoked link, NotPending when they left after this link was sent."""
+    member = _member_for_link(session, member_id, version)
+    if member.status is MemberStatus.MEMBER:
+        return member, False
+    if member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
+        raise NotPending("You left the list after this link was sent. Join again to get a new link.")
+    if consent.is_suppressed(session, policy.suppression_key, member.email_key):
+        raise TokenInvalid()
+    now = clock.now()
+    member.status, member.confirmed_at, member.unsubscribed_at, member.updated_at = (
+        MemberStatus.MEMBER,
+        now,
+        None,
+        now,
+    )
+    wording = consent.current_wording(session)
+    consent.record_consent(
+        session,
+        member,
+        ConsentAction.CONFIRMED,
+        evidence,
+        clock=clock,
+        wording=wording,
+        detail={
+            "wording_as_shown": consent.wording_as_shown(wording, policy.forum_name),
+            "privacy_notice_version": wording.privacy_notice_version,
+            "groups": [g.name for g in member.groups],
+        },
+    )
+    enqueue_mail(session, MailKind.WELCOME, member_id=member.id, clock=clock)
+    return member, True
+
+
+def resend_confirmation(
+    session: Session, member_id: int, version: int, *, policy: MembershipPolicy, clock: Clock
+) -> bool:
+    """Queue a fresh confirmation link for an expired one; False when throttled or not needed.
+
+    Raises TokenInvalid when the link was revoked or the member is gone."""
+    member = _member_for_link(session, member_id, version)
+    if member.status is MemberStatus.MEMBER:
+        return False
+    if member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
+        raise NotPending("You left the list after this link was sent. Join again to get a new link.")
+    if consent.is_suppressed(session, policy.suppression_key, member.email_key):
+        return False
+    if not _may_send_confirmation(member, policy, clock):
+        return False
+    member.last_confirmation_sent_at = clock.now()
+    enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
+    return True
+
+
+def withdraw_consent(
+    session: Session, member_id: int, version: int, evidence: Evidence, *, clock: Clock
+) -> tuple[Member, bool]:
+    """Unsubscribe at once, from a link or the one-click header (J4, C2); safe to repeat.
+
+    Returns (member, newly_withdrawn). Raises TokenInvalid for an unknown member or a
+    revoked link."""
+    member = _member_for_link(session, member_id, version)
+    if member.status is MemberStatus.UNSUBSCRIBED:
+        return member, False
+    now = clock.now()
+    member.status, member.unsubscribed_at, member.updated_at = MemberStatus.UNSUBSCRIBED, now, now
+    consent.record_consent(session, member, ConsentAction.WITHDRAWN, evidence, clock=clock)
+    return member, True
+
+
+def find_member_for_link(session: Session, member_id: int, version: int) -> Member:
+    """The member a valid link belongs to. Raises TokenInvalid when revoked or gone."""
+    return _member_for_link(session, member_id, version)
+
+
+def list_groups(session: Session) -> list[Group]:
+    return list(session.scalars(select(Group).order_by(Group.position, Group.id)))
+
+
+def _member_for_link(session: Session, member_id: int, version: int) -> Member:
+    member = session.get(Member, member_id)
+    if member is None or member.token_version != version:
+        raise TokenInvalid()
+    return member
+
+
+def _rejoined_since_leaving(member: Member) -> bool:
+    return (
+        member.last_confirmation_sent_at is not None
+        and member.unsubscribed_at is not None
+        and member.last_confirmation_sent_at > member.unsubscribed_at
+    )
+
+
+def _may_send_confirmation(member: Member, policy: MembershipPolicy, clock: Clock) -> bool:
+    last = member.last_confirmation_sent_at
+    return last is None or clock.now() - last >= policy.confirmation_interval
+
+
+def _groups(session: Session, group_ids: list[int]) -> list[Group]:
+    wanted = set(group_ids)
+    if not wanted:
+        return []
+    groups = list(session.scalars(select(Group).where(Group.id.in_(wanted)).order_by(Group.position)))
+    if len(groups) != len(wanted):
+        raise InvalidInput("Choose groups from the list.", field="groups")
+    return groups

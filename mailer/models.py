@@ -1,0 +1,236 @@
+"""Typed tables and their states. Behaviour lives in the domain modules, not here."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    event,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, on SQLite (which has no time zones) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where aware UTC is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(cls: type[enum.Enum], length: int = 20) -> Enum:
+    """Store StrEnum values as plain strings, portable between SQLite and PostgreSQL."""
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class MemberStatus(enum.StrEnum):
+    PENDING = "pending"
+    MEMBER = "member"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class SocialMedia(enum.StrEnum):
+    """The join form's question: does this person follow the forum on social media?"""
+
+    YES = "yes"
+    NO = "no"
+    PREFER_NOT_TO_SAY = "prefer_not_to_say"
+
+
+class ConsentAction(enum.StrEnum):
+    REQUESTED = "requested"  # ticked the consent box on the join form
+    CONFIRMED = "confirmed"  # opened the link and pressed the button (double opt-in)
+    WITHDRAWN = "withdrawn"  # unsubscribed
+    IMPORTED = "imported"  # came in with evidence from an import
+    SUPPRESSED = "suppressed"  # bounces or complaints
+    PREFERENCES = "preferences"  # changed what they receive
+
+
+class ConsentMethod(enum.StrEnum):
+    FORM = "form"
+    EMAIL_LINK = "email_link"
+    ONE_CLICK = "one_click"
+    IMPORT = "import"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+class MailKind(enum.StrEnum):
+    CONFIRM = "confirm"
+    ALREADY_MEMBER = "already_member"
+    WELCOME = "welcome"
+    TEST = "test"
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DROPPED = "dropped"  # nobody to send it to any more (erased, unsubscribed)
+
+
+member_group = Table(
+    "member_group",
+    db.metadata,
+    Column("member_id", ForeignKey("member.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("group.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Group(db.Model):
+    """A topic members choose on the join form; announcements can target groups."""
+
+    __tablename__ = "group"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(String(300), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Member(db.Model):
+    """One person on the list. The email is kept as typed (normalised); email_key decides uniqueness."""
+
+    __tablename__ = "member"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[MemberStatus] = mapped_column(_enum(MemberStatus), default=MemberStatus.PENDING, index=True)
+    social_media: Mapped[SocialMedia] = mapped_column(_enum(SocialMedia), default=SocialMedia.PREFER_NOT_TO_SAY)
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    groups: Mapped[list[Group]] = relationship(secondary=member_group, order_by=Group.position)
+
+
+class ConsentWording(db.Model):
+    """What a person was told when they agreed. Never edited: a change is a new version (C1)."""
+
+    __tablename__ = "consent_wording"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    privacy_notice_version: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsentEvent(db.Model):
+    """Append-only evidence of consent given, confirmed or withdrawn (C1)."""
+
+    __tablename__ = "consent_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"), index=True)
+    action: Mapped[ConsentAction] = mapped_column(_enum(ConsentAction))
+    method: Mapped[ConsentMethod] = mapped_column(_enum(ConsentMethod))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    wording_id: Mapped[int | None] = mapped_column(ForeignKey("consent_wording.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    wording: Mapped[ConsentWording | None] = relationship()
+
+
+@event.listens_for(ConsentEvent, "before_update")
+def _consent_events_are_append_only(mapper: Any, connection: Any, target: ConsentEvent) -> None:
+    raise RuntimeError("consent events are append-only (C1)")
+
+
+@event.listens_for(ConsentWording, "before_update")
+def _consent_wording_is_never_edited(mapper: Any, connection: Any, target: ConsentWording) -> None:
+    raise RuntimeError("consent wording is versioned, never edited (C1)")
+
+
+class Suppression(db.Model):
+    """An address that must never be mailed, kept only as a keyed hash (C3)."""
+
+    __tablename__ = "suppression"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(db.Model):
+    """Transactional mail waiting to go, written in the same transaction as its cause (S6).
+
+    The message is built at send time from kind + member, so links carry the member's
+    current token version and an erased member's mail is dropped, not sent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[MailKind] = mapped_column(_enum(MailKind))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="SET NULL"), index=True)
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState), default=OutboxState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+
+
+class Admin(db.Model):
+    """A volunteer who may compose and send announcements. Password stored only as a strong hash."""
+
+    __tablename__ = "admin"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    # Flask-Login's user protocol, written out so the model stays a plain table.
+    is_active = True
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"

@@ -1,0 +1,43 @@
+"""Assemble the engine's parts from an app's configuration and run one tick.
+
+The worker, `send-due` and tests all come through here, so they send the same way."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .emails import MailSettings
+from .engine.settings import EngineSettings
+from .engine.tick import TickSummary, run_tick
+from .engine.transport import SmtpTransport, flask_mail_opener
+from .extensions import db
+from .transactional import TransactionalMail
+
+
+def run_tick_for_app(app: Flask) -> TickSummary:
+    """One pass over due work inside its own app context (jobs get no ORM objects)."""
+    with app.app_context():
+        config = app.config
+        clock = app.extensions["mailer.clock"]
+        settings = MailSettings.from_config(config)
+        engine_settings = EngineSettings.from_config(config, envelope_from=settings.from_address)
+        opener = flask_mail_opener(app.extensions["mail"], float(config["MAILER_SMTP_TIMEOUT"]))
+        mail = TransactionalMail(
+            app.jinja_env,
+            settings,
+            secret_key=config["SECRET_KEY"],
+            confirm_days=int(config["MAILER_CONFIRM_MAX_AGE_DAYS"]),
+            clock=clock,
+        )
+        try:
+            return run_tick(
+                db.session,
+                open_transport=lambda: SmtpTransport(
+                    opener, max_per_connection=int(config["MAILER_SMTP_MAX_PER_CONNECTION"])
+                ),
+                mail=mail,
+                settings=engine_settings,
+                clock=clock,
+            )
+        finally:
+            db.session.remove()

@@ -1,0 +1,46 @@
+"""The web layer: blueprints, error pages and response headers. Only create_app imports it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, request
+
+from .errors import register_error_pages
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+)
+
+
+def register_web(app: Flask) -> None:
+    from . import auth  # noqa: F401  (registers the admin loader)
+    from .public import bp as public_bp
+
+    app.register_blueprint(public_bp)
+    register_error_pages(app)
+    app.after_request(_security_headers)
+    app.jinja_env.globals["field_attrs"] = field_attrs
+
+
+def field_attrs(field: Any, *, has_hint: bool = False, **attrs: Any) -> dict[str, Any]:
+    """HTML attributes for an input: skip unset ones, tie hint and error to it for screen readers."""
+    described = [f"{field.id}-hint"] if has_hint else []
+    if field.errors:
+        described.append(f"{field.id}-error")
+        attrs["aria-invalid"] = "true"
+    if described:
+        attrs["aria-describedby"] = " ".join(described)
+    return {key: value for key, value in attrs.items() if value is not None}
+
+
+def _security_headers(response: Response) -> Response:
+    """Headers every page gets; token pages also get no-store (their URLs are secrets)."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.view_args and "token" in request.view_args:
+        response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,34 @@
+"""What views hand to the domain, read from the app and the request in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, request
+
+from ..addresses import suppression_key
+from ..clock import Clock
+from ..consent import Evidence
+from ..membership import MembershipPolicy
+from ..models import ConsentMethod
+
+
+def clock() -> Clock:
+    return current_app.extensions["mailer.clock"]
+
+
+def membership_policy() -> MembershipPolicy:
+    config = current_app.config
+    return MembershipPolicy(
+        suppression_key=suppression_key(config["MAILER_SUPPRESSION_KEY"], config["SECRET_KEY"]),
+        forum_name=config["MAILER_FORUM_NAME"],
+        confirmation_interval=timedelta(minutes=float(config["MAILER_CONFIRMATION_INTERVAL_MINUTES"])),
+    )
+
+
+def evidence(method: ConsentMethod) -> Evidence:
+    return Evidence(method=method, ip_address=request.remote_addr, user_agent=request.user_agent.string or None)
+
+
+def confirm_max_age_seconds() -> int:
+    return int(float(current_app.config["MAILER_CONFIRM_MAX_AGE_DAYS"]) * 86400)

@@ -1,0 +1,7 @@
+"""Public pages: join, confirm, unsubscribe, privacy notice, health check."""
+
+from flask import Blueprint
+
+bp = Blueprint("public", __name__)
+
+from . import routes  # noqa: E402,F401  (registers the views on bp)

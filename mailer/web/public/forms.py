@@ -1,0 +1,49 @@
+"""Public forms. Field checks here are about shape; the domain decides what the values mean."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ...models import SocialMedia
+
+SOCIAL_MEDIA_CHOICES = [
+    (SocialMedia.YES.value, "Yes"),
+    (SocialMedia.NO.value, "No"),
+    (SocialMedia.PREFER_NOT_TO_SAY.value, "Prefer not to say"),
+]
+
+
+class CheckboxesField(SelectMultipleField):
+    """One checkbox per choice, each with its own visible label."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class JoinForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired("Enter your name."), Length(max=100, message="Your name must be 100 characters or fewer.")])
+    email = StringField(
+        "Email address",
+        validators=[
+            DataRequired("Enter your email address."),
+            Length(max=254, message="Enter a valid email address, like name@example.com."),
+        ],
+    )
+    groups = CheckboxesField("Which news would you like?", coerce=int, validate_choice=True)
+    social_media = RadioField(
+        "Do you follow the forum on social media?",
+        choices=SOCIAL_MEDIA_CHOICES,
+        validators=[InputRequired("Tell us whether you follow the forum on social media.")],
+    )
+    consent = BooleanField(
+        "I agree", validators=[DataRequired("Tick the box to say you want to get our emails.")]
+    )
+    # Honeypot: hidden from people, filled in by bots. A hit is answered like a success.
+    website = StringField("Leave this empty", validators=[Length(max=200)])
+
+
+class ButtonForm(FlaskForm):
+    """A form that is only a button (and the CSRF token)."""

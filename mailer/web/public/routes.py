@@ -1,0 +1,149 @@
+"""Views stay thin: parse, call one domain function inside a transaction, respond."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, validate_csrf
+from sqlalchemy import text
+from wtforms import ValidationError
+
+from ... import consent, membership
+from ...errors import InvalidInput
+from ...extensions import csrf, db, limiter
+from ...models import ConsentMethod, SocialMedia
+from ...tokens import Purpose, read_token
+from ...transaction import transaction
+from ..context import clock, confirm_max_age_seconds, evidence, membership_policy
+from . import bp
+from .forms import ButtonForm, JoinForm
+
+log = logging.getLogger(__name__)
+
+
+def _join_rate_limit() -> str:
+    return current_app.config["MAILER_JOIN_RATE_LIMIT"]
+
+
+@bp.get("/")
+def home():  # type: ignore[no-untyped-def]
+    return render_template("public/home.html")
+
+
+@bp.get("/privacy")
+def privacy():  # type: ignore[no-untyped-def]
+    wording = consent.current_wording(db.session)
+    return render_template("public/privacy.html", wording=wording)
+
+
+@bp.route("/join", methods=["GET", "POST"])
+@limiter.limit(_join_rate_limit, methods=["POST"])
+def join():  # type: ignore[no-untyped-def]
+    groups = membership.list_groups(db.session)
+    wording = consent.current_wording(db.session)
+    form = JoinForm()
+    form.groups.choices = [(g.id, g.name) for g in groups]
+    if form.validate_on_submit():
+        if form.website.data:
+            log.info("join: honeypot filled in; answered like a success, nothing sent")
+            return redirect(url_for(".join_done"), 303)
+        details = membership.JoinDetails(
+            email=form.email.data or "",
+            name=form.name.data or "",
+            social_media=SocialMedia(form.social_media.data),
+            group_ids=list(form.groups.data or []),
+        )
+        try:
+            with transaction(db.session):
+                outcome = membership.request_join(
+                    db.session, details, evidence(ConsentMethod.FORM), policy=membership_policy(), clock=clock()
+                )
+        except InvalidInput as exc:
+            getattr(form, exc.field or "email").errors.append(str(exc))
+        else:
+            log.info("join: %s", outcome.value)
+            return redirect(url_for(".join_done"), 303)
+    status = 400 if form.is_submitted() else 200
+    wording_text = consent.wording_as_shown(wording, current_app.config["MAILER_FORUM_NAME"])
+    return render_template("public/join.html", form=form, wording_text=wording_text), status
+
+
+@bp.get("/join/check-your-email")
+def join_done():  # type: ignore[no-untyped-def]
+    return render_template("public/join_done.html")
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str):  # type: ignore[no-untyped-def]
+    member_id, version = _read(Purpose.CONFIRM, token)
+    member = membership.find_member_for_link(db.session, member_id, version)
+    return render_template("public/confirm.html", form=ButtonForm(), member=member, token=token)
+
+
+@bp.post("/confirm/<token>")
+def confirm(token: str):  # type: ignore[no-untyped-def]
+    member_id, version = _read(Purpose.CONFIRM, token)
+    with transaction(db.session):
+        _, newly = membership.confirm_membership(
+            db.session, member_id, version, evidence(ConsentMethod.EMAIL_LINK), policy=membership_policy(), clock=clock()
+        )
+    return render_template("public/confirmed.html", newly=newly)
+
+
+@bp.post("/confirm/<token>/new-link")
+@limiter.limit(_join_rate_limit)
+def confirm_new_link(token: str):  # type: ignore[no-untyped-def]
+    """An expired confirmation link can ask for a fresh one; the signature must still be ours."""
+    # No age limit here: an old link may ask for a new one, but the signature must be ours.
+    member_id, version = read_token(current_app.config["SECRET_KEY"], Purpose.CONFIRM, token, clock=clock())
+    with transaction(db.session):
+        membership.resend_confirmation(db.session, member_id, version, policy=membership_policy(), clock=clock())
+    return render_template("public/join_done.html", resent=True)
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET"])
+def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
+    member_id, version = _read(Purpose.UNSUBSCRIBE, token)
+    member = membership.find_member_for_link(db.session, member_id, version)
+    return render_template("public/unsubscribe.html", form=ButtonForm(), member=member)
+
+
+@bp.post("/unsubscribe/<token>")
+@csrf.exempt
+def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+    """The browser form (with a CSRF token) and RFC 8058 one-click (no cookie, no token) both land here."""
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    if not one_click:
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except ValidationError:
+            _csrf_failed()
+    member_id, version = _read(Purpose.UNSUBSCRIBE, token)
+    method = ConsentMethod.ONE_CLICK if one_click else ConsentMethod.EMAIL_LINK
+    with transaction(db.session):
+        membership.withdraw_consent(db.session, member_id, version, evidence(method), clock=clock())
+    return render_template("public/unsubscribed.html"), 200
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():  # type: ignore[no-untyped-def]
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any database failure means "not healthy"
+        db.session.rollback()
+        log.warning("healthz: database did not answer")
+        return jsonify(status="unavailable", database="unavailable"), 503
+    return jsonify(status="ok", database="ok")
+
+
+def _read(purpose: Purpose, token: str) -> tuple[int, int]:
+    max_age = confirm_max_age_seconds() if purpose is Purpose.CONFIRM else None
+    return read_token(
+        current_app.config["SECRET_KEY"], purpose, token, clock=clock(), max_age_seconds=max_age
+    )
+
+
+def _csrf_failed() -> None:
+    raise CSRFError("The form was missing its security token.")
