@@ -115,7 +115,7 @@ def compose_template(
     document = jinja.get_template("email/layout.html").render(
         subject=subject, body=Markup(body_html), footer=Markup(footer_html), settings=settings
     )
-    text = body_text.rstrip("\n") + "\n"
+    text = settings.forum_name + "\n\n" + body_text.rstrip("\n") + "\n"  # the masthead, as in the HTML
     if footer_text:
         text += "\n-- \n" + footer_text
     return MailTemplate(subject=subject, html=_INLINER.inline(document), text=text, slots=slots)

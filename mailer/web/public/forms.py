@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
+from wtforms import BooleanField, RadioField, SelectChoice, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...models import SocialMedia
 
 SOCIAL_MEDIA_CHOICES = [
-    (SocialMedia.YES.value, "Yes"),
-    (SocialMedia.NO.value, "No"),
-    (SocialMedia.PREFER_NOT_TO_SAY.value, "Prefer not to say"),
+    SelectChoice(SocialMedia.YES.value, "Yes"),
+    SelectChoice(SocialMedia.NO.value, "No"),
+    SelectChoice(SocialMedia.PREFER_NOT_TO_SAY.value, "Prefer not to say"),
 ]
 
 

@@ -7,7 +7,7 @@ import logging
 from flask import current_app, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import text
-from wtforms import ValidationError
+from wtforms import SelectChoice, ValidationError
 
 from ... import consent, membership
 from ...errors import InvalidInput
@@ -43,7 +43,7 @@ def join():  # type: ignore[no-untyped-def]
     groups = membership.list_groups(db.session)
     wording = consent.current_wording(db.session)
     form = JoinForm()
-    form.groups.choices = [(g.id, g.name) for g in groups]
+    form.groups.choices = [SelectChoice(g.id, g.name) for g in groups]
     if form.validate_on_submit():
         if form.website.data:
             log.info("join: honeypot filled in; answered like a success, nothing sent")

@@ -1,0 +1,14 @@
+# The two commands: `make run` (try it out) and `make test` (the whole suite).
+.PHONY: run test bench setup
+
+run: setup
+	.venv/bin/python scripts/dev.py
+
+test:
+	scripts/test.sh
+
+setup:
+	scripts/setup.sh
+
+bench: setup
+	.venv/bin/python bench/outbox.py

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: system packages, virtualenv, a throwaway
+# PostgreSQL (unless TEST_POSTGRES_URL is set), then pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/system-packages.sh
+scripts/setup.sh
+run_pytest() { .venv/bin/python -m pytest "$@"; }
+if [ -n "${TEST_POSTGRES_URL:-}" ]; then
+  run_pytest "$@"
+else
+  export -f run_pytest
+  scripts/with-postgres.sh bash -c 'run_pytest "$@"' run_pytest "$@"
+fi
