@@ -34,6 +34,13 @@ class Defaults:
     MAILER_RETRY_BASE_SECONDS = 30.0
     MAILER_RETRY_MAX_SECONDS = 3600.0
     MAILER_CLAIM_LEASE_SECONDS = 300.0
+    MAILER_RECHECK_SECONDS = 0.2  # how often a running batch re-reads who has left (S5)
+    MAILER_BOUNCE_THRESHOLD = 3  # permanent failures before an address is suppressed (S4)
+    MAILER_HOLD_AFTER_HOURS = 6.0  # a send this late waits for an admin instead of going out
+    MAILER_UNSUBSCRIBE_MAILTO = ""  # optional mailto: for List-Unsubscribe
+    MAILER_DKIM_KEY_FILE = ""  # set with MAILER_DKIM_SELECTOR to sign mail (E4)
+    MAILER_DKIM_SELECTOR = "mail"
+    MAILER_DKIM_DOMAIN = ""  # empty: the Message-ID domain
     MAILER_SMTP_TIMEOUT = 30.0
     MAILER_SMTP_MAX_PER_CONNECTION = 500
     MAILER_WORKER_ID = ""  # empty: host name and process id

@@ -48,3 +48,9 @@ class SmtpUnavailable(MailerError):
     """The mail server could not be reached at all; nothing is the message's fault."""
 
     message = "The mail server could not be reached."
+
+
+class WrongState(MailerError):
+    """The action does not fit the announcement's state (e.g. editing one that is sending)."""
+
+    message = "This cannot be done at this stage."

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -234,3 +235,72 @@ class Admin(db.Model):
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
+
+
+class AnnouncementState(enum.StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    HELD = "held"  # its time passed long ago while no worker ran: waits for an admin's decision
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the member left or was suppressed before their turn (S5)
+
+
+announcement_group = Table(
+    "announcement_group",
+    db.metadata,
+    Column("announcement_id", ForeignKey("announcement.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("group.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Announcement(db.Model):
+    """An email to members, from draft to sent (J3, S1)."""
+
+    __tablename__ = "announcement"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body_markdown: Mapped[str] = mapped_column(Text)
+    only_without_social_media: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[AnnouncementState] = mapped_column(
+        _enum(AnnouncementState), default=AnnouncementState.DRAFT, index=True
+    )
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("admin.id", ondelete="SET NULL"))
+    is_public: Mapped[bool] = mapped_column(default=False)
+    recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    groups: Mapped[list[Group]] = relationship(secondary=announcement_group, order_by=Group.position)
+
+
+class Delivery(db.Model):
+    """One announcement to one member. The row is the queue (S1, S3)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("announcement_id", "member_id", name="uq_delivery_announcement_member"),
+        Index("ix_delivery_due", "announcement_id", "state", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcement.id", ondelete="CASCADE"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="SET NULL"), index=True)
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState), default=DeliveryState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))

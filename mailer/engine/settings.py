@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from ..addresses import suppression_key
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -20,6 +22,10 @@ class EngineSettings:
     retry_base: timedelta = timedelta(seconds=30)
     retry_max: timedelta = timedelta(hours=1)
     lease: timedelta = timedelta(minutes=5)
+    recheck_seconds: float = 0.2
+    bounce_threshold: int = 3
+    suppression_key: bytes = b""
+    hold_after: timedelta = timedelta(hours=6)
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     @classmethod
@@ -32,6 +38,10 @@ class EngineSettings:
             retry_base=timedelta(seconds=float(config["MAILER_RETRY_BASE_SECONDS"])),
             retry_max=timedelta(seconds=float(config["MAILER_RETRY_MAX_SECONDS"])),
             lease=timedelta(seconds=float(config["MAILER_CLAIM_LEASE_SECONDS"])),
+            recheck_seconds=float(config["MAILER_RECHECK_SECONDS"]),
+            bounce_threshold=int(config["MAILER_BOUNCE_THRESHOLD"]),
+            suppression_key=suppression_key(config["MAILER_SUPPRESSION_KEY"], config["SECRET_KEY"]),
+            hold_after=timedelta(hours=float(config["MAILER_HOLD_AFTER_HOURS"])),
         )
 
     def backoff(self, attempts: int) -> timedelta:

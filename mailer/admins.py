@@ -1,0 +1,50 @@
+"""Admin accounts: creation and password checks. Passwords are kept only as scrypt hashes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .addresses import normalise_address
+from .clock import Clock
+from .errors import InvalidInput
+from .models import Admin
+
+MIN_PASSWORD_LENGTH = 12
+# Checked against when the account does not exist, so both paths take the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-just-timing", method="scrypt")
+
+
+def create_admin(session: Session, email: str, password: str, *, clock: Clock) -> Admin:
+    """Create an admin, or reset the password of an existing one (signing them out everywhere).
+
+    Raises InvalidInput for a bad address or a short password."""
+    address, key = normalise_address(email)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", field="password")
+    if len(password) > 1000:
+        raise InvalidInput("The password is too long.", field="password")
+    admin = session.scalar(select(Admin).where(Admin.email == key))
+    hashed = generate_password_hash(password, method="scrypt")
+    if admin is None:
+        admin = Admin(email=key, password_hash=hashed, created_at=clock.now(), session_version=1)
+        session.add(admin)
+    else:
+        admin.password_hash = hashed
+        admin.session_version += 1
+    session.flush()
+    return admin
+
+
+def authenticate(session: Session, email: str, password: str, *, clock: Clock) -> Admin | None:
+    """The admin whose address and password match, or None (the caller says only 'not recognised')."""
+    key = (email or "").strip().lower()
+    admin = session.scalar(select(Admin).where(Admin.email == key)) if key and len(key) <= 320 else None
+    if admin is None or len(password or "") > 1000:
+        check_password_hash(_DUMMY_HASH, password[:1000] if password else "")
+        return None
+    if not check_password_hash(admin.password_hash, password):
+        return None
+    admin.last_login_at = clock.now()
+    return admin

@@ -1,0 +1,123 @@
+"""The announcement email (E1-E6): the admin's Markdown in the accessible layout, with a footer
+saying who sent it and why, unsubscribe and preferences links, and the one-click headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from jinja2 import Environment
+
+from .clock import Clock
+from .emails import MailSettings, MailTemplate, build_message, compose_template
+from .tokens import Purpose, make_token
+
+SLOTS = ["name", "unsubscribe_url", "preferences_url"]
+TEST_PREFIX = "[Test] "
+
+
+@dataclass(frozen=True)
+class AnnouncementContent:
+    """What the engine needs of an announcement once its rows are read: plain values."""
+
+    id: int
+    subject: str
+    body_markdown: str
+    updated_at: datetime
+
+
+class AnnouncementMail:
+    """Renders each announcement once and fills it in per member."""
+
+    def __init__(
+        self,
+        jinja: Environment,
+        settings: MailSettings,
+        *,
+        secret_key: str,
+        clock: Clock,
+        unsubscribe_mailto: str = "",
+    ) -> None:
+        self._jinja = jinja
+        self._settings = settings
+        self._secret_key = secret_key
+        self._clock = clock
+        self._mailto = unsubscribe_mailto
+        self._templates: dict[tuple[int, datetime], MailTemplate] = {}
+
+    def template(self, content: AnnouncementContent) -> MailTemplate:
+        key = (content.id, content.updated_at)
+        if key not in self._templates:
+            slots = {name: f"MAILERSLOT{i}X" for i, name in enumerate(SLOTS)}
+            footer = self._jinja.get_template("email/announcement_footer.md").render(
+                settings=self._settings, slot=slots
+            )
+            self._templates[key] = compose_template(
+                self._jinja, content.subject, content.body_markdown, self._settings, slots, footer=footer
+            )
+        return self._templates[key]
+
+    def links(self, member_id: int, token_version: int) -> dict[str, str]:
+        base = self._settings.base_url
+        return {
+            "unsubscribe_url": f"{base}/unsubscribe/"
+            + make_token(self._secret_key, Purpose.UNSUBSCRIBE, member_id, token_version, clock=self._clock),
+            "preferences_url": f"{base}/preferences/"
+            + make_token(self._secret_key, Purpose.PREFERENCES, member_id, token_version, clock=self._clock),
+        }
+
+    def build_for_member(
+        self,
+        content: AnnouncementContent,
+        *,
+        member_id: int,
+        token_version: int,
+        to_address: str,
+        to_name: str,
+        now: datetime,
+    ) -> EmailMessage:
+        links = self.links(member_id, token_version)
+        subject, html_body, text_body = self.template(content).fill({"name": to_name, **links})
+        unsubscribe = f"<{links['unsubscribe_url']}>"
+        if self._mailto:
+            unsubscribe += f", <mailto:{self._mailto}?subject=unsubscribe>"
+        return build_message(
+            self._settings,
+            to_address=to_address,
+            to_name=to_name,
+            subject=subject,
+            html_body=html_body,
+            text_body=text_body,
+            now=now,
+            transactional=False,
+            extra_headers={
+                "List-Unsubscribe": unsubscribe,
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        )
+
+    def sample(self, content: AnnouncementContent, *, to_name: str) -> tuple[str, str, str]:
+        """(subject, html, text) as a member would see it, with example links: for previews and tests."""
+        base = self._settings.base_url
+        return self.template(content).fill(
+            {
+                "name": to_name,
+                "unsubscribe_url": f"{base}/unsubscribe/example-link",
+                "preferences_url": f"{base}/preferences/example-link",
+            }
+        )
+
+    def build_test(self, content: AnnouncementContent, *, to_address: str, now: datetime) -> EmailMessage:
+        """A test send to an admin: marked as a test, links are examples that change nothing."""
+        subject, html_body, text_body = self.sample(content, to_name="")
+        return build_message(
+            self._settings,
+            to_address=to_address,
+            to_name="",
+            subject=TEST_PREFIX + subject,
+            html_body=html_body,
+            text_body=text_body,
+            now=now,
+            transactional=True,
+        )

@@ -1,0 +1,225 @@
+"""Announcements from draft to sent (J3, S1): editing, audience, scheduling in Europe/London, pause.
+
+Times are stored in UTC; admins think in London time, including on the two days a
+year the clocks change, so those times are checked rather than guessed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session
+
+from .clock import Clock
+from .errors import InvalidInput, WrongState
+from .models import (
+    Announcement,
+    AnnouncementState,
+    Delivery,
+    DeliveryState,
+    Group,
+    Member,
+    MemberStatus,
+    SocialMedia,
+    member_group,
+)
+
+LONDON = ZoneInfo("Europe/London")
+MAX_SUBJECT_LENGTH = 200
+MAX_BODY_LENGTH = 100_000
+EDITABLE = (AnnouncementState.DRAFT, AnnouncementState.SCHEDULED, AnnouncementState.HELD)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class AnnouncementDraft:
+    subject: str
+    body_markdown: str
+    group_ids: list[int] = field(default_factory=list)
+    only_without_social_media: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    sent: int
+    pending: int
+    failed: int
+    skipped: int
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.skipped
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.total == 0 else int(100 * self.done / self.total)
+
+
+def create_announcement(session: Session, draft: AnnouncementDraft, *, admin_id: int | None, clock: Clock) -> Announcement:
+    """Save a new draft. Raises InvalidInput for an empty or oversized subject or body."""
+    subject, body = _checked(draft)
+    now = clock.now()
+    announcement = Announcement(
+        subject=subject,
+        body_markdown=body,
+        only_without_social_media=draft.only_without_social_media,
+        state=AnnouncementState.DRAFT,
+        created_at=now,
+        updated_at=now,
+        created_by_id=admin_id,
+        is_public=False,
+        recipient_count=0,
+    )
+    announcement.groups = _groups(session, draft.group_ids)
+    session.add(announcement)
+    session.flush()
+    return announcement
+
+
+def update_announcement(session: Session, announcement: Announcement, draft: AnnouncementDraft, *, clock: Clock) -> None:
+    """Edit until sending starts. Raises WrongState once it has started, InvalidInput for bad fields."""
+    _require(announcement, EDITABLE, "It can only be edited before sending starts.")
+    subject, body = _checked(draft)
+    announcement.subject, announcement.body_markdown = subject, body
+    announcement.only_without_social_media = draft.only_without_social_media
+    announcement.groups = _groups(session, draft.group_ids)
+    announcement.updated_at = clock.now()
+
+
+def schedule_announcement(session: Session, announcement: Announcement, when: datetime, *, clock: Clock) -> None:
+    """Send at `when` (aware). Raises InvalidInput for a time in the past, WrongState once started."""
+    _require(announcement, EDITABLE, "It can only be scheduled before sending starts.")
+    if when <= clock.now():
+        raise InvalidInput("Choose a time in the future.", field="send_time")
+    announcement.state, announcement.scheduled_at = AnnouncementState.SCHEDULED, when.astimezone(UTC)
+    announcement.updated_at = clock.now()
+
+
+def send_announcement_now(session: Session, announcement: Announcement, *, clock: Clock) -> None:
+    """Due at once: the worker starts it on its next tick (also the way to release a held one)."""
+    _require(announcement, EDITABLE, "It has already started sending.")
+    now = clock.now()
+    announcement.state, announcement.scheduled_at, announcement.updated_at = AnnouncementState.SCHEDULED, now, now
+
+
+def unschedule_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
+    """Back to draft, so it can be changed without being sent."""
+    _require(announcement, (AnnouncementState.SCHEDULED, AnnouncementState.HELD), "Only a scheduled one can go back to draft.")
+    announcement.state, announcement.scheduled_at = AnnouncementState.DRAFT, None
+    announcement.updated_at = clock.now()
+
+
+def cancel_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
+    _require(announcement, EDITABLE, "It has already started sending; pause it instead.")
+    announcement.state, announcement.updated_at = AnnouncementState.CANCELLED, clock.now()
+
+
+def pause_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
+    """Stop handing out deliveries; ones already handed to the mail server still finish."""
+    _require(announcement, (AnnouncementState.SENDING,), "Only an announcement that is sending can be paused.")
+    announcement.state, announcement.updated_at = AnnouncementState.PAUSED, clock.now()
+
+
+def resume_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
+    _require(announcement, (AnnouncementState.PAUSED,), "Only a paused announcement can be resumed.")
+    announcement.state, announcement.updated_at = AnnouncementState.SENDING, clock.now()
+
+
+def publish_announcement(session: Session, announcement: Announcement, public: bool, *, clock: Clock) -> None:
+    """Show a sent announcement in the public archive (J7), or take it out again."""
+    _require(announcement, (AnnouncementState.SENT,), "Only a sent announcement can be put in the archive.")
+    announcement.is_public, announcement.updated_at = public, clock.now()
+
+
+def audience(group_ids: list[int], only_without_social_media: bool) -> Select:
+    """Ids of the confirmed members an announcement reaches right now (J3)."""
+    query = select(Member.id).where(Member.status == MemberStatus.MEMBER)
+    if group_ids:
+        query = query.where(
+            exists().where(member_group.c.member_id == Member.id, member_group.c.group_id.in_(group_ids))
+        )
+    if only_without_social_media:
+        query = query.where(Member.social_media == SocialMedia.NO)
+    return query
+
+
+def count_audience(session: Session, group_ids: list[int], only_without_social_media: bool) -> int:
+    return session.scalar(select(func.count()).select_from(audience(group_ids, only_without_social_media).subquery())) or 0
+
+
+def announcement_progress(session: Session, announcement_id: int) -> Progress:
+    rows = dict(
+        session.execute(
+            select(Delivery.state, func.count())
+            .where(Delivery.announcement_id == announcement_id)
+            .group_by(Delivery.state)
+        ).all()
+    )
+    pending = rows.get(DeliveryState.PENDING, 0) + rows.get(DeliveryState.SENDING, 0)
+    return Progress(
+        total=sum(rows.values()),
+        sent=rows.get(DeliveryState.SENT, 0),
+        pending=pending,
+        failed=rows.get(DeliveryState.FAILED, 0),
+        skipped=rows.get(DeliveryState.SKIPPED, 0),
+    )
+
+
+def london_time_to_utc(day: date, at: time) -> datetime:
+    """A wall-clock time in London as UTC; refuses times that do not exist or happen twice."""
+    naive = datetime.combine(day, at)
+    first, second = naive.replace(tzinfo=LONDON, fold=0), naive.replace(tzinfo=LONDON, fold=1)
+    if first.astimezone(UTC).astimezone(LONDON).replace(tzinfo=None) != naive:
+        raise InvalidInput(
+            f"{at:%H:%M} does not exist on {day:%-d %B %Y}: the clocks go forward an hour that night. "
+            "Choose a time before 1am or from 2am.",
+            field="send_time",
+        )
+    if first.utcoffset() != second.utcoffset():
+        raise InvalidInput(
+            f"{at:%H:%M} happens twice on {day:%-d %B %Y}: the clocks go back an hour that night. "
+            "Choose a time before 1am or from 2am.",
+            field="send_time",
+        )
+    return first.astimezone(UTC)
+
+
+def to_london(moment: datetime) -> datetime:
+    return moment.astimezone(LONDON)
+
+
+def _require(announcement: Announcement, states: tuple[AnnouncementState, ...], why: str) -> None:
+    if announcement.state not in states:
+        raise WrongState(f"This announcement is {announcement.state.value}. {why}")
+
+
+def _checked(draft: AnnouncementDraft) -> tuple[str, str]:
+    subject = (draft.subject or "").strip()
+    body = (draft.body_markdown or "").replace("\r\n", "\n").strip()
+    if not subject:
+        raise InvalidInput("Enter a subject.", field="subject")
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        raise InvalidInput(f"The subject must be {MAX_SUBJECT_LENGTH} characters or fewer.", field="subject")
+    if _CONTROL.search(subject):
+        raise InvalidInput("The subject must be one line, without control characters.", field="subject")
+    if not body:
+        raise InvalidInput("Write the announcement.", field="body")
+    if len(body) > MAX_BODY_LENGTH:
+        raise InvalidInput(f"The announcement must be {MAX_BODY_LENGTH:,} characters or fewer.", field="body")
+    if "\x00" in body:
+        raise InvalidInput("The announcement contains characters that cannot be sent.", field="body")
+    return subject, body
+
+
+def _groups(session: Session, group_ids: list[int]) -> list[Group]:
+    wanted = set(group_ids)
+    if not wanted:
+        return []
+    groups = list(session.scalars(select(Group).where(Group.id.in_(wanted))))
+    if len(groups) != len(wanted):
+        raise InvalidInput("Choose groups from the list.", field="groups")
+    return groups

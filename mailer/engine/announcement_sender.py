@@ -1,0 +1,367 @@
+"""Announcements through the engine: start due ones, send claimed deliveries, finish (S1, S3-S5).
+
+The delivery rows are the queue. Claims commit before any SMTP; results are marked in
+small transactions after the server answered; a crash leaves claims that expire and
+are taken again (at-least-once, duplicates bounded by the claimed batch)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Integer, exists, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from .. import consent
+from ..announcement_mail import AnnouncementContent, AnnouncementMail
+from ..announcements import audience
+from ..clock import Clock
+from ..consent import Evidence
+from ..emails import to_wire
+from ..models import (
+    Announcement,
+    AnnouncementState,
+    ConsentAction,
+    ConsentMethod,
+    Delivery,
+    DeliveryState,
+    Member,
+    MemberStatus,
+    UTCDateTime,
+    _enum,
+)
+from ..transaction import transaction
+from .claims import claim_due
+from .settings import EngineSettings
+from .transport import SendFailure, ServerUnavailable, SmtpTransport
+
+log = logging.getLogger(__name__)
+
+Signer = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    delivery_id: int
+    announcement_id: int
+    member_id: int | None
+    email: str
+    name: str
+    token_version: int
+    wanted: bool
+
+
+@dataclass
+class DeliverySummary:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    server_unavailable: bool = False
+    started: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+
+    def add(self, other: DeliverySummary) -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.server_unavailable = self.server_unavailable or other.server_unavailable
+
+
+def start_due_announcements(
+    session: Session, *, clock: Clock, hold_after: timedelta, summary: DeliverySummary
+) -> None:
+    """Scheduled -> sending, with one delivery row per confirmed member in the audience, made now.
+
+    One set-based INSERT ... SELECT, so memory does not grow with the list (S7). The state
+    change is a conditional UPDATE, so two workers never both start the same announcement.
+    One whose time passed more than `hold_after` ago is held for an admin instead."""
+    now = clock.now()
+    due_ids = list(
+        session.scalars(
+            select(Announcement.id).where(
+                Announcement.state == AnnouncementState.SCHEDULED, Announcement.scheduled_at <= now
+            )
+        )
+    )
+    session.rollback()
+    for announcement_id in due_ids:
+        with transaction(session):
+            announcement = session.get(Announcement, announcement_id)
+            if announcement is None or announcement.scheduled_at is None:
+                continue
+            late = announcement.scheduled_at < now - hold_after
+            target = AnnouncementState.HELD if late else AnnouncementState.SENDING
+            changed = session.execute(
+                update(Announcement)
+                .where(Announcement.id == announcement_id, Announcement.state == AnnouncementState.SCHEDULED)
+                .values(state=target, started_at=None if late else now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not changed:
+                continue
+            if late:
+                log.warning("announcement %d: held, its time passed more than %s ago", announcement_id, hold_after)
+                summary.held.append(announcement_id)
+                continue
+            count = _create_deliveries(session, announcement, now)
+            session.execute(
+                update(Announcement)
+                .where(Announcement.id == announcement_id)
+                .values(recipient_count=count)
+                .execution_options(synchronize_session=False)
+            )
+            log.info("announcement %d: sending to %d member(s)", announcement_id, count)
+            summary.started.append(announcement_id)
+
+
+def _create_deliveries(session: Session, announcement: Announcement, now: datetime) -> int:
+    members = audience([g.id for g in announcement.groups], announcement.only_without_social_media).subquery()
+    rows = select(
+        literal(announcement.id, Integer),
+        members.c.id,
+        literal(DeliveryState.PENDING, _enum(DeliveryState)),
+        literal(0, Integer),
+        literal(now, UTCDateTime()),
+    )
+    result = session.execute(
+        insert(Delivery).from_select(
+            ["announcement_id", "member_id", "state", "attempts", "next_attempt_at"], rows
+        )
+    )
+    if result.rowcount is not None and result.rowcount >= 0:
+        return result.rowcount
+    return session.scalar(select(func.count()).where(Delivery.announcement_id == announcement.id)) or 0
+
+
+def send_delivery_batch(
+    session: Session,
+    transport: SmtpTransport,
+    mail: AnnouncementMail,
+    *,
+    settings: EngineSettings,
+    clock: Clock,
+    sign: Signer | None = None,
+) -> tuple[int, DeliverySummary]:
+    """Claim one batch of deliveries of sending announcements, send, record. Returns (claimed, summary)."""
+    sending = select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
+    with transaction(session):
+        ids = claim_due(
+            session,
+            Delivery,
+            pending=DeliveryState.PENDING,
+            sending=DeliveryState.SENDING,
+            worker_id=settings.worker_id,
+            now=clock.now(),
+            limit=settings.batch_size,
+            lease=settings.lease,
+            extra_where=Delivery.announcement_id.in_(sending),
+        )
+    summary = DeliverySummary()
+    if not ids:
+        return 0, summary
+    with transaction(session):
+        recipients = _load_recipients(session, ids)
+        contents = _load_contents(session, {r.announcement_id for r in recipients})
+    results: list[tuple[_Recipient, DeliveryState, SendFailure | None]] = []
+    last_check = time.monotonic()
+    for position, recipient in enumerate(recipients):
+        if time.monotonic() - last_check >= settings.recheck_seconds:
+            # Someone may have left, or an admin paused, since the batch was read (S5).
+            recipients, gone, paused = _recheck(session, recipients, position)
+            last_check = time.monotonic()
+            recipient = recipients[position]
+            if recipient.announcement_id in paused:
+                results.append((recipient, DeliveryState.PENDING, None))
+                continue
+            if recipient.delivery_id in gone:
+                recipient = _Recipient(**{**recipient.__dict__, "wanted": False})
+        if not recipient.wanted:
+            results.append((recipient, DeliveryState.SKIPPED, None))
+            continue
+        message = mail.build_for_member(
+            contents[recipient.announcement_id],
+            member_id=recipient.member_id or 0,
+            token_version=recipient.token_version,
+            to_address=recipient.email,
+            to_name=recipient.name,
+            now=clock.now(),
+        )
+        raw = to_wire(message)
+        if sign is not None:
+            raw = sign(raw)
+        try:
+            transport.send(settings.envelope_from, recipient.email, raw)
+        except ServerUnavailable as exc:
+            log.warning("mail server unavailable, %d delivery(ies) wait: %s", len(recipients) - position, exc)
+            summary.server_unavailable = True
+            _record(session, results, settings=settings, clock=clock, summary=summary)
+            _release(session, [r.delivery_id for r in recipients[position:]], str(exc))
+            return len(ids), summary
+        except SendFailure as exc:
+            results.append((recipient, DeliveryState.FAILED if exc.permanent else DeliveryState.PENDING, exc))
+        else:
+            results.append((recipient, DeliveryState.SENT, None))
+        if len(results) >= settings.mark_every:
+            _record(session, results, settings=settings, clock=clock, summary=summary)
+    _record(session, results, settings=settings, clock=clock, summary=summary)
+    return len(ids), summary
+
+
+def finish_announcements(session: Session, *, clock: Clock, summary: DeliverySummary) -> None:
+    """Sending -> sent once no delivery is left to send; re-read here, as an admin may have paused."""
+    now = clock.now()
+    open_rows = exists().where(
+        Delivery.announcement_id == Announcement.id,
+        Delivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]),
+    )
+    with transaction(session):
+        done = list(
+            session.scalars(select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING, ~open_rows))
+        )
+        for announcement_id in done:
+            changed = session.execute(
+                update(Announcement)
+                .where(Announcement.id == announcement_id, Announcement.state == AnnouncementState.SENDING, ~open_rows)
+                .values(state=AnnouncementState.SENT, finished_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed:
+                summary.finished.append(announcement_id)
+                log.info("announcement %d: sent", announcement_id)
+
+
+def _load_recipients(session: Session, ids: list[int]) -> list[_Recipient]:
+    rows = session.execute(
+        select(
+            Delivery.id, Delivery.announcement_id, Member.id, Member.email, Member.name,
+            Member.token_version, Member.status,
+        )
+        .outerjoin(Member, Member.id == Delivery.member_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    return [
+        _Recipient(
+            delivery_id=d_id, announcement_id=a_id, member_id=m_id, email=email or "", name=name or "",
+            token_version=version or 0, wanted=status is MemberStatus.MEMBER,
+        )
+        for d_id, a_id, m_id, email, name, version, status in rows
+    ]
+
+
+def _load_contents(session: Session, announcement_ids: set[int]) -> dict[int, AnnouncementContent]:
+    rows = session.execute(
+        select(Announcement.id, Announcement.subject, Announcement.body_markdown, Announcement.updated_at).where(
+            Announcement.id.in_(announcement_ids)
+        )
+    ).all()
+    return {row[0]: AnnouncementContent(*row) for row in rows}
+
+
+def _recheck(
+    session: Session, recipients: list[_Recipient], position: int
+) -> tuple[list[_Recipient], set[int], set[int]]:
+    """One query for the rest of the batch: who is no longer a member, which announcements paused."""
+    rest = recipients[position:]
+    member_ids = [r.member_id for r in rest if r.member_id is not None]
+    with transaction(session):
+        still = set(
+            session.scalars(select(Member.id).where(Member.id.in_(member_ids), Member.status == MemberStatus.MEMBER))
+        )
+        paused = set(
+            session.scalars(
+                select(Announcement.id).where(
+                    Announcement.id.in_({r.announcement_id for r in rest}),
+                    Announcement.state != AnnouncementState.SENDING,
+                )
+            )
+        )
+    gone = {r.delivery_id for r in rest if r.member_id not in still}
+    return recipients, gone, paused
+
+
+def _record(
+    session: Session,
+    results: list[tuple[_Recipient, DeliveryState, SendFailure | None]],
+    *,
+    settings: EngineSettings,
+    clock: Clock,
+    summary: DeliverySummary,
+) -> None:
+    if not results:
+        return
+    now = clock.now()
+    with transaction(session):
+        by_state: dict[DeliveryState, list[int]] = {}
+        for recipient, state, failure in results:
+            if failure is None:
+                by_state.setdefault(state, []).append(recipient.delivery_id)
+        for state, ids in by_state.items():
+            values: dict[str, object] = {"state": state, "claimed_by": None}
+            if state is DeliveryState.SENT:
+                values.update(sent_at=now, attempts=Delivery.attempts + 1, last_error=None)
+                summary.sent += len(ids)
+            elif state is DeliveryState.SKIPPED:
+                values.update(last_error="no longer a member when its turn came")
+                summary.skipped += len(ids)
+            # PENDING without failure: handed back because the announcement was paused.
+            session.execute(
+                update(Delivery).where(Delivery.id.in_(ids)).values(**values).execution_options(synchronize_session=False)
+            )
+        for recipient, state, failure in results:
+            if failure is None:
+                continue
+            delivery = session.get(Delivery, recipient.delivery_id)
+            if delivery is None:
+                continue
+            delivery.attempts += 1
+            delivery.last_error = str(failure)[:500]
+            delivery.claimed_by = None
+            if failure.permanent:
+                delivery.state = DeliveryState.FAILED
+                summary.failed += 1
+                _count_bounce(session, recipient.member_id, settings=settings, clock=clock)
+            elif delivery.attempts < settings.max_attempts:
+                delivery.state, delivery.next_attempt_at = DeliveryState.PENDING, now + settings.backoff(delivery.attempts)
+                summary.retrying += 1
+            else:
+                delivery.state = DeliveryState.FAILED
+                summary.failed += 1
+    results.clear()
+
+
+def _count_bounce(session: Session, member_id: int | None, *, settings: EngineSettings, clock: Clock) -> None:
+    """A permanent refusal counts against the member; at the threshold they are suppressed (S4)."""
+    if member_id is None:
+        return
+    member = session.get(Member, member_id)
+    if member is None:
+        return
+    member.bounce_count += 1
+    if member.bounce_count >= settings.bounce_threshold and member.status is MemberStatus.MEMBER:
+        member.status, member.unsubscribed_at, member.updated_at = MemberStatus.UNSUBSCRIBED, clock.now(), clock.now()
+        consent.suppress_address(session, settings.suppression_key, member.email_key, "bounces", clock=clock)
+        consent.record_consent(
+            session, member, ConsentAction.SUPPRESSED, Evidence(ConsentMethod.SYSTEM), clock=clock,
+            detail={"reason": f"{member.bounce_count} permanent delivery failures"},
+        )
+        log.warning("member %d: suppressed after %d permanent failures", member.id, member.bounce_count)
+
+
+def _release(session: Session, ids: list[int], error: str) -> None:
+    with transaction(session):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.state == DeliveryState.SENDING)
+            .values(state=DeliveryState.PENDING, claimed_at=None, claimed_by=None, last_error=error[:500])
+            .execution_options(synchronize_session=False)
+        )
+
+
+__all__ = ["DeliverySummary", "finish_announcements", "send_delivery_batch", "start_due_announcements"]
