@@ -13,7 +13,14 @@ from .transaction import transaction
 
 
 def register_cli(app: Flask) -> None:
-    for command in (worker_command, send_due_command, purge_command, dev_mailbox_command):
+    for command in (
+        create_admin_command,
+        worker_command,
+        send_due_command,
+        purge_command,
+        dev_mailbox_command,
+        seed_dev_command,
+    ):
         app.cli.add_command(command)
 
 
@@ -66,3 +73,53 @@ def dev_mailbox_command(smtp_port: int, web_port: int) -> None:
     run_mailbox(
         smtp_port=smtp_port, web_port=web_port, directory=os.path.join(current_app.instance_path, "mailbox")
     )
+
+
+@click.command("create-admin")
+@click.argument("email")
+def create_admin_command(email: str) -> None:
+    """Create an admin (or reset their password). Password from MAILER_ADMIN_PASSWORD or a prompt."""
+    import os
+
+    from .admins import create_admin
+    from .errors import InvalidInput
+
+    password = os.environ.get("MAILER_ADMIN_PASSWORD") or click.prompt(
+        "Password (at least 12 characters)", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        with transaction(db.session):
+            admin = create_admin(db.session, email, password, clock=current_app.extensions["mailer.clock"])
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Admin {admin.email} can now log in at {current_app.config['MAILER_BASE_URL']}/admin/login")
+
+
+@click.command("seed-dev")
+def seed_dev_command() -> None:
+    """For trying it out: an admin (admin@forum.example / change-me-please) and two sample drafts."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from .admins import create_admin
+    from .announcements import AnnouncementDraft, create_announcement
+    from .models import Admin, Announcement
+
+    clock = current_app.extensions["mailer.clock"]
+    samples = Path(__file__).resolve().parent.parent / "tests" / "data" / "samples"
+    with transaction(db.session):
+        admin = db.session.scalar(select(Admin).where(Admin.email == "admin@forum.example"))
+        if admin is None:
+            admin = create_admin(db.session, "admin@forum.example", "change-me-please", clock=clock)
+            click.echo("Created admin admin@forum.example with password change-me-please")
+        if db.session.scalar(select(Announcement.id).limit(1)) is None:
+            for path in sorted(samples.glob("*.md")):
+                body = path.read_text(encoding="utf-8")
+                create_announcement(
+                    db.session,
+                    AnnouncementDraft(subject=body.partition("\n")[0].lstrip("# ").strip(), body_markdown=body),
+                    admin_id=admin.id,
+                    clock=clock,
+                )
+                click.echo(f"Created sample draft: {path.stem}")

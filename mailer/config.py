@@ -45,6 +45,8 @@ class Defaults:
     MAILER_SMTP_MAX_PER_CONNECTION = 500
     MAILER_WORKER_ID = ""  # empty: host name and process id
     MAILER_JOIN_RATE_LIMIT = "20 per hour"
+    MAILER_LOGIN_RATE_LIMIT_IP = "20 per 10 minutes"
+    MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts only
 
     MAIL_SERVER = "127.0.0.1"
     MAIL_PORT = 1025  # the development mailbox

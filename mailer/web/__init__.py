@@ -16,9 +16,16 @@ CONTENT_SECURITY_POLICY = (
 
 def register_web(app: Flask) -> None:
     from . import auth  # noqa: F401  (registers the admin loader)
+    from ..extensions import login_manager
+    from .admin import bp as admin_bp
+    from .archive import bp as archive_bp
     from .public import bp as public_bp
 
     app.register_blueprint(public_bp)
+    app.register_blueprint(archive_bp)
+    app.register_blueprint(admin_bp)
+    login_manager.login_view = "admin.login"
+    login_manager.login_message = "Log in to see that page."
     register_error_pages(app)
     app.after_request(_security_headers)
     app.jinja_env.globals["field_attrs"] = field_attrs

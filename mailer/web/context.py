@@ -7,6 +7,8 @@ from datetime import timedelta
 from flask import current_app, request
 
 from ..addresses import suppression_key
+from ..announcement_mail import AnnouncementMail
+from ..emails import MailSettings
 from ..clock import Clock
 from ..consent import Evidence
 from ..membership import MembershipPolicy
@@ -32,3 +34,14 @@ def evidence(method: ConsentMethod) -> Evidence:
 
 def confirm_max_age_seconds() -> int:
     return int(float(current_app.config["MAILER_CONFIRM_MAX_AGE_DAYS"]) * 86400)
+
+
+def announcement_mail() -> AnnouncementMail:
+    config = current_app.config
+    return AnnouncementMail(
+        current_app.jinja_env,
+        MailSettings.from_config(config),
+        secret_key=config["SECRET_KEY"],
+        clock=clock(),
+        unsubscribe_mailto=config["MAILER_UNSUBSCRIBE_MAILTO"],
+    )

@@ -1,0 +1,30 @@
+"""Admin forms. Shape only; the domain (mailer.announcements) decides what is allowed."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, PasswordField, StringField, TextAreaField, TimeField
+from wtforms.validators import DataRequired, InputRequired, Length
+
+from ..public.forms import CheckboxesField
+
+
+class LoginForm(FlaskForm):
+    email = StringField("Email address", validators=[DataRequired("Enter your email address."), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=1000)])
+
+
+class AnnouncementForm(FlaskForm):
+    subject = StringField("Subject", validators=[DataRequired("Enter a subject.")])
+    body = TextAreaField("Message", validators=[DataRequired("Write the announcement.")])
+    groups = CheckboxesField("Who should get it?", coerce=int, validate_choice=True)
+    only_without_social_media = BooleanField("Only members who said they do not use social media")
+
+
+class ScheduleForm(FlaskForm):
+    send_date = DateField("Date", validators=[InputRequired("Enter the date.")])
+    send_time = TimeField("Time (UK time)", validators=[InputRequired("Enter the time.")])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes state: only the CSRF token."""

@@ -1,0 +1,300 @@
+"""Admin views: thin; every change is one domain call in a transaction."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import func, select
+from wtforms import SelectChoice
+
+from ... import announcements as domain
+from ...admins import authenticate
+from ...announcement_mail import AnnouncementContent
+from ...errors import InvalidInput
+from ...extensions import db, limiter
+from ...membership import list_groups
+from ...models import Announcement, Delivery, MailKind, Member, MemberStatus
+from ...outbox import enqueue_mail
+from ...transaction import transaction
+from ..context import announcement_mail, clock
+from . import bp
+from .forms import ActionForm, AnnouncementForm, LoginForm, ScheduleForm
+
+log = logging.getLogger(__name__)
+REPORT_PAGE_SIZE = 100
+
+
+def _login_account_key() -> str:
+    return "login:" + (request.form.get("email") or "").strip().lower()[:320]
+
+
+def _login_limit_ip() -> str:
+    return current_app.config["MAILER_LOGIN_RATE_LIMIT_IP"]
+
+
+def _login_limit_account() -> str:
+    return current_app.config["MAILER_LOGIN_RATE_LIMIT_ACCOUNT"]
+
+
+def _failed_login(response: Response) -> bool:
+    return response.status_code != 303
+
+
+@bp.before_request
+def require_login():  # type: ignore[no-untyped-def]
+    if request.endpoint in ("admin.login",) or current_user.is_authenticated:
+        return None
+    return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+
+
+@bp.after_request
+def no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit_ip, methods=["POST"])
+@limiter.limit(_login_limit_account, methods=["POST"], key_func=_login_account_key, deduct_when=_failed_login)
+def login():  # type: ignore[no-untyped-def]
+    form = LoginForm()
+    failed = False
+    if form.validate_on_submit():
+        with transaction(db.session):
+            admin = authenticate(db.session, form.email.data or "", form.password.data or "", clock=clock())
+        if admin is not None:
+            login_user(admin)
+            log.info("admin %d: logged in", admin.id)
+            return redirect(url_for("admin.dashboard"), 303)
+        failed = True
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/login.html", form=form, failed=failed), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():  # type: ignore[no-untyped-def]
+    logout_user()
+    return redirect(url_for("admin.login"), 303)
+
+
+@bp.get("/")
+def dashboard():  # type: ignore[no-untyped-def]
+    items = db.session.scalars(select(Announcement).order_by(Announcement.created_at.desc()).limit(100)).all()
+    counts = dict(db.session.execute(select(Member.status, func.count()).group_by(Member.status)).all())
+    return render_template(
+        "admin/dashboard.html",
+        announcements=items,
+        counts={s.value: counts.get(s, 0) for s in MemberStatus},
+        to_london=domain.to_london,
+    )
+
+
+@bp.route("/announcements/new", methods=["GET", "POST"])
+def new_announcement():  # type: ignore[no-untyped-def]
+    form = _announcement_form()
+    if form.validate_on_submit():
+        try:
+            with transaction(db.session):
+                announcement = domain.create_announcement(
+                    db.session, _draft(form), admin_id=current_user.id, clock=clock()
+                )
+        except InvalidInput as exc:
+            _field_error(form, exc)
+        else:
+            flash("Draft saved.")
+            return redirect(url_for("admin.announcement", announcement_id=announcement.id), 303)
+    return _render_form(form, None)
+
+
+@bp.route("/announcements/<int:announcement_id>/edit", methods=["GET", "POST"])
+def edit_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
+    announcement = db.get_or_404(Announcement, announcement_id)
+    form = _announcement_form(announcement)
+    if form.validate_on_submit():
+        try:
+            with transaction(db.session):
+                domain.update_announcement(db.session, announcement, _draft(form), clock=clock())
+        except InvalidInput as exc:
+            _field_error(form, exc)
+        else:
+            flash("Changes saved.")
+            return redirect(url_for("admin.announcement", announcement_id=announcement.id), 303)
+    return _render_form(form, announcement)
+
+
+@bp.get("/announcements/<int:announcement_id>")
+def announcement(announcement_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Announcement, announcement_id)
+    subject, _, text = announcement_mail().sample(_content(item), to_name=current_user.email)
+    return render_template(
+        "admin/announcement.html",
+        item=item,
+        subject=subject,
+        text=text,
+        reach=domain.count_audience(db.session, [g.id for g in item.groups], item.only_without_social_media),
+        progress=domain.announcement_progress(db.session, item.id),
+        schedule_form=ScheduleForm(),
+        action_form=ActionForm(),
+        to_london=domain.to_london,
+    )
+
+
+@bp.get("/announcements/<int:announcement_id>/preview.html")
+def preview_html(announcement_id: int):  # type: ignore[no-untyped-def]
+    """The exact HTML part, shown in a sandboxed frame: its inline styles are allowed, nothing else."""
+    item = db.get_or_404(Announcement, announcement_id)
+    _, html, _ = announcement_mail().sample(_content(item), to_name=current_user.email)
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox allow-popups"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.post("/announcements/<int:announcement_id>/test")
+def send_test(announcement_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Announcement, announcement_id)
+    with transaction(db.session):
+        enqueue_mail(
+            db.session, MailKind.TEST, to_address=current_user.email, payload={"announcement_id": item.id}, clock=clock()
+        )
+    flash(f"A test email is on its way to {current_user.email}. It usually arrives within a minute.")
+    return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+
+
+@bp.post("/announcements/<int:announcement_id>/schedule")
+def schedule(announcement_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Announcement, announcement_id)
+    form = ScheduleForm()
+    if not form.validate_on_submit():
+        raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors if isinstance(e, str)) or "Enter a date and time.")
+    with transaction(db.session):
+        when = domain.london_time_to_utc(form.send_date.data, form.send_time.data)
+        domain.schedule_announcement(db.session, item, when, clock=clock())
+    flash(f"Scheduled for {domain.to_london(when):%A %-d %B %Y at %H:%M} (UK time).")
+    return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+
+
+_ACTIONS = {
+    "send-now": (domain.send_announcement_now, "It will start sending within a minute."),
+    "unschedule": (domain.unschedule_announcement, "It is a draft again and will not be sent."),
+    "cancel": (domain.cancel_announcement, "Cancelled. It will not be sent."),
+    "pause": (domain.pause_announcement, "Paused. Nothing more goes out until you resume."),
+    "resume": (domain.resume_announcement, "Resumed."),
+}
+
+
+@bp.post("/announcements/<int:announcement_id>/<any('send-now','unschedule','cancel','pause','resume'):action>")
+def change_state(announcement_id: int, action: str):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Announcement, announcement_id)
+    change, message = _ACTIONS[action]
+    with transaction(db.session):
+        change(db.session, item, clock=clock())
+    flash(message)
+    return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+
+
+@bp.post("/announcements/<int:announcement_id>/publish")
+def publish(announcement_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Announcement, announcement_id)
+    public = request.form.get("public") == "1"
+    with transaction(db.session):
+        domain.publish_announcement(db.session, item, public, clock=clock())
+    flash("It is now in the public archive." if public else "It is no longer in the public archive.")
+    return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+
+
+@bp.get("/announcements/<int:announcement_id>/progress.json")
+def progress_json(announcement_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Announcement, announcement_id)
+    progress = domain.announcement_progress(db.session, item.id)
+    return jsonify(state=item.state.value, **progress.__dict__, done=progress.done, percent=progress.percent)
+
+
+@bp.get("/announcements/<int:announcement_id>/report")
+def report(announcement_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Announcement, announcement_id)
+    page = request.args.get("page", default=1, type=int) or 1
+    if page < 1 or page > 100_000:
+        abort(404)
+    only_failed = request.args.get("show") == "failed"
+    query = (
+        select(Delivery, Member.email, Member.name)
+        .outerjoin(Member, Member.id == Delivery.member_id)
+        .where(Delivery.announcement_id == item.id)
+        .order_by(Delivery.id)
+    )
+    if only_failed:
+        query = query.where(Delivery.state == "failed")
+    rows = db.session.execute(query.offset((page - 1) * REPORT_PAGE_SIZE).limit(REPORT_PAGE_SIZE + 1)).all()
+    return render_template(
+        "admin/report.html",
+        item=item,
+        rows=rows[:REPORT_PAGE_SIZE],
+        page=page,
+        has_next=len(rows) > REPORT_PAGE_SIZE,
+        only_failed=only_failed,
+        progress=domain.announcement_progress(db.session, item.id),
+        to_london=domain.to_london,
+    )
+
+
+def _announcement_form(item: Announcement | None = None) -> AnnouncementForm:
+    form = AnnouncementForm(
+        obj=None,
+        data=None
+        if item is None
+        else {
+            "subject": item.subject,
+            "body": item.body_markdown,
+            "groups": [g.id for g in item.groups],
+            "only_without_social_media": item.only_without_social_media,
+        },
+    )
+    form.groups.choices = [SelectChoice(g.id, g.name) for g in list_groups(db.session)]
+    return form
+
+
+def _render_form(form: AnnouncementForm, item: Announcement | None):  # type: ignore[no-untyped-def]
+    reach = domain.count_audience(
+        db.session, list(form.groups.data or []), bool(form.only_without_social_media.data)
+    )
+    status = 400 if form.is_submitted() else 200
+    if item is not None and item.state not in domain.EDITABLE:
+        flash(f"This announcement is {item.state.value} and can no longer be edited.")
+        return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+    return render_template("admin/compose.html", form=form, item=item, reach=reach), status
+
+
+def _draft(form: AnnouncementForm) -> domain.AnnouncementDraft:
+    return domain.AnnouncementDraft(
+        subject=form.subject.data or "",
+        body_markdown=form.body.data or "",
+        group_ids=list(form.groups.data or []),
+        only_without_social_media=bool(form.only_without_social_media.data),
+    )
+
+
+def _field_error(form: AnnouncementForm, exc: InvalidInput) -> None:
+    field = {"body": "body", "subject": "subject", "groups": "groups"}.get(exc.field or "", "subject")
+    getattr(form, field).errors.append(str(exc))
+
+
+def _content(item: Announcement) -> AnnouncementContent:
+    return AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
+
+

@@ -1,0 +1,7 @@
+"""The public archive of announcements an admin marked public (J7)."""
+
+from flask import Blueprint
+
+bp = Blueprint("archive", __name__)
+
+from . import routes  # noqa: E402,F401

@@ -1,0 +1,33 @@
+"""Archive pages show the announcement body only: never a member's name or personal links."""
+
+from __future__ import annotations
+
+from flask import abort, render_template
+from markupsafe import Markup
+from sqlalchemy import select
+
+from ...announcements import to_london
+from ...compose import render_markdown
+from ...extensions import db
+from ...models import Announcement, AnnouncementState
+from . import bp
+
+
+def _public() -> select:  # type: ignore[valid-type]
+    return select(Announcement).where(Announcement.is_public.is_(True), Announcement.state == AnnouncementState.SENT)
+
+
+@bp.get("/archive")
+def archive():  # type: ignore[no-untyped-def]
+    items = db.session.scalars(_public().order_by(Announcement.finished_at.desc(), Announcement.id.desc())).all()
+    return render_template("archive/list.html", items=items, to_london=to_london)
+
+
+@bp.get("/archive/<int:announcement_id>")
+def archived(announcement_id: int):  # type: ignore[no-untyped-def]
+    item = db.session.scalar(_public().where(Announcement.id == announcement_id))
+    if item is None:
+        abort(404)
+    return render_template(
+        "archive/item.html", item=item, body=Markup(render_markdown(item.body_markdown)), to_london=to_london
+    )
