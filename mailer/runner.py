@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from .announcement_mail import AnnouncementMail
+from .dkim_signing import DkimSigner
 from .emails import MailSettings
 from .engine.settings import EngineSettings
 from .engine.tick import TickSummary, run_tick
@@ -29,6 +31,14 @@ def run_tick_for_app(app: Flask) -> TickSummary:
             confirm_days=int(config["MAILER_CONFIRM_MAX_AGE_DAYS"]),
             clock=clock,
         )
+        announcement_mail = AnnouncementMail(
+            app.jinja_env,
+            settings,
+            secret_key=config["SECRET_KEY"],
+            clock=clock,
+            unsubscribe_mailto=config["MAILER_UNSUBSCRIBE_MAILTO"],
+        )
+        signer = DkimSigner.from_config(config, settings.message_id_domain)
         try:
             return run_tick(
                 db.session,
@@ -36,8 +46,10 @@ def run_tick_for_app(app: Flask) -> TickSummary:
                     opener, max_per_connection=int(config["MAILER_SMTP_MAX_PER_CONNECTION"])
                 ),
                 mail=mail,
+                announcement_mail=announcement_mail,
                 settings=engine_settings,
                 clock=clock,
+                sign=signer.sign if signer else None,
             )
         finally:
             db.session.remove()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -10,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from ..clock import Clock
 from ..emails import to_wire
-from ..models import MailKind, Member, MemberStatus, OutboxMessage, OutboxState
+from ..announcement_mail import AnnouncementContent, AnnouncementMail
+from ..models import Announcement, MailKind, Member, MemberStatus, OutboxMessage, OutboxState
 from ..transaction import transaction
 from ..transactional import TransactionalMail
 from .claims import claim_due
@@ -30,6 +32,7 @@ class _Job:
     to_name: str
     member_id: int | None
     token_version: int
+    announcement: AnnouncementContent | None = None
 
 
 @dataclass
@@ -52,9 +55,11 @@ def send_outbox_batch(
     session: Session,
     transport: SmtpTransport,
     mail: TransactionalMail,
+    announcement_mail: AnnouncementMail,
     *,
     settings: EngineSettings,
     clock: Clock,
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> tuple[int, OutboxSummary]:
     """Claim one batch, send it, record each result. Returns (rows claimed, summary)."""
     with transaction(session):
@@ -79,16 +84,22 @@ def send_outbox_batch(
             results.append((job.outbox_id, OutboxState.DROPPED, "nobody to send it to any more"))
             summary.dropped += 1
             continue
-        message = mail.build(
-            job.kind,
-            to_address=job.to_address,
-            to_name=job.to_name,
-            member_id=job.member_id or 0,
-            token_version=job.token_version,
-            now=clock.now(),
-        )
+        if job.kind is MailKind.TEST and job.announcement is not None:
+            message = announcement_mail.build_test(job.announcement, to_address=job.to_address, now=clock.now())
+        else:
+            message = mail.build(
+                job.kind,
+                to_address=job.to_address,
+                to_name=job.to_name,
+                member_id=job.member_id or 0,
+                token_version=job.token_version,
+                now=clock.now(),
+            )
+        raw = to_wire(message)
+        if sign is not None:
+            raw = sign(raw)
         try:
-            transport.send(settings.envelope_from, job.to_address, to_wire(message))
+            transport.send(settings.envelope_from, job.to_address, raw)
         except ServerUnavailable as exc:
             # Nobody's fault but the server's: put the rest back untouched for the next tick.
             log.warning("mail server unavailable, %d outbox message(s) wait: %s", len(jobs) - position, exc)
@@ -115,11 +126,18 @@ def _load_jobs(session: Session, ids: list[int]) -> list[_Job]:
         .where(OutboxMessage.id.in_(ids))
         .order_by(OutboxMessage.id)
     ).all()
-    return [_job_for(row, member) for row, member in rows]
+    return [_job_for(session, row, member) for row, member in rows]
 
 
-def _job_for(row: OutboxMessage, member: Member | None) -> _Job:
+def _job_for(session: Session, row: OutboxMessage, member: Member | None) -> _Job:
     """Decide the recipient at send time: an erased or departed member gets nothing (S5)."""
+    if row.kind is MailKind.TEST:
+        announcement_id = (row.payload or {}).get("announcement_id")
+        item = session.get(Announcement, announcement_id) if isinstance(announcement_id, int) else None
+        if item is None:
+            return _Job(row.id, row.kind, None, "", None, 0)
+        content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
+        return _Job(row.id, row.kind, row.to_address, "", None, 0, content)
     if row.member_id is None:
         return _Job(row.id, row.kind, row.to_address, "", None, 0)
     if member is None or not _still_wanted(row.kind, member):

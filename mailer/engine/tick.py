@@ -8,8 +8,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from ..announcement_mail import AnnouncementMail
 from ..clock import Clock
 from ..transactional import TransactionalMail
+from .announcement_sender import (
+    DeliverySummary,
+    finish_announcements,
+    send_delivery_batch,
+    start_due_announcements,
+)
 from .outbox_sender import OutboxSummary, send_outbox_batch
 from .settings import EngineSettings
 from .transport import SmtpTransport
@@ -20,11 +27,28 @@ log = logging.getLogger(__name__)
 @dataclass
 class TickSummary:
     outbox: OutboxSummary = field(default_factory=OutboxSummary)
+    deliveries: DeliverySummary = field(default_factory=DeliverySummary)
+
+    @property
+    def server_unavailable(self) -> bool:
+        return self.outbox.server_unavailable or self.deliveries.server_unavailable
+
+    @property
+    def busy(self) -> bool:
+        o, d = self.outbox, self.deliveries
+        return bool(o.sent or o.failed or o.retrying or d.sent or d.failed or d.retrying or d.skipped
+                    or d.started or d.held or d.finished or self.server_unavailable)
 
     def describe(self) -> str:
-        o = self.outbox
-        line = f"outbox: {o.sent} sent, {o.retrying} retrying, {o.failed} failed, {o.dropped} dropped"
-        if o.server_unavailable:
+        o, d = self.outbox, self.deliveries
+        line = (
+            f"outbox: {o.sent} sent, {o.retrying} retrying, {o.failed} failed, {o.dropped} dropped; "
+            f"announcements: {d.sent} sent, {d.retrying} retrying, {d.failed} failed, {d.skipped} skipped"
+        )
+        for label, ids in (("started", d.started), ("held", d.held), ("finished", d.finished)):
+            if ids:
+                line += f"; {label} {', '.join(map(str, ids))}"
+        if self.server_unavailable:
             line += " (mail server unavailable: will try again next tick)"
         return line
 
@@ -34,17 +58,33 @@ def run_tick(
     *,
     open_transport: Callable[[], SmtpTransport],
     mail: TransactionalMail,
+    announcement_mail: AnnouncementMail,
     settings: EngineSettings,
     clock: Clock,
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> TickSummary:
-    """Drain due outbox mail over one reused connection; the loop and the sleep live elsewhere."""
+    """Start due announcements, then send outbox mail and deliveries in turn over one connection.
+
+    Alternating batches keeps a confirmation email from waiting behind a long send."""
     summary = TickSummary()
+    start_due_announcements(session, clock=clock, hold_after=settings.hold_after, summary=summary.deliveries)
     with open_transport() as transport:
         while True:
-            claimed, batch = send_outbox_batch(session, transport, mail, settings=settings, clock=clock)
-            summary.outbox.add(batch)
-            if claimed == 0 or batch.server_unavailable or claimed < settings.batch_size:
+            outbox_claimed, outbox = send_outbox_batch(
+                session, transport, mail, announcement_mail, settings=settings, clock=clock, sign=sign
+            )
+            summary.outbox.add(outbox)
+            if outbox.server_unavailable:
                 break
-    if summary.outbox.sent or summary.outbox.failed or summary.outbox.retrying or summary.outbox.server_unavailable:
+            delivery_claimed, deliveries = send_delivery_batch(
+                session, transport, announcement_mail, settings=settings, clock=clock, sign=sign
+            )
+            summary.deliveries.add(deliveries)
+            if deliveries.server_unavailable:
+                break
+            if outbox_claimed < settings.batch_size and delivery_claimed < settings.batch_size:
+                break
+    finish_announcements(session, clock=clock, summary=summary.deliveries)
+    if summary.busy:
         log.info("tick: %s", summary.describe())
     return summary
