@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from .extensions import db
 from .housekeeping import purge
@@ -25,6 +26,7 @@ def register_cli(app: Flask) -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--once", is_flag=True, help="Run one tick, print a summary and exit (like send-due).")
 def worker_command(once: bool) -> None:
     """Run the mail worker: sends due mail every few seconds until stopped."""
@@ -39,6 +41,7 @@ def worker_command(once: bool) -> None:
 
 
 @click.command("send-due")
+@with_appcontext
 def send_due_command() -> None:
     """Send everything that is due now, once (for cron), and print what happened."""
     from .runner import run_tick_for_app
@@ -48,6 +51,7 @@ def send_due_command() -> None:
 
 
 @click.command("purge")
+@with_appcontext
 def purge_command() -> None:
     """Delete unconfirmed signups and old outbox rows past their retention period (C3)."""
     config = current_app.config
@@ -62,6 +66,7 @@ def purge_command() -> None:
 
 
 @click.command("dev-mailbox")
+@with_appcontext
 @click.option("--smtp-port", default=1025, show_default=True)
 @click.option("--web-port", default=8025, show_default=True)
 def dev_mailbox_command(smtp_port: int, web_port: int) -> None:
@@ -76,6 +81,7 @@ def dev_mailbox_command(smtp_port: int, web_port: int) -> None:
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.argument("email")
 def create_admin_command(email: str) -> None:
     """Create an admin (or reset their password). Password from MAILER_ADMIN_PASSWORD or a prompt."""
@@ -96,6 +102,7 @@ def create_admin_command(email: str) -> None:
 
 
 @click.command("seed-dev")
+@with_appcontext
 def seed_dev_command() -> None:
     """For trying it out: an admin (admin@forum.example / change-me-please) and two sample drafts."""
     from pathlib import Path

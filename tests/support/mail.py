@@ -14,7 +14,12 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     assert message.get_content_type() == "multipart/alternative", message.get_content_type()
     subparts = list(message.iter_parts())
     assert [p.get_content_type() for p in subparts] == ["text/plain", "text/html"]
-    return subparts[0].get_content(), subparts[1].get_content()
+    return tuple(p.get_content().replace("\r\n", "\n") for p in subparts)  # type: ignore[return-value]
+
+
+def flat(text: str) -> str:
+    """Text with line wrapping undone, to look for phrases."""
+    return " ".join(text.split())
 
 
 class _Links(HTMLParser):
@@ -53,7 +58,8 @@ def html_words(html: str) -> list[str]:
 
 
 def text_links(text: str) -> list[str]:
-    return URL.findall(text)
+    """URLs in plain text, without the sentence's closing punctuation."""
+    return [url.rstrip(".,;:!?") for url in URL.findall(text)]
 
 
 def link_to(message: EmailMessage, path_part: str) -> str:
