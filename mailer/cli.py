@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .extensions import db
-from .housekeeping import purge
+from .housekeeping import Retention, purge
 from .transaction import transaction
 
 
@@ -56,12 +54,7 @@ def purge_command() -> None:
     """Delete unconfirmed signups and old outbox rows past their retention period (C3)."""
     config = current_app.config
     with transaction(db.session):
-        counts = purge(
-            db.session,
-            clock=current_app.extensions["mailer.clock"],
-            unconfirmed_after=timedelta(days=float(config["MAILER_UNCONFIRMED_RETENTION_DAYS"])),
-            outbox_after=timedelta(days=float(config["MAILER_OUTBOX_RETENTION_DAYS"])),
-        )
+        counts = purge(db.session, clock=current_app.extensions["mailer.clock"], retention=Retention.from_config(config))
     click.echo(counts.describe())
 
 

@@ -28,6 +28,7 @@ class Defaults:
     MAILER_SUPPRESSION_KEY = ""  # empty: derived from SECRET_KEY; set its own value in production
     MAILER_UNCONFIRMED_RETENTION_DAYS = 30
     MAILER_OUTBOX_RETENTION_DAYS = 30
+    MAILER_DELIVERY_RETENTION_DAYS = 365  # then a delivery keeps its outcome but not who it was for
     MAILER_TICK_SECONDS = 5.0
     MAILER_BATCH_SIZE = 100
     MAILER_OUTBOX_MAX_ATTEMPTS = 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .addresses import address_hash
@@ -67,9 +67,31 @@ def record_consent(
     return event
 
 
-def is_suppressed(session: Session, key: bytes, email_key: str) -> bool:
+# Suppressed by the person's own request: joining and confirming again lifts it.
+LIFTED_BY_RECONFIRMING = frozenset({"erased"})
+
+
+def suppression_reason(session: Session, key: bytes, email_key: str) -> str | None:
     digest = address_hash(key, email_key)
-    return session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
+    return session.scalar(select(Suppression.reason).where(Suppression.address_hash == digest))
+
+
+def is_suppressed(session: Session, key: bytes, email_key: str) -> bool:
+    return suppression_reason(session, key, email_key) is not None
+
+
+def blocks_joining(session: Session, key: bytes, email_key: str) -> bool:
+    """Bounces and complaints block mail for good; an erasure only until they confirm again."""
+    reason = suppression_reason(session, key, email_key)
+    return reason is not None and reason not in LIFTED_BY_RECONFIRMING
+
+
+def lift_suppression(session: Session, key: bytes, email_key: str) -> None:
+    """The person joined and confirmed again: their erasure no longer stops mail."""
+    digest = address_hash(key, email_key)
+    session.execute(
+        delete(Suppression).where(Suppression.address_hash == digest, Suppression.reason.in_(LIFTED_BY_RECONFIRMING))
+    )
 
 
 def suppress_address(session: Session, key: bytes, email_key: str, reason: str, *, clock: Clock) -> None:
@@ -77,3 +99,30 @@ def suppress_address(session: Session, key: bytes, email_key: str, reason: str, 
     digest = address_hash(key, email_key)
     if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
         session.add(Suppression(address_hash=digest, reason=reason, created_at=clock.now()))
+
+
+def publish_wording(session: Session, text: str, privacy_notice_version: str, *, clock: Clock) -> ConsentWording:
+    """A new consent wording version; old ones stay unchanged, and each event points at the one shown (C1).
+
+    Raises InvalidInput for empty or oversized text."""
+    from .errors import InvalidInput
+
+    text = (text or "").strip()
+    privacy_notice_version = (privacy_notice_version or "").strip()
+    if not text:
+        raise InvalidInput("Enter the consent wording.", field="text")
+    if len(text) > 2000:
+        raise InvalidInput("The consent wording must be 2,000 characters or fewer.", field="text")
+    if not privacy_notice_version or len(privacy_notice_version) > 50:
+        raise InvalidInput("Enter the privacy notice version (up to 50 characters).", field="privacy_notice_version")
+    latest = session.scalar(select(ConsentWording.version).order_by(ConsentWording.version.desc()).limit(1)) or 0
+    wording = ConsentWording(
+        version=latest + 1, text=text, privacy_notice_version=privacy_notice_version, created_at=clock.now()
+    )
+    session.add(wording)
+    session.flush()
+    return wording
+
+
+def list_wordings(session: Session) -> list[ConsentWording]:
+    return list(session.scalars(select(ConsentWording).order_by(ConsentWording.version.desc())))

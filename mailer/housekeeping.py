@@ -5,23 +5,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .clock import Clock
-from .models import Member, MemberStatus, OutboxMessage, OutboxState
+from .models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
 
 
 @dataclass(frozen=True)
 class PurgeCounts:
     unconfirmed_members: int
     outbox_messages: int
+    deliveries_anonymised: int = 0
 
     def describe(self) -> str:
-        return f"purged {self.unconfirmed_members} unconfirmed signup(s), {self.outbox_messages} old outbox message(s)"
+        return (
+            f"purged {self.unconfirmed_members} unconfirmed signup(s), {self.outbox_messages} old outbox "
+            f"message(s); anonymised {self.deliveries_anonymised} old delivery record(s)"
+        )
 
 
-def purge(session: Session, *, clock: Clock, unconfirmed_after: timedelta, outbox_after: timedelta) -> PurgeCounts:
+@dataclass(frozen=True)
+class Retention:
+    unconfirmed: timedelta = timedelta(days=30)
+    outbox: timedelta = timedelta(days=30)
+    deliveries: timedelta = timedelta(days=365)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Retention:  # type: ignore[type-arg]
+        return cls(
+            unconfirmed=timedelta(days=float(config["MAILER_UNCONFIRMED_RETENTION_DAYS"])),
+            outbox=timedelta(days=float(config["MAILER_OUTBOX_RETENTION_DAYS"])),
+            deliveries=timedelta(days=float(config["MAILER_DELIVERY_RETENTION_DAYS"])),
+        )
+
+
+def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCounts:
     """Delete signups never confirmed within the retention period, and finished outbox rows.
 
     A pending member who was once a member (re-joining after leaving) is kept: their
@@ -32,7 +51,7 @@ def purge(session: Session, *, clock: Clock, unconfirmed_after: timedelta, outbo
             select(Member.id).where(
                 Member.status == MemberStatus.PENDING,
                 Member.confirmed_at.is_(None),
-                Member.created_at < now - unconfirmed_after,
+                Member.created_at < now - retention.unconfirmed,
             )
         )
     )
@@ -42,8 +61,22 @@ def purge(session: Session, *, clock: Clock, unconfirmed_after: timedelta, outbo
         delete(OutboxMessage)
         .where(
             OutboxMessage.state.in_([OutboxState.SENT, OutboxState.FAILED, OutboxState.DROPPED]),
-            OutboxMessage.created_at < now - outbox_after,
+            OutboxMessage.created_at < now - retention.outbox,
         )
         .execution_options(synchronize_session=False)
     )
-    return PurgeCounts(unconfirmed_members=len(stale), outbox_messages=finished.rowcount or 0)
+    anonymised = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.member_id.is_not(None),
+            Delivery.state.in_([DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED]),
+            Delivery.next_attempt_at < now - retention.deliveries,
+        )
+        .values(member_id=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return PurgeCounts(
+        unconfirmed_members=len(stale),
+        outbox_messages=finished.rowcount or 0,
+        deliveries_anonymised=anonymised.rowcount or 0,
+    )

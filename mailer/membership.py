@@ -72,7 +72,7 @@ def request_join(
     email, email_key = normalise_address(details.email)
     name = clean_name(details.name)
     groups = _groups(session, details.group_ids)
-    if consent.is_suppressed(session, policy.suppression_key, email_key):
+    if consent.blocks_joining(session, policy.suppression_key, email_key):
         return JoinOutcome.SUPPRESSED
     member = session.scalar(select(Member).where(Member.email_key == email_key))
     now = clock.now()
@@ -126,8 +126,9 @@ def confirm_membership(
         return member, False
     if member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
         raise NotPending("You left the list after this link was sent. Join again to get a new link.")
-    if consent.is_suppressed(session, policy.suppression_key, member.email_key):
+    if consent.blocks_joining(session, policy.suppression_key, member.email_key):
         raise TokenInvalid()
+    consent.lift_suppression(session, policy.suppression_key, member.email_key)
     now = clock.now()
     member.status, member.confirmed_at, member.unsubscribed_at, member.updated_at = (
         MemberStatus.MEMBER,
@@ -164,7 +165,7 @@ def resend_confirmation(
         return False
     if member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
         raise NotPending("You left the list after this link was sent. Join again to get a new link.")
-    if consent.is_suppressed(session, policy.suppression_key, member.email_key):
+    if consent.blocks_joining(session, policy.suppression_key, member.email_key):
         return False
     if not _may_send_confirmation(member, policy, clock):
         return False
@@ -226,3 +227,23 @@ def _groups(session: Session, group_ids: list[int]) -> list[Group]:
     if len(groups) != len(wanted):
         raise InvalidInput("Choose groups from the list.", field="groups")
     return groups
+
+
+def request_preferences_link(
+    session: Session, email: str, *, policy: MembershipPolicy, clock: Clock
+) -> bool:
+    """Email a fresh preferences link to a member who lost theirs; the page answers the same either way.
+
+    Returns whether a mail was queued (at most one link mail per address per interval)."""
+    try:
+        _, email_key = normalise_address(email)
+    except InvalidInput:
+        return False
+    member = session.scalar(select(Member).where(Member.email_key == email_key))
+    if member is None or member.status is not MemberStatus.MEMBER:
+        return False
+    if not _may_send_confirmation(member, policy, clock):
+        return False
+    member.last_confirmation_sent_at = clock.now()
+    enqueue_mail(session, MailKind.PREFERENCES_LINK, member_id=member.id, clock=clock)
+    return True

@@ -94,6 +94,7 @@ class MailKind(enum.StrEnum):
     ALREADY_MEMBER = "already_member"
     WELCOME = "welcome"
     TEST = "test"
+    PREFERENCES_LINK = "preferences_link"
 
 
 class OutboxState(enum.StrEnum):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 import signal
-from datetime import timedelta
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from .extensions import db
-from .housekeeping import purge
+from .housekeeping import Retention, purge
 from .runner import run_tick_for_app
 from .transaction import transaction
 
@@ -32,10 +31,7 @@ def housekeeping_job(app: Flask) -> None:
         try:
             with transaction(db.session):
                 counts = purge(
-                    db.session,
-                    clock=app.extensions["mailer.clock"],
-                    unconfirmed_after=timedelta(days=float(app.config["MAILER_UNCONFIRMED_RETENTION_DAYS"])),
-                    outbox_after=timedelta(days=float(app.config["MAILER_OUTBOX_RETENTION_DAYS"])),
+                    db.session, clock=app.extensions["mailer.clock"], retention=Retention.from_config(app.config)
                 )
             log.info("housekeeping: %s", counts.describe())
         finally:

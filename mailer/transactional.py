@@ -14,7 +14,7 @@ from .emails import MailSettings, MailTemplate, build_message, render_template
 from .models import MailKind
 from .tokens import Purpose, make_token
 
-SLOTS = ["name", "confirm_url", "unsubscribe_url"]
+SLOTS = ["name", "confirm_url", "unsubscribe_url", "preferences_url"]
 NAME_FALLBACK = "parent or carer"
 
 
@@ -55,8 +55,9 @@ class TransactionalMail:
         values = {"name": name or NAME_FALLBACK}
         if kind is MailKind.CONFIRM:
             values["confirm_url"] = self.link(Purpose.CONFIRM, member_id, version)
-        if kind in (MailKind.WELCOME, MailKind.ALREADY_MEMBER):
+        if kind in (MailKind.WELCOME, MailKind.ALREADY_MEMBER, MailKind.PREFERENCES_LINK):
             values["unsubscribe_url"] = self.link(Purpose.UNSUBSCRIBE, member_id, version)
+            values["preferences_url"] = self.link(Purpose.PREFERENCES, member_id, version)
         return values
 
     def _template(self, kind: MailKind) -> MailTemplate:

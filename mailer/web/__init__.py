@@ -19,16 +19,30 @@ def register_web(app: Flask) -> None:
     from ..extensions import login_manager
     from .admin import bp as admin_bp
     from .archive import bp as archive_bp
+    from .member import bp as member_bp
     from .public import bp as public_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(archive_bp)
+    app.register_blueprint(member_bp)
     app.register_blueprint(admin_bp)
     login_manager.login_view = "admin.login"
     login_manager.login_message = "Log in to see that page."
     register_error_pages(app)
     app.after_request(_security_headers)
     app.jinja_env.globals["field_attrs"] = field_attrs
+    app.jinja_env.globals["unsubscribe_token"] = _unsubscribe_token
+
+
+def _unsubscribe_token(member: Any) -> str:
+    from flask import current_app
+
+    from ..tokens import Purpose, make_token
+
+    return make_token(
+        current_app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member.id, member.token_version,
+        clock=current_app.extensions["mailer.clock"],
+    )
 
 
 def field_attrs(field: Any, *, has_hint: bool = False, **attrs: Any) -> dict[str, Any]:

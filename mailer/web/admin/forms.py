@@ -28,3 +28,10 @@ class ScheduleForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
+
+
+class ConsentWordingForm(FlaskForm):
+    text = TextAreaField("Consent wording", validators=[DataRequired("Enter the consent wording."), Length(max=2000)])
+    privacy_notice_version = StringField(
+        "Privacy notice version", validators=[DataRequired("Enter the privacy notice version."), Length(max=50)]
+    )

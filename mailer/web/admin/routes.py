@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from wtforms import SelectChoice
 
 from ... import announcements as domain
+from ... import consent
 from ...admins import authenticate
 from ...announcement_mail import AnnouncementContent
 from ...errors import InvalidInput
@@ -30,7 +31,7 @@ from ...outbox import enqueue_mail
 from ...transaction import transaction
 from ..context import announcement_mail, clock
 from . import bp
-from .forms import ActionForm, AnnouncementForm, LoginForm, ScheduleForm
+from .forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
 
 log = logging.getLogger(__name__)
 REPORT_PAGE_SIZE = 100
@@ -298,3 +299,23 @@ def _content(item: Announcement) -> AnnouncementContent:
     return AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
 
 
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+def consent_wording():  # type: ignore[no-untyped-def]
+    """Publish a new consent wording; earlier versions are kept as they were (C1)."""
+    current = consent.current_wording(db.session)
+    form = ConsentWordingForm(data={"text": current.text, "privacy_notice_version": current.privacy_notice_version})
+    if form.validate_on_submit():
+        try:
+            with transaction(db.session):
+                wording = consent.publish_wording(
+                    db.session, form.text.data or "", form.privacy_notice_version.data or "", clock=clock()
+                )
+        except InvalidInput as exc:
+            getattr(form, exc.field or "text").errors.append(str(exc))
+        else:
+            flash(f"Version {wording.version} is now shown on the join form.")
+            return redirect(url_for("admin.consent_wording"), 303)
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/consent.html", form=form, wordings=consent.list_wordings(db.session)), status

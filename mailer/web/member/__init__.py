@@ -1,0 +1,7 @@
+"""Members' own pages behind a signed link: preferences, data download, erasure (J5)."""
+
+from flask import Blueprint
+
+bp = Blueprint("member", __name__)
+
+from . import routes  # noqa: E402,F401

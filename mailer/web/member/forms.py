@@ -1,0 +1,26 @@
+"""Member forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import RadioField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length
+
+from ..public.forms import SOCIAL_MEDIA_CHOICES, CheckboxesField
+
+
+class PreferencesForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired("Enter your name."), Length(max=100, message="Your name must be 100 characters or fewer.")])
+    groups = CheckboxesField("Which news would you like?", coerce=int, validate_choice=True)
+    social_media = RadioField(
+        "Do you follow the forum on social media?",
+        choices=SOCIAL_MEDIA_CHOICES,
+        validators=[InputRequired("Tell us whether you follow the forum on social media.")],
+    )
+
+
+class LostLinkForm(FlaskForm):
+    email = StringField(
+        "Email address",
+        validators=[DataRequired("Enter your email address."), Length(max=254, message="Enter a valid email address, like name@example.com.")],
+    )

@@ -1,0 +1,109 @@
+"""Preferences, download and erasure. Every page here is reached by a secret link: no-store, no referrer."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Response, current_app, redirect, render_template, url_for
+from wtforms import SelectChoice
+
+from ... import membership, rights
+from ...errors import InvalidInput
+from ...extensions import db, limiter
+from ...models import ConsentMethod, Member, SocialMedia
+from ...tokens import Purpose, read_token
+from ...transaction import transaction
+from ..context import clock, evidence, membership_policy
+from ..public.forms import ButtonForm
+from . import bp
+from .forms import LostLinkForm, PreferencesForm
+
+log = logging.getLogger(__name__)
+
+
+def _member(token: str) -> Member:
+    member_id, version = read_token(current_app.config["SECRET_KEY"], Purpose.PREFERENCES, token, clock=clock())
+    return membership.find_member_for_link(db.session, member_id, version)
+
+
+def _form(member: Member | None = None) -> PreferencesForm:
+    data = None
+    if member is not None:
+        data = {"name": member.name, "groups": [g.id for g in member.groups], "social_media": member.social_media.value}
+    form = PreferencesForm(data=data)
+    form.groups.choices = [SelectChoice(g.id, g.name) for g in membership.list_groups(db.session)]
+    return form
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+def preferences(token: str):  # type: ignore[no-untyped-def]
+    member = _member(token)
+    form = _form(None if _is_post() else member)
+    saved = False
+    if form.validate_on_submit():
+        try:
+            with transaction(db.session):
+                saved = rights.update_preferences(
+                    db.session,
+                    member,
+                    rights.Preferences(
+                        name=form.name.data or "",
+                        social_media=SocialMedia(form.social_media.data),
+                        group_ids=list(form.groups.data or []),
+                    ),
+                    evidence(ConsentMethod.EMAIL_LINK),
+                    clock=clock(),
+                )
+        except InvalidInput as exc:
+            getattr(form, exc.field or "name").errors.append(str(exc))
+        else:
+            return render_template("member/preferences.html", form=_form(member), member=member, token=token,
+                                   saved=True, changed=saved)
+    status = 400 if form.is_submitted() else 200
+    return render_template("member/preferences.html", form=form, member=member, token=token, saved=False), status
+
+
+@bp.get("/preferences/<token>/data.json")
+def download(token: str):  # type: ignore[no-untyped-def]
+    member = _member(token)
+    body = json.dumps(rights.export_member_data(db.session, member), indent=2, ensure_ascii=False)
+    response = Response(body, mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="my-forum-data.json"'
+    return response
+
+
+@bp.route("/preferences/<token>/erase", methods=["GET", "POST"])
+def erase(token: str):  # type: ignore[no-untyped-def]
+    member = _member(token)
+    form = ButtonForm()
+    if form.validate_on_submit():
+        with transaction(db.session):
+            rights.erase_member(db.session, member, suppression_key=membership_policy().suppression_key, clock=clock())
+        log.info("member erased at their request")
+        return render_template("member/erased.html")
+    return render_template("member/erase.html", form=form, member=member)
+
+
+@bp.route("/preferences", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["MAILER_JOIN_RATE_LIMIT"], methods=["POST"])
+def lost_link():  # type: ignore[no-untyped-def]
+    """A member who lost their link asks for a new one; the answer is the same for any address."""
+    form = LostLinkForm()
+    if form.validate_on_submit():
+        with transaction(db.session):
+            membership.request_preferences_link(db.session, form.email.data or "", policy=membership_policy(), clock=clock())
+        return redirect(url_for("member.lost_link_sent"), 303)
+    status = 400 if form.is_submitted() else 200
+    return render_template("member/lost_link.html", form=form), status
+
+
+@bp.get("/preferences/link-sent")
+def lost_link_sent():  # type: ignore[no-untyped-def]
+    return render_template("member/lost_link_sent.html")
+
+
+def _is_post() -> bool:
+    from flask import request
+
+    return request.method == "POST"
