@@ -41,3 +41,18 @@ def post_button(client: Any, path: str) -> Any:
     page = client.get(path)
     assert page.status_code == 200, page.status_code
     return client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+
+
+def join_and_confirm(app: Any, client: Any, smtp: Any, email: str, **join_args: Any) -> Any:
+    """Join through the form, confirm through the emailed link; returns the welcome message."""
+    from mailer.runner import run_tick_for_app
+    from support.mail import link_to
+
+    before = len(smtp.received)
+    join(client, email=email, **join_args)
+    run_tick_for_app(app)
+    confirmation = smtp.wait_for(before + 1)[before].message
+    response = post_button(client, path_of(link_to(confirmation, "/confirm/")))
+    assert response.status_code == 200, response.status_code
+    run_tick_for_app(app)
+    return smtp.wait_for(before + 2)[before + 1].message
