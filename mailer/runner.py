@@ -4,19 +4,36 @@ The worker, `send-due` and tests all come through here, so they send the same wa
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from flask import Flask
 
 from .announcement_mail import AnnouncementMail
 from .dkim_signing import DkimSigner
 from .emails import MailSettings
 from .engine.settings import EngineSettings
+from .engine.rate_limit import RateLimiter
 from .engine.tick import TickSummary, run_tick
 from .engine.transport import SmtpTransport, flask_mail_opener
 from .extensions import db
 from .transactional import TransactionalMail
 
 
-def run_tick_for_app(app: Flask) -> TickSummary:
+def rate_limiter_for(app: Flask) -> RateLimiter | None:
+    """The worker's rate limit lives as long as the app, so its window spans ticks."""
+    per_minute = int(app.config["MAILER_RATE_LIMIT_PER_MINUTE"] or 0)
+    if per_minute <= 0:
+        return None
+    limiter = app.extensions.get("mailer.rate_limiter")
+    if limiter is None or limiter.per_minute != per_minute:
+        sleep = app.extensions.get("mailer.sleep", time.sleep)
+        limiter = RateLimiter(per_minute, app.extensions["mailer.clock"], sleep)
+        app.extensions["mailer.rate_limiter"] = limiter
+    return limiter
+
+
+def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | None = None) -> TickSummary:
     """One pass over due work inside its own app context (jobs get no ORM objects)."""
     with app.app_context():
         config = app.config
@@ -43,13 +60,16 @@ def run_tick_for_app(app: Flask) -> TickSummary:
             return run_tick(
                 db.session,
                 open_transport=lambda: SmtpTransport(
-                    opener, max_per_connection=int(config["MAILER_SMTP_MAX_PER_CONNECTION"])
+                    opener,
+                    max_per_connection=int(config["MAILER_SMTP_MAX_PER_CONNECTION"]),
+                    rate_limiter=rate_limiter_for(app),
                 ),
                 mail=mail,
                 announcement_mail=announcement_mail,
                 settings=engine_settings,
                 clock=clock,
                 sign=signer.sign if signer else None,
+                on_batch=on_batch,
             )
         finally:
             db.session.remove()

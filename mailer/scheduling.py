@@ -15,6 +15,7 @@ from .extensions import db
 from .housekeeping import Retention, purge
 from .runner import run_tick_for_app
 from .transaction import transaction
+from .worker_lock import single_worker
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,15 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     return scheduler
 
 
-def run_worker(app: Flask) -> None:
-    """Block until SIGTERM or Ctrl-C, then let a running tick finish and return."""
+def run_worker(app: Flask, *, wait_for_lock: bool = True) -> None:
+    """Block until SIGTERM or Ctrl-C, then let a running tick finish and return.
+
+    On SQLite only one worker may run: a second one waits for the first (or refuses)."""
+    with single_worker(app.config["SQLALCHEMY_DATABASE_URI"], wait=wait_for_lock):
+        _run_scheduler(app)
+
+
+def _run_scheduler(app: Flask) -> None:
     scheduler = build_scheduler(app)
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -31,6 +31,16 @@ def make_token(secret_key: str, purpose: Purpose, member_id: int, version: int, 
     return _serializer(secret_key, purpose, clock).dumps([member_id, version])
 
 
+class TokenMaker:
+    """Makes many tokens with one serializer per purpose: for sends to thousands of members."""
+
+    def __init__(self, secret_key: str, clock: Clock) -> None:
+        self._serializers = {purpose: _serializer(secret_key, purpose, clock) for purpose in Purpose}
+
+    def make(self, purpose: Purpose, member_id: int, version: int) -> str:
+        return self._serializers[purpose].dumps([member_id, version])
+
+
 def read_token(
     secret_key: str, purpose: Purpose, token: str, *, clock: Clock, max_age_seconds: int | None = None
 ) -> tuple[int, int]:

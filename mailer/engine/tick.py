@@ -62,6 +62,7 @@ def run_tick(
     settings: EngineSettings,
     clock: Clock,
     sign: Callable[[bytes], bytes] | None = None,
+    on_batch: Callable[[TickSummary], None] | None = None,
 ) -> TickSummary:
     """Start due announcements, then send outbox mail and deliveries in turn over one connection.
 
@@ -80,6 +81,8 @@ def run_tick(
                 session, transport, announcement_mail, settings=settings, clock=clock, sign=sign
             )
             summary.deliveries.add(deliveries)
+            if on_batch is not None and (outbox_claimed or delivery_claimed):
+                on_batch(summary)
             if deliveries.server_unavailable:
                 break
             if outbox_claimed < settings.batch_size and delivery_claimed < settings.batch_size:

@@ -74,8 +74,15 @@ def flask_mail_opener(mail_state: Any, timeout: float) -> Callable[[], smtplib.S
 class SmtpTransport:
     """Sends prebuilt messages over one connection, reopened after a drop or every N messages."""
 
-    def __init__(self, open_connection: Callable[[], smtplib.SMTP], *, max_per_connection: int = 500) -> None:
+    def __init__(
+        self,
+        open_connection: Callable[[], smtplib.SMTP],
+        *,
+        max_per_connection: int = 500,
+        rate_limiter: Any = None,
+    ) -> None:
         self._open = open_connection
+        self._limiter = rate_limiter
         self._max_per_connection = max(1, max_per_connection)
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
@@ -86,6 +93,8 @@ class SmtpTransport:
         if self._smtp is not None and self._sent_on_connection >= self._max_per_connection:
             self.close()
         reused = self._smtp is not None
+        if self._limiter is not None:
+            self._limiter.wait()
         try:
             self._send_once(envelope_from, recipient, raw)
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
