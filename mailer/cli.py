@@ -33,7 +33,7 @@ def worker_command(once: bool) -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
-        click.echo(run_tick_for_app(app).describe())
+        click.echo(run_tick_for_app(app, on_batch=_terminal_progress()).describe())
         return
     run_worker(app)
 
@@ -44,8 +44,41 @@ def send_due_command() -> None:
     """Send everything that is due now, once (for cron), and print what happened."""
     from .runner import run_tick_for_app
 
-    summary = run_tick_for_app(current_app._get_current_object())  # type: ignore[attr-defined]
+    summary = run_tick_for_app(current_app._get_current_object(), on_batch=_terminal_progress())  # type: ignore[attr-defined]
     click.echo(summary.describe())
+
+
+def _terminal_progress():  # type: ignore[no-untyped-def]
+    """A progress bar on stderr when a person runs a long send by hand; nothing in logs or pipes."""
+    import sys
+    import time
+
+    from sqlalchemy import func, select
+
+    from .models import Announcement, AnnouncementState, Delivery, DeliveryState, OutboxMessage, OutboxState
+
+    if not sys.stderr.isatty():
+        return None
+    started = time.monotonic()
+
+    def show(summary) -> None:  # type: ignore[no-untyped-def]
+        done = summary.outbox.sent + summary.deliveries.sent + summary.deliveries.skipped + summary.deliveries.failed
+        with db.engine.connect() as conn:
+            waiting = conn.scalar(
+                select(func.count()).select_from(Delivery).join(Announcement, Announcement.id == Delivery.announcement_id)
+                .where(Announcement.state == AnnouncementState.SENDING,
+                       Delivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]))
+            ) + conn.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == OutboxState.PENDING))
+        total = max(done + waiting, 1)
+        width = 30
+        filled = int(width * done / total)
+        rate = done / max(time.monotonic() - started, 1e-6)
+        sys.stderr.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {done}/{total} {100 * done // total}% {rate:.0f} msg/s ")
+        if waiting == 0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
 
 
 @click.command("purge")

@@ -165,6 +165,7 @@ def send_delivery_batch(
     summary = DeliverySummary()
     if not ids:
         return 0, summary
+    started = time.monotonic()
     with transaction(session):
         recipients = _load_recipients(session, ids)
         contents = _load_contents(session, {r.announcement_id for r in recipients})
@@ -210,6 +211,11 @@ def send_delivery_batch(
         if len(results) >= settings.mark_every:
             _record(session, results, settings=settings, clock=clock, summary=summary)
     _record(session, results, settings=settings, clock=clock, summary=summary)
+    elapsed = max(time.monotonic() - started, 1e-6)
+    log.info(
+        "deliveries batch: %d sent, %d failed, %d retrying, %d skipped in %.2fs (%.0f msg/s)",
+        summary.sent, summary.failed, summary.retrying, summary.skipped, elapsed, summary.sent / elapsed,
+    )
     return len(ids), summary
 
 
