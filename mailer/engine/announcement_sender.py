@@ -309,7 +309,7 @@ def _record(
             if failure is None:
                 by_state.setdefault(state, []).append(recipient.delivery_id)
         for state, ids in by_state.items():
-            values: dict[str, object] = {"state": state, "claimed_by": None}
+            values: dict[str, object] = {"state": state}
             if state is DeliveryState.SENT:
                 values.update(sent_at=now, attempts=Delivery.attempts + 1, last_error=None)
                 summary.sent += len(ids)
@@ -328,7 +328,6 @@ def _record(
                 continue
             delivery.attempts += 1
             delivery.last_error = str(failure)[:500]
-            delivery.claimed_by = None
             if failure.permanent:
                 delivery.state = DeliveryState.FAILED
                 summary.failed += 1

@@ -92,3 +92,18 @@ def compose(client: Any, *, subject: str, body: str, groups: list[int] | None = 
     response = admin_post(client, "/admin/announcements/new", "/admin/announcements/new", data)
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
     return int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+
+
+def due_announcement(app: Any, clock: FrozenClock, *, subject: str = "News", body: str = "# News\n\nHello.",
+                     group_ids: list[int] | None = None) -> int:
+    """An announcement scheduled for now, made through the domain (the pages are tested elsewhere)."""
+    from mailer.announcements import AnnouncementDraft, create_announcement, send_announcement_now
+
+    with app.app_context():
+        item = create_announcement(
+            db.session, AnnouncementDraft(subject=subject, body_markdown=body, group_ids=group_ids or []),
+            admin_id=None, clock=clock,
+        )
+        send_announcement_now(db.session, item, clock=clock)
+        db.session.commit()
+        return item.id

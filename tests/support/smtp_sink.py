@@ -40,6 +40,7 @@ class Received:
 class _Rules:
     rcpt_replies: dict[str, list[str]] = field(default_factory=dict)  # address -> queued replies
     delay_seconds: float = 0.0
+    drop_every: int = 0  # close the connection abruptly at every Nth message on a connection
 
 
 class _Handler:
@@ -61,6 +62,14 @@ class _Handler:
         delay = self.sink._rules.delay_seconds
         if delay:
             await asyncio.sleep(delay)
+        drop_every = self.sink._rules.drop_every
+        if drop_every:
+            count = getattr(session, "mailer_count", 0) + 1
+            session.mailer_count = count  # type: ignore[attr-defined]
+            if count % drop_every == 0:
+                self.sink.dropped += 1
+                server.transport.abort()  # like a relay that goes away mid-transaction: not accepted
+                return "421 4.4.2 connection dropped"
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
         with self.sink._cond:
             self.sink.received.append(item)
@@ -75,6 +84,7 @@ class SmtpSink:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.received: list[Received] = []
+        self.dropped = 0
         self._rules = _Rules()
         self._lock = threading.Lock()
         self._cond = threading.Condition()
@@ -101,6 +111,9 @@ class SmtpSink:
 
     def slow_down(self, seconds: float) -> None:
         self._rules.delay_seconds = seconds
+
+    def drop_connection_every(self, count: int) -> None:
+        self._rules.drop_every = count
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Block until `count` messages arrived; fail showing what did arrive."""
