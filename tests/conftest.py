@@ -132,6 +132,18 @@ def database_uri(request: pytest.FixtureRequest, database_factory: DatabaseFacto
 
 
 @pytest.fixture
+def postgres_uri(database_factory: DatabaseFactory) -> Iterator[str]:
+    """For tests that only make sense on PostgreSQL (several workers)."""
+    if not POSTGRES_URL:
+        skip_or_fail("TEST_POSTGRES_URL is not set")
+    uri, name = database_factory.postgres()
+    try:
+        yield uri
+    finally:
+        database_factory.drop_postgres(name)
+
+
+@pytest.fixture
 def sqlite_uri(database_factory: DatabaseFactory, tmp_path: Path) -> str:
     """For tests about one-process behaviour that needs no second backend."""
     return database_factory.sqlite(tmp_path)

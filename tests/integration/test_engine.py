@@ -7,10 +7,10 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
-from conftest import POSTGRES_URL, skip_or_fail
+from conftest import base_config
+from mailer import create_app
 from mailer.clock import FrozenClock
 from mailer.engine.rate_limit import RateLimiter
 from mailer.extensions import db
@@ -150,11 +150,11 @@ def test_550_fails_counts_a_bounce_and_suppresses_at_the_threshold(make_app, clo
     assert [r.rcpt_tos[0] for r in smtp.received] == ["good@example.org"] * 3
 
 
-def test_three_postgres_workers_share_a_send_exactly_once(clock, smtp, tmp_path, make_app, database_uri):
+def test_three_postgres_workers_share_a_send_exactly_once(clock, smtp, tmp_path, postgres_uri):
     """Three worker processes on PostgreSQL share a 5000-member send: each message arrives once, work is spread."""
-    if not database_uri.startswith("postgresql"):
-        pytest.skip("several workers need PostgreSQL (the SQLite variant of this test is the lock test)")
-    app = make_app()
+    database_uri = postgres_uri
+    app = create_app(base_config(postgres_uri, smtp))
+    app.extensions["mailer.clock"] = clock
     members = 5000
     add_members(app, clock, members)
     clock.set(datetime.now(UTC))
