@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,7 @@ def record_consent(
         wording_id=wording.id if wording else None,
         email=member.email,
         ip_address=(evidence.ip_address or None) and evidence.ip_address[:45],
-        user_agent=(evidence.user_agent or None) and evidence.user_agent[:300],
+        user_agent=_printable(evidence.user_agent)[:300] or None,
         detail=detail,
     )
     session.add(event)
@@ -69,6 +70,12 @@ def record_consent(
 
 # Suppressed by the person's own request: joining and confirming again lifts it.
 LIFTED_BY_RECONFIRMING = frozenset({"erased"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str | None) -> str:
+    """Evidence text as sent, minus control characters (PostgreSQL cannot store a NUL at all)."""
+    return _CONTROL.sub("", value or "")
 
 
 def suppression_reason(session: Session, key: bytes, email_key: str) -> str | None:

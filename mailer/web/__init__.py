@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, abort, request
+from werkzeug.routing import IntegerConverter
 
 from .errors import register_error_pages
 
@@ -22,6 +23,8 @@ def register_web(app: Flask) -> None:
     from .member import bp as member_bp
     from .public import bp as public_bp
 
+    app.url_map.converters["int"] = DatabaseIdConverter
+    app.before_request(_refuse_nul_characters)
     app.register_blueprint(public_bp)
     app.register_blueprint(archive_bp)
     app.register_blueprint(member_bp)
@@ -43,6 +46,23 @@ def _unsubscribe_token(member: Any) -> str:
         current_app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member.id, member.token_version,
         clock=current_app.extensions["mailer.clock"],
     )
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """<int:...> in a URL is a row id: a number no integer column can hold finds no page (404),
+    instead of overflowing in the database driver (a 500)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def _refuse_nul_characters() -> None:
+    """No form or query value may hold NUL: PostgreSQL can neither store nor compare one,
+    so it would surface as a 500 wherever the value reaches a query."""
+    for values in (request.args, request.form):
+        if any("\x00" in value for _, items in values.lists() for value in items):
+            abort(400, "The form contained a character that is not allowed. Remove it and try again.")
 
 
 def field_attrs(field: Any, *, has_hint: bool = False, **attrs: Any) -> dict[str, Any]:

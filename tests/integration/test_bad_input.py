@@ -1,0 +1,395 @@
+"""Bad input gets a clear 4xx page, never a 500, and changes nothing (Security; J1, J2, E3).
+
+Each test counts members, consent events and outbox rows before and after the request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from mailer import consent
+from mailer.addresses import normalise_address, suppression_key
+from mailer.extensions import db
+from mailer.models import ConsentEvent, MailKind, Member, MemberStatus, OutboxMessage
+from mailer.outbox import enqueue_mail
+from mailer.runner import run_tick_for_app
+from mailer.tokens import Purpose, make_token
+from support.factories import add_member, logged_in_admin
+from support.web import csrf_token, join
+
+ALREADY_MEMBER_SUBJECT = "You are already a member of Test Parent Carer Forum"
+CONFIRM_SUBJECT = "Please confirm you want to join Test Parent Carer Forum"
+
+# The many variants of one refusal run on SQLite only: each is refused before any write, so the
+# backend plays no part; the single-case tests below run on both backends.
+sqlite_only = pytest.mark.parametrize("database_uri", ["sqlite"], indirect=True)
+
+
+def counts(app: Any) -> tuple[int, int, int]:
+    """(members, consent events, outbox rows): what a rejected request must leave alone."""
+    with app.app_context():
+        return tuple(  # type: ignore[return-value]
+            db.session.scalar(select(func.count()).select_from(model)) for model in (Member, ConsentEvent, OutboxMessage)
+        )
+
+
+def pending_member(app: Any, clock: Any, email: str = "pending@example.org") -> int:
+    with app.app_context():
+        return add_member(email, clock=clock, status=MemberStatus.PENDING)
+
+
+def confirm_token(app: Any, clock: Any, member_id: int, version: int = 1) -> str:
+    return make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, member_id, version, clock=clock)
+
+
+def page_text(response: Any) -> str:
+    assert response.content_type.startswith("text/html"), response.content_type
+    return response.get_data(as_text=True)
+
+
+def assert_clear_page(response: Any, status: int, *phrases: str) -> str:
+    body = page_text(response)
+    assert response.status_code == status, body[:1500]
+    assert "Sorry, something went wrong" not in body
+    for phrase in phrases:
+        assert phrase in body, f"{phrase!r} not on the {status} page"
+    return body
+
+
+# --- the join form ---------------------------------------------------------
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "N" * 10240}, "Your name must be 100 characters or fewer."),
+        ({"email": "a" * 10240 + "@example.org"}, "Enter a valid email address, like name@example.com."),
+        ({"email": "not-an-address"}, "Enter a valid email address, like name@example.com."),
+        ({"email": "zoe@example.org\r\nBcc: evil@example.org"}, "Enter a valid email address"),
+        ({"name": "Zoe\r\nBcc: evil@example.org"}, "must not contain line breaks or control characters"),
+        ({"name": "Zoe\nParent"}, "must not contain line breaks or control characters"),
+        ({"name": "Zoe\x07Parent"}, "must not contain line breaks or control characters"),
+        ({"name": "Zoe\x1bParent"}, "must not contain line breaks or control characters"),
+        ({"name": "Zoe\u2028Parent"}, "must not contain line breaks or control characters"),
+    ],
+    ids=["name-10kb", "email-10kb", "invalid-address", "email-crlf", "name-crlf", "name-lf", "name-bell",
+         "name-escape", "name-line-separator"],
+)
+def test_bad_join_fields_get_a_400_form_and_store_nothing(app, client, smtp, fields, message):
+    """Oversized, invalid or control-character input is refused on the form with a reason, storing nothing."""
+    before = counts(app)
+    response = join(client, **{"email": "zoe@example.org", "name": "Zoe Parent", **fields})
+    body = assert_clear_page(response, 400, message, "Join our email list")
+    assert "Error: Join our email list" in body  # the title tells screen-reader users at once
+    assert counts(app) == before
+    assert run_tick_for_app(app).outbox.sent == 0
+    assert smtp.received == []
+
+
+def test_missing_consent_tickbox_is_refused(app, client):
+    """J1/C1: without the ticked consent box nothing is stored, and the page says why."""
+    before = counts(app)
+    response = join(client, email="noconsent@example.org", consent=False)
+    assert_clear_page(response, 400, "Tick the box to say you want to get our emails.")
+    assert counts(app) == before
+
+
+@sqlite_only
+@pytest.mark.parametrize("group", ["999", "0", "-1", "not-a-number"])
+def test_unknown_group_is_refused(app, client, group):
+    """Groups come from the list; a forged id is a 400 on the form, not a 500 or a half-made member."""
+    before = counts(app)
+    page = client.get("/join")
+    response = client.post("/join", data={
+        "csrf_token": csrf_token(page.get_data(as_text=True)), "name": "Zoe", "email": "group@example.org",
+        "social_media": "no", "groups": ["1", group], "consent": "y",
+    })
+    body = assert_clear_page(response, 400, "Join our email list")
+    assert 'id="groups-error"' in body and '<a href="#groups">' in body  # the error names the field
+    assert counts(app) == before
+
+
+def test_unknown_social_media_answer_is_refused(app, client):
+    """The radio buttons have three answers; anything else is a 400, not a 500 from the enum."""
+    before = counts(app)
+    response = join(client, email="radio@example.org", social_media="maybe")
+    assert_clear_page(response, 400, "Join our email list")
+    assert counts(app) == before
+
+
+def test_join_without_csrf_token_is_refused(app, client):
+    """Security: a join POST without its CSRF token gets the 'please try again' page and stores nothing."""
+    before = counts(app)
+    response = client.post("/join", data={
+        "name": "Zoe", "email": "csrf@example.org", "social_media": "no", "groups": ["1"], "consent": "y",
+    })
+    assert_clear_page(response, 400, "Please try again", "Nothing was changed")
+    assert counts(app) == before
+
+
+@sqlite_only
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_wrong_method_on_join_is_a_405_page(app, client, method):
+    """A wrong HTTP method gets the 405 page with words a person understands."""
+    before = counts(app)
+    response = client.open("/join", method=method, data={"email": "x@example.org"})
+    assert_clear_page(response, 405, "That is not how this page works")
+    assert "GET" in response.headers["Allow"] and "POST" in response.headers["Allow"]
+    assert counts(app) == before
+
+
+def test_body_over_max_content_length_is_a_413_page(app, client):
+    """An oversized POST body is refused before parsing with the 413 page."""
+    before = counts(app)
+    size = app.config["MAX_CONTENT_LENGTH"] + 1024
+    response = client.post(
+        "/join", data=b"name=" + b"x" * size, content_type="application/x-www-form-urlencoded"
+    )
+    assert_clear_page(response, 413, "That was too much to send")
+    assert counts(app) == before
+
+
+def test_honeypot_is_answered_like_success_but_stores_nothing(app, client, smtp):
+    """Bots that fill the hidden field get the ordinary 303, and nothing is stored or queued."""
+    before = counts(app)
+    normal = join(client, email="human@example.org")
+    after_human = counts(app)
+    bot = join(client, email="bot@example.org", website="http://spam.example")
+    assert bot.status_code == normal.status_code == 303
+    assert bot.headers["Location"] == normal.headers["Location"]
+    assert counts(app) == after_human != before
+    run_tick_for_app(app)
+    assert [r.rcpt_tos for r in smtp.wait_for(1)] == [["human@example.org"]]
+
+
+# --- header injection (E3) -------------------------------------------------
+
+
+def test_crlf_in_a_stored_name_never_becomes_a_header(app, smtp, clock):
+    """E3: even a name that bypassed the form (an import, an old row) cannot add a Bcc or a recipient."""
+    with app.app_context():
+        member_id = add_member(
+            "target@example.org", clock=clock, status=MemberStatus.PENDING, name="Zoe\r\nBcc: evil@example.org"
+        )
+        enqueue_mail(db.session, MailKind.CONFIRM, member_id=member_id, clock=clock)
+        db.session.commit()
+
+    assert run_tick_for_app(app).outbox.sent == 1
+    (received,) = smtp.wait_for(1)
+    assert received.rcpt_tos == ["target@example.org"]
+    message = received.message
+    assert message["Bcc"] is None
+    header_block = received.raw.split(b"\r\n\r\n", 1)[0]
+    header_names = [line.split(b":", 1)[0] for line in header_block.split(b"\r\n") if line[:1] not in (b" ", b"\t")]
+    assert b"Bcc" not in header_names and header_names.count(b"To") == 1
+    (to,) = message["To"].addresses
+    assert to.addr_spec == "target@example.org"
+    assert "\r" not in to.display_name and "\n" not in to.display_name
+    assert "Zoe" in to.display_name
+    assert "evil@example.org" not in str(message["To"]).split("<")[-1]
+
+
+# --- confirmation links ----------------------------------------------------
+
+
+def _tamper(token: str, index: int) -> str:
+    char = token[index]
+    return token[:index] + ("A" if char != "A" else "B") + token[index + 1 :]
+
+
+def _bad_tokens(app: Any, clock: Any, member_id: int) -> dict[str, str]:
+    good = confirm_token(app, clock, member_id)
+    signature_start = good.rindex(".") + 1
+    return {
+        "tampered-payload": _tamper(good, 0),
+        "tampered-signature": _tamper(good, signature_start),
+        "truncated": good[:-6],
+        "no-signature": good[: signature_start - 1],
+        "garbage": "not-a-token",
+        "too-long": good + "A" * 600,
+        "unsubscribe-purpose": make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member_id, 1, clock=clock),
+        "other-secret": make_token("another-secret", Purpose.CONFIRM, member_id, 1, clock=clock),
+        "old-version": confirm_token(app, clock, member_id, version=0),
+        "unknown-member": confirm_token(app, clock, member_id + 1000),
+    }
+
+
+BAD_TOKEN_KINDS = [
+    "tampered-payload", "tampered-signature", "truncated", "no-signature", "garbage", "too-long",
+    "unsubscribe-purpose", "other-secret", "old-version", "unknown-member",
+]
+
+
+@sqlite_only
+@pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
+def test_bad_confirmation_link_is_a_400_page_and_confirms_nothing(app, client, clock, kind):
+    """Tampered, truncated, foreign-purpose, revoked or unknown links get the 'link does not work' page (GET and POST)."""
+    member_id = pending_member(app, clock)
+    token = _bad_tokens(app, clock, member_id)[kind]
+    before = counts(app)
+    assert_clear_page(client.get(f"/confirm/{token}"), 400, "This link does not work")
+    form_token = csrf_token(client.get("/join").get_data(as_text=True))
+    response = client.post(f"/confirm/{token}", data={"csrf_token": form_token})
+    assert_clear_page(response, 400, "This link does not work")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert counts(app) == before
+    with app.app_context():
+        assert db.session.get(Member, member_id).status is MemberStatus.PENDING
+
+
+def test_confirm_post_without_csrf_token_is_refused(app, client, clock):
+    """Security: the confirm button's POST needs its CSRF token; without it nothing is confirmed."""
+    member_id = pending_member(app, clock)
+    token = confirm_token(app, clock, member_id)
+    before = counts(app)
+    response = client.post(f"/confirm/{token}", data={})
+    assert_clear_page(response, 400, "Please try again")
+    assert counts(app) == before
+    with app.app_context():
+        assert db.session.get(Member, member_id).status is MemberStatus.PENDING
+
+
+def test_expired_confirmation_link_is_a_410_page_offering_a_new_link(app, client, clock):
+    """J2: after 7 days the link answers 410 with a 'Send me a new link' button, on GET and on POST."""
+    member_id = pending_member(app, clock)
+    token = confirm_token(app, clock, member_id)
+    page = client.get(f"/confirm/{token}")
+    assert page.status_code == 200
+    form_token = csrf_token(page.get_data(as_text=True))
+    clock.advance(days=8)
+    before = counts(app)
+
+    body = assert_clear_page(client.get(f"/confirm/{token}"), 410, "This link has expired", "Send me a new link")
+    assert f'action="/confirm/{token}/new-link"' in body
+    assert_clear_page(client.post(f"/confirm/{token}", data={"csrf_token": form_token}), 410, "Send me a new link")
+    assert counts(app) == before
+    with app.app_context():
+        assert db.session.get(Member, member_id).status is MemberStatus.PENDING
+
+
+def test_link_of_an_erased_member_is_a_400_page(app, client, clock):
+    """C3: once the member row is gone, their old link finds nothing and says so, without a 500."""
+    member_id = pending_member(app, clock)
+    token = confirm_token(app, clock, member_id)
+    with app.app_context():
+        db.session.execute(delete(Member).where(Member.id == member_id))
+        db.session.commit()
+    before = counts(app)
+    assert_clear_page(client.get(f"/confirm/{token}"), 400, "This link does not work")
+    form_token = csrf_token(client.get("/join").get_data(as_text=True))
+    assert_clear_page(client.post(f"/confirm/{token}", data={"csrf_token": form_token}), 400, "This link does not work")
+    assert counts(app) == before
+
+
+# --- no enumeration (J1) ---------------------------------------------------
+
+
+def _answer(client: Any, email: str) -> tuple[int, str, bytes, str]:
+    response = join(client, email=email)
+    done = client.get(response.headers.get("Location", "/nowhere"))
+    return response.status_code, response.headers.get("Location", ""), response.get_data(), done.get_data(as_text=True)
+
+
+def test_join_answers_the_same_whoever_the_address_belongs_to(app, client, smtp, clock):
+    """J1: new, pending, member and suppressed addresses get identical answers; only the mail differs."""
+    join(client, email="pending@example.org")
+    with app.app_context():
+        add_member("member@example.org", clock=clock)
+        key = suppression_key(app.config["MAILER_SUPPRESSION_KEY"], app.config["SECRET_KEY"])
+        consent.suppress_address(
+            db.session, key, normalise_address("suppressed@example.org")[1], "bounces", clock=clock
+        )
+        db.session.commit()
+    run_tick_for_app(app)
+    smtp.wait_for(1)
+    smtp.clear()
+
+    answers = {
+        email: _answer(client, email)
+        for email in ("new@example.org", "pending@example.org", "member@example.org", "suppressed@example.org")
+    }
+    first = answers["new@example.org"]
+    assert first[0] == 303 and first[1].endswith("/join/check-your-email")
+    assert "Check your email" in first[3]
+    for email, answer in answers.items():
+        assert answer == first, f"the answer for {email} differs"
+
+    # Asking again and again within the hour sends nothing more to anyone.
+    for _ in range(2):
+        for email in answers:
+            assert _answer(client, email) == first
+    clock.advance(minutes=59)
+    for email in answers:
+        assert _answer(client, email) == first
+
+    run_tick_for_app(app)
+    subjects = {email: [r.message["Subject"] for r in smtp.to(email)] for email in answers}
+    assert subjects == {
+        "new@example.org": [CONFIRM_SUBJECT],
+        "pending@example.org": [],  # had its confirmation less than an hour ago
+        "member@example.org": [ALREADY_MEMBER_SUBJECT],
+        "suppressed@example.org": [],
+    }
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(Member.email_key == "suppressed@example.org")) == 0
+
+
+def test_one_mail_per_address_per_hour_then_another(app, client, smtp, clock):
+    """Security: repeated joins within the interval send at most one mail; after it, one more may go."""
+    for _ in range(5):
+        assert join(client, email="repeat@example.org").status_code == 303
+    run_tick_for_app(app)
+    assert len(smtp.wait_for(1)) == 1
+    clock.advance(minutes=61)
+    join(client, email="repeat@example.org")
+    join(client, email="repeat@example.org")
+    run_tick_for_app(app)
+    assert [r.message["Subject"] for r in smtp.wait_for(2)] == [CONFIRM_SUBJECT, CONFIRM_SUBJECT]
+    assert len(smtp.received) == 2
+
+
+# --- values the database cannot hold ----------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/archive/99999999999999999999", "/archive/2147483648"])
+def test_an_id_too_big_for_the_database_is_a_404_not_a_500(app, client, path):
+    """A number in a URL that no integer column can hold finds no page; it must not overflow into a 500."""
+    assert_clear_page(client.get(path), 404, "Page not found")
+
+
+def test_an_admin_id_too_big_for_the_database_is_a_404_not_a_500(app, clock):
+    """The same for the admin pages, with a logged-in admin."""
+    admin = logged_in_admin(app, clock)
+    for path in ("/admin/members/99999999999999999999", "/admin/announcements/99999999999999999999"):
+        assert_clear_page(admin.get(path), 404, "Page not found")
+
+
+def test_nul_character_in_a_form_is_a_400_not_a_500(app, client):
+    """PostgreSQL cannot store or even compare a NUL: any form value holding one is refused with a 400."""
+    page = client.get("/admin/login")
+    response = client.post(
+        "/admin/login",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True)), "email": "a\x00@example.org", "password": "x" * 20},
+    )
+    assert_clear_page(response, 400)
+    before = counts(app)
+    assert_clear_page(join(client, email="nul@example.org", website="\x00"), 400)
+    assert_clear_page(client.get("/join?x=%00"), 400)
+    assert counts(app) == before
+
+
+def test_control_characters_in_the_user_agent_are_kept_out_of_the_evidence(app, client):
+    """C1: the consent record keeps the browser's user agent, minus the NUL and control characters it cannot hold."""
+    page = client.get("/join")
+    response = client.post(
+        "/join",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True)), "name": "Zoe", "email": "agent@example.org",
+              "social_media": "no", "groups": ["1"], "consent": "y"},
+        headers={"User-Agent": "Evil\x00Agent\x1b/1.0"},
+    )
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(ConsentEvent.user_agent)) == "EvilAgent/1.0"

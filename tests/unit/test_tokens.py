@@ -1,0 +1,141 @@
+"""Signed links (Security): round trip, one salt per purpose, expiry on the injected clock, tampering, no address."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode
+
+from mailer.clock import FrozenClock
+from mailer.errors import TokenExpired, TokenInvalid
+from mailer.tokens import Purpose, make_token, read_token
+
+SECRET = "test-only-secret"
+WEEK = 7 * 86400
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_token_round_trips_ids_and_version(clock, purpose):
+    """What make_token signs, read_token gives back: the member id and the token version."""
+    token = make_token(SECRET, purpose, 42, 7, clock=clock)
+    assert read_token(SECRET, purpose, token, clock=clock) == (42, 7)
+    assert read_token(SECRET, purpose, token, clock=clock, max_age_seconds=WEEK) == (42, 7)
+
+
+def test_tokens_are_url_safe(clock):
+    """Links go in emails and URLs: only characters that need no escaping."""
+    token = make_token(SECRET, Purpose.CONFIRM, 123456789, 99, clock=clock)
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+@pytest.mark.parametrize("made_for", list(Purpose))
+@pytest.mark.parametrize("read_as", list(Purpose))
+def test_each_purpose_has_its_own_salt(clock, made_for, read_as):
+    """An unsubscribe link cannot be used to confirm (or the other way round): salts separate purposes."""
+    token = make_token(SECRET, made_for, 5, 1, clock=clock)
+    if made_for is read_as:
+        assert read_token(SECRET, read_as, token, clock=clock) == (5, 1)
+    else:
+        with pytest.raises(TokenInvalid):
+            read_token(SECRET, read_as, token, clock=clock)
+
+
+def test_tokens_for_different_purposes_differ(clock):
+    """Same member, same version, same moment: three different links."""
+    tokens = {make_token(SECRET, purpose, 5, 1, clock=clock) for purpose in Purpose}
+    assert len(tokens) == len(Purpose)
+
+
+def test_confirmation_expires_on_the_injected_clock(clock):
+    """J2: a 7-day link works at 7 days and fails a second later, by the clock the app was given."""
+    token = make_token(SECRET, Purpose.CONFIRM, 8, 2, clock=clock)
+    clock.advance(seconds=WEEK)
+    assert read_token(SECRET, Purpose.CONFIRM, token, clock=clock, max_age_seconds=WEEK) == (8, 2)
+    clock.advance(seconds=1)
+    with pytest.raises(TokenExpired) as caught:
+        read_token(SECRET, Purpose.CONFIRM, token, clock=clock, max_age_seconds=WEEK)
+    assert caught.value.member_id == 8  # so the page can offer a fresh link
+
+
+def test_expiry_uses_the_signing_clock_too(clock):
+    """The timestamp inside the token is the injected clock's time, not the machine's."""
+    token = make_token(SECRET, Purpose.CONFIRM, 8, 2, clock=clock)
+    later = FrozenClock(clock.now())
+    later.advance(days=8)
+    with pytest.raises(TokenExpired):
+        read_token(SECRET, Purpose.CONFIRM, token, clock=later, max_age_seconds=WEEK)
+    almost = FrozenClock(clock.now())
+    almost.advance(days=6, hours=23)
+    assert read_token(SECRET, Purpose.CONFIRM, token, clock=almost, max_age_seconds=WEEK) == (8, 2)
+
+
+def test_without_max_age_a_token_never_expires(clock):
+    """Unsubscribe links never expire (Security): no max age, no expiry, even years later."""
+    token = make_token(SECRET, Purpose.UNSUBSCRIBE, 3, 1, clock=clock)
+    clock.advance(days=3650)
+    assert read_token(SECRET, Purpose.UNSUBSCRIBE, token, clock=clock) == (3, 1)
+
+
+def _replace(token: str, index: int) -> str:
+    return token[:index] + ("A" if token[index] != "A" else "B") + token[index + 1 :]
+
+
+def test_any_changed_character_is_refused(clock):
+    """Tampering anywhere, in payload, timestamp or signature, makes the link invalid, never another member's."""
+    token = make_token(SECRET, Purpose.CONFIRM, 11, 1, clock=clock)
+    # The last character of each base64 part may carry padding bits only, so skip those.
+    ends = {i - 1 for i, c in enumerate(token) if c == "."} | {len(token) - 1}
+    for index in range(len(token)):
+        if token[index] == "." or index in ends:
+            continue
+        with pytest.raises(TokenInvalid):
+            read_token(SECRET, Purpose.CONFIRM, _replace(token, index), clock=clock, max_age_seconds=WEEK)
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20])
+def test_truncated_token_is_refused(clock, cut):
+    """A link cut short by a mail client is invalid, not an error."""
+    token = make_token(SECRET, Purpose.CONFIRM, 11, 1, clock=clock)
+    with pytest.raises(TokenInvalid):
+        read_token(SECRET, Purpose.CONFIRM, token[:-cut], clock=clock)
+
+
+@pytest.mark.parametrize("token", ["", ".", "..", "a.b.c", "not-a-token", "x" * 501, "é.é.é", "\x00"])
+def test_garbage_is_refused(clock, token):
+    """Anything that is not one of our tokens is TokenInvalid, never an unexpected exception."""
+    with pytest.raises(TokenInvalid):
+        read_token(SECRET, Purpose.CONFIRM, token, clock=clock, max_age_seconds=WEEK)
+
+
+def test_another_secret_is_refused(clock):
+    """A token signed with another key (another installation, an old key) is invalid."""
+    token = make_token("another-secret", Purpose.CONFIRM, 11, 1, clock=clock)
+    with pytest.raises(TokenInvalid):
+        read_token(SECRET, Purpose.CONFIRM, token, clock=clock)
+
+
+@pytest.mark.parametrize("payload", [{"email": "a@example.org"}, [1], [1, 2, 3], ["1", 2], [True, 1], [1.5, 1], None])
+def test_correctly_signed_but_wrong_shape_is_refused(clock, payload):
+    """Even with our key and salt, a payload that is not [member id, version] is refused."""
+    serializer = URLSafeTimedSerializer(SECRET, salt=f"mailer.{Purpose.CONFIRM.value}")
+    token = serializer.dumps(payload)
+    with pytest.raises(TokenInvalid):
+        read_token(SECRET, Purpose.CONFIRM, token, clock=clock)
+
+
+def test_payload_holds_ids_only_never_the_address(clock):
+    """Security: a forwarded or logged link reveals ids, never the email address."""
+    for purpose in Purpose:
+        token = make_token(SECRET, purpose, 1234, 5, clock=clock)
+        payload_part = token.split(".")[0]
+        assert payload_part, "payload is not compressed for such a small value"
+        decoded = json.loads(base64_decode(payload_part))
+        assert decoded == [1234, 5]
+        assert "@" not in token
