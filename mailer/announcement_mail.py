@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 
 from jinja2 import Environment
 
 from .clock import Clock
-from .emails import MailSettings, MailTemplate, build_message, compose_template
-from .tokens import Purpose, make_token
+from .emails import MailSettings, MailTemplate, compose_template
+from .prebuilt import PrebuiltMessage
+from .tokens import Purpose, TokenMaker
 
 SLOTS = ["name", "unsubscribe_url", "preferences_url"]
 TEST_PREFIX = "[Test] "
@@ -41,10 +41,13 @@ class AnnouncementMail:
     ) -> None:
         self._jinja = jinja
         self._settings = settings
-        self._secret_key = secret_key
-        self._clock = clock
+        self._tokens = TokenMaker(secret_key, clock)
         self._mailto = unsubscribe_mailto
         self._templates: dict[tuple[int, datetime], MailTemplate] = {}
+        self._for_members = PrebuiltMessage(
+            settings, transactional=False, constant_headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        )
+        self._for_tests = PrebuiltMessage(settings, transactional=True)
 
     def template(self, content: AnnouncementContent) -> MailTemplate:
         key = (content.id, content.updated_at)
@@ -61,10 +64,8 @@ class AnnouncementMail:
     def links(self, member_id: int, token_version: int) -> dict[str, str]:
         base = self._settings.base_url
         return {
-            "unsubscribe_url": f"{base}/unsubscribe/"
-            + make_token(self._secret_key, Purpose.UNSUBSCRIBE, member_id, token_version, clock=self._clock),
-            "preferences_url": f"{base}/preferences/"
-            + make_token(self._secret_key, Purpose.PREFERENCES, member_id, token_version, clock=self._clock),
+            "unsubscribe_url": f"{base}/unsubscribe/{self._tokens.make(Purpose.UNSUBSCRIBE, member_id, token_version)}",
+            "preferences_url": f"{base}/preferences/{self._tokens.make(Purpose.PREFERENCES, member_id, token_version)}",
         }
 
     def build_for_member(
@@ -76,25 +77,21 @@ class AnnouncementMail:
         to_address: str,
         to_name: str,
         now: datetime,
-    ) -> EmailMessage:
+    ) -> bytes:
+        """The message as it goes on the wire (E1-E6), from the announcement rendered once."""
         links = self.links(member_id, token_version)
         subject, html_body, text_body = self.template(content).fill({"name": to_name, **links})
         unsubscribe = f"<{links['unsubscribe_url']}>"
         if self._mailto:
             unsubscribe += f", <mailto:{self._mailto}?subject=unsubscribe>"
-        return build_message(
-            self._settings,
+        return self._for_members.render(
             to_address=to_address,
             to_name=to_name,
             subject=subject,
             html_body=html_body,
             text_body=text_body,
             now=now,
-            transactional=False,
-            extra_headers={
-                "List-Unsubscribe": unsubscribe,
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
+            headers={"List-Unsubscribe": unsubscribe},
         )
 
     def sample(self, content: AnnouncementContent, *, to_name: str) -> tuple[str, str, str]:
@@ -108,16 +105,14 @@ class AnnouncementMail:
             }
         )
 
-    def build_test(self, content: AnnouncementContent, *, to_address: str, now: datetime) -> EmailMessage:
+    def build_test(self, content: AnnouncementContent, *, to_address: str, now: datetime) -> bytes:
         """A test send to an admin: marked as a test, links are examples that change nothing."""
         subject, html_body, text_body = self.sample(content, to_name="")
-        return build_message(
-            self._settings,
+        return self._for_tests.render(
             to_address=to_address,
             to_name="",
             subject=TEST_PREFIX + subject,
             html_body=html_body,
             text_body=text_body,
             now=now,
-            transactional=True,
         )

@@ -20,7 +20,6 @@ from ..announcement_mail import AnnouncementContent, AnnouncementMail
 from ..announcements import audience
 from ..clock import Clock
 from ..consent import Evidence
-from ..emails import to_wire
 from ..models import (
     Announcement,
     AnnouncementState,
@@ -185,7 +184,7 @@ def send_delivery_batch(
         if not recipient.wanted:
             results.append((recipient, DeliveryState.SKIPPED, None))
             continue
-        message = mail.build_for_member(
+        raw = mail.build_for_member(
             contents[recipient.announcement_id],
             member_id=recipient.member_id or 0,
             token_version=recipient.token_version,
@@ -193,7 +192,6 @@ def send_delivery_batch(
             to_name=recipient.name,
             now=clock.now(),
         )
-        raw = to_wire(message)
         if sign is not None:
             raw = sign(raw)
         try:

@@ -5,3 +5,4 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 from . import routes  # noqa: E402,F401  (registers the views on bp)
+from . import members  # noqa: E402,F401

@@ -16,7 +16,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 from wtforms import SelectChoice
 
 from ... import announcements as domain
@@ -25,11 +25,13 @@ from ...admins import authenticate
 from ...announcement_mail import AnnouncementContent
 from ...errors import InvalidInput
 from ...extensions import db, limiter
+from ...logsafe import address_tag
+from ...member_admin import find_dashboard
 from ...membership import list_groups
-from ...models import Announcement, Delivery, MailKind, Member, MemberStatus
+from ...models import Announcement, Delivery, MailKind, Member
 from ...outbox import enqueue_mail
 from ...transaction import transaction
-from ..context import announcement_mail, clock
+from ..context import announcement_mail, clock, membership_policy
 from . import bp
 from .forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
 
@@ -80,6 +82,8 @@ def login():  # type: ignore[no-untyped-def]
             log.info("admin %d: logged in", admin.id)
             return redirect(url_for("admin.dashboard"), 303)
         failed = True
+        key = membership_policy().suppression_key
+        log.warning("admin login failed for address %s", address_tag(form.email.data or "", key=key))
     status = 400 if form.is_submitted() else 200
     return render_template("admin/login.html", form=form, failed=failed), status
 
@@ -94,11 +98,12 @@ def logout():  # type: ignore[no-untyped-def]
 @bp.get("/")
 def dashboard():  # type: ignore[no-untyped-def]
     items = db.session.scalars(select(Announcement).order_by(Announcement.created_at.desc()).limit(100)).all()
-    counts = dict(db.session.execute(select(Member.status, func.count()).group_by(Member.status)).all())
+    figures = find_dashboard(db.session, clock=clock())
     return render_template(
         "admin/dashboard.html",
         announcements=items,
-        counts={s.value: counts.get(s, 0) for s in MemberStatus},
+        figures=figures,
+        counts={s.value: n for s, n in figures.by_status.items()},
         to_london=domain.to_london,
     )
 

@@ -1,0 +1,319 @@
+"""Members admin pages (J6): list and search, member detail and actions, CSV export, CSV import.
+
+Thin like routes.py: read the request, call mailer.member_admin or mailer.member_csv in a
+transaction, respond. An import is uploaded, stored under a random name, previewed row by
+row, and only applied by a second POST naming that upload."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Response, current_app, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import SearchField, SelectChoice, SelectField
+from wtforms.validators import Length, Optional
+
+from ... import member_admin, member_csv
+from ...announcements import to_london
+from ...errors import InvalidInput, NotPending, Suppressed
+from ...extensions import db
+from ...membership import list_groups
+from ...models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
+from ...transaction import transaction
+from ..context import clock, membership_policy
+from . import bp
+from .forms import ActionForm
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 50
+
+STATUS_WORDS = {
+    MemberStatus.MEMBER: "Member",
+    MemberStatus.PENDING: "Waiting to confirm",
+    MemberStatus.UNSUBSCRIBED: "Unsubscribed",
+}
+ACTION_WORDS = {
+    ConsentAction.REQUESTED: "Asked to join (ticked the consent box)",
+    ConsentAction.CONFIRMED: "Confirmed by pressing the button in the email",
+    ConsentAction.WITHDRAWN: "Unsubscribed",
+    ConsentAction.IMPORTED: "Imported with consent evidence",
+    ConsentAction.SUPPRESSED: "Put on the do-not-mail list",
+    ConsentAction.PREFERENCES: "Changed their details",
+}
+METHOD_WORDS = {
+    ConsentMethod.FORM: "the join form on the website",
+    ConsentMethod.EMAIL_LINK: "a link in an email",
+    ConsentMethod.ONE_CLICK: "the unsubscribe button in their email program",
+    ConsentMethod.IMPORT: "a CSV import",
+    ConsentMethod.ADMIN: "an admin, on their behalf",
+    ConsentMethod.SYSTEM: "the mail system",
+}
+KIND_WORDS = {
+    MailKind.CONFIRM: "Please confirm",
+    MailKind.ALREADY_MEMBER: "You are already a member",
+    MailKind.WELCOME: "Welcome",
+    MailKind.TEST: "Test announcement",
+    MailKind.PREFERENCES_LINK: "Link to change their details",
+}
+OUTBOX_WORDS = {
+    OutboxState.PENDING: "Waiting to go",
+    OutboxState.SENDING: "Being sent",
+    OutboxState.SENT: "Sent",
+    OutboxState.FAILED: "Failed",
+    OutboxState.DROPPED: "Not sent (no longer needed)",
+}
+
+
+class MemberFilterForm(FlaskForm):
+    """The search and filters: a GET form, so no CSRF token and the URL can be bookmarked."""
+
+    class Meta:
+        csrf = False
+
+    q = SearchField(
+        "Name or email address",
+        validators=[
+            Optional(),
+            Length(max=member_admin.MAX_SEARCH_LENGTH, message="Search for 320 characters or fewer."),
+        ],
+    )
+    status = SelectField(
+        "Status",
+        choices=[SelectChoice("", "Any status")] + [SelectChoice(s.value, w) for s, w in STATUS_WORDS.items()],
+        default="",
+    )
+    group = SelectField("Group", choices=[SelectChoice("", "Any group")], default="")
+
+
+class ImportUploadForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose the CSV file to upload.")])
+
+
+def _template_words() -> dict[str, object]:
+    return {
+        "status_words": STATUS_WORDS,
+        "action_words": ACTION_WORDS,
+        "method_words": METHOD_WORDS,
+        "kind_words": KIND_WORDS,
+        "outbox_words": OUTBOX_WORDS,
+        "outcome_words": member_csv.OUTCOME_WORDS,
+        "to_london": to_london,
+    }
+
+
+# --- list -------------------------------------------------------------------------
+
+
+@bp.get("/members")
+def members():  # type: ignore[no-untyped-def]
+    groups = list_groups(db.session)
+    form = MemberFilterForm(formdata=request.args)
+    form.group.choices = [SelectChoice("", "Any group")] + [SelectChoice(str(g.id), g.name) for g in groups]
+    after = request.args.get("after", type=int)
+    page = None
+    if form.validate():
+        page = member_admin.list_members(
+            db.session,
+            search=form.q.data or "",
+            status=MemberStatus(form.status.data) if form.status.data else None,
+            group_id=int(form.group.data) if form.group.data else None,
+            after_id=after if after and after > 0 else None,
+            limit=PAGE_SIZE,
+        )
+    filters = {k: v for k, v in {"q": form.q.data, "status": form.status.data, "group": form.group.data}.items() if v}
+    return render_template(
+        "admin/members/list.html",
+        form=form,
+        page=page,
+        filters=filters,
+        first_page=not after,
+        by_status=member_admin.count_by_status(db.session),
+        by_group=member_admin.count_by_group(db.session),
+        **_template_words(),
+    ), (200 if page is not None else 400)
+
+
+# --- one member ---------------------------------------------------------------------
+
+
+@bp.get("/members/<int:member_id>")
+def member(member_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Member, member_id)
+    return render_template(
+        "admin/members/detail.html",
+        member=item,
+        history=member_admin.find_member_history(db.session, item.id),
+        next_confirmation_at=member_admin.next_confirmation_allowed_at(item, membership_policy()),
+        now=clock().now(),
+        action_form=ActionForm(),
+        **_template_words(),
+    )
+
+
+@bp.post("/members/<int:member_id>/resend-confirmation")
+def resend_confirmation(member_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Member, member_id)
+    policy = membership_policy()
+    try:
+        with transaction(db.session):
+            outcome = member_admin.resend_confirmation_by_admin(
+                db.session, item.id, current_user.id, policy=policy, clock=clock()
+            )
+    except (NotPending, Suppressed) as exc:
+        flash(str(exc))
+    else:
+        if outcome is member_admin.ResendOutcome.QUEUED:
+            flash(f"The confirmation email is on its way to {item.email}. It usually arrives within a minute.")
+        else:
+            allowed = member_admin.next_confirmation_allowed_at(item, policy)
+            flash(
+                "A confirmation email was sent to them recently, so no other was sent. "
+                f"You can send another after {to_london(allowed):%H:%M on %-d %B} (UK time)."
+                if allowed
+                else "A confirmation email was sent to them recently, so no other was sent."
+            )
+    return redirect(url_for("admin.member", member_id=item.id), 303)
+
+
+@bp.post("/members/<int:member_id>/unsubscribe")
+def unsubscribe_member(member_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Member, member_id)
+    with transaction(db.session):
+        _, changed = member_admin.unsubscribe_on_behalf(db.session, item.id, current_user.id, clock=clock())
+    flash(f"{item.email} is unsubscribed and gets no more emails." if changed else "They were already unsubscribed.")
+    return redirect(url_for("admin.member", member_id=item.id), 303)
+
+
+@bp.route("/members/<int:member_id>/erase", methods=["GET", "POST"])
+def erase_member(member_id: int):  # type: ignore[no-untyped-def]
+    item = db.get_or_404(Member, member_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        with transaction(db.session):
+            member_admin.erase_on_behalf(
+                db.session, item.id, current_user.id, suppression_key=membership_policy().suppression_key, clock=clock()
+            )
+        flash("Their details and consent history are erased. A scrambled copy of the address is kept so they are "
+              "not emailed again unless they join again themselves.")
+        return redirect(url_for("admin.members"), 303)
+    return render_template("admin/members/erase.html", member=item, form=form, **_template_words())
+
+
+# --- export -------------------------------------------------------------------------
+
+
+@bp.get("/members/export.csv")
+def export_members():  # type: ignore[no-untyped-def]
+    """Streamed: rows are read in batches while the download runs, never built in memory."""
+    lines = member_csv.export_lines(db.session, bom=True)
+    response = Response(stream_with_context(lines), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="members-{clock().now():%Y-%m-%d}.csv"'
+    log.info("admin %d: exported the members list", current_user.id)
+    return response
+
+
+# --- import -------------------------------------------------------------------------
+
+
+@bp.url_value_preprocessor
+def import_upload_limit(endpoint: str | None, values: dict[str, object] | None) -> None:
+    """Only the import page takes big bodies, and only from a logged-in admin.
+
+    The limit must be raised before anything reads the form, and app-wide before_request
+    hooks (CSRF, the NUL check) read it before any blueprint's; URL value preprocessors run
+    ahead of all of them. A file over the limit gets the 413 page; every other form, and
+    anyone not logged in, keeps MAX_CONTENT_LENGTH."""
+    if endpoint == "admin.import_members" and current_user.is_authenticated:
+        request.max_content_length = int(current_app.config["MAILER_IMPORT_MAX_BYTES"])
+
+
+@bp.route("/members/import", methods=["GET", "POST"])
+def import_members():  # type: ignore[no-untyped-def]
+    form = ImportUploadForm()
+    if form.validate_on_submit():
+        directory = _import_dir()
+        member_csv.remove_stale_uploads(directory, clock=clock())
+        import_id, path = member_csv.new_upload_path(directory)
+        form.file.data.save(path)
+        log.info("admin %d: uploaded an import file (%d bytes)", current_user.id, path.stat().st_size)
+        return redirect(url_for("admin.import_preview", import_id=import_id), 303)
+    status = 400 if form.is_submitted() else 200
+    return _upload_page(form), status
+
+
+@bp.get("/members/import/<import_id>")
+def import_preview(import_id: str):  # type: ignore[no-untyped-def]
+    directory = _import_dir()
+    path = member_csv.upload_path(directory, import_id)
+    try:
+        summary = member_csv.summarise(
+            member_csv.plan_import(
+                db.session,
+                member_csv.read_file_lines(path),
+                suppression_key=membership_policy().suppression_key,
+                clock=clock(),
+            )
+        )
+    except InvalidInput as exc:
+        member_csv.discard_upload(directory, import_id)
+        form = ImportUploadForm()
+        form.file.errors = [str(exc)]
+        return _upload_page(form), 400
+    return render_template(
+        "admin/members/preview.html",
+        summary=summary,
+        import_id=import_id,
+        per_minute=float(current_app.config["MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE"]),
+        action_form=ActionForm(),
+        **_template_words(),
+    )
+
+
+@bp.post("/members/import/<import_id>/apply")
+def import_apply(import_id: str):  # type: ignore[no-untyped-def]
+    directory = _import_dir()
+    path = member_csv.upload_path(directory, import_id)
+    summary = member_csv.apply_import(
+        db.session,
+        member_csv.read_file_lines(path),
+        settings=member_csv.ImportSettings.from_config(current_app.config),
+        clock=clock(),
+        admin_id=current_user.id,
+    )
+    member_csv.result_path(directory, import_id).write_text(summary.to_json(), encoding="utf-8")
+    member_csv.discard_upload(directory, import_id)
+    return redirect(url_for("admin.import_result", import_id=import_id), 303)
+
+
+@bp.post("/members/import/<import_id>/cancel")
+def import_cancel(import_id: str):  # type: ignore[no-untyped-def]
+    member_csv.discard_upload(_import_dir(), import_id)
+    flash("Nothing was imported, and the uploaded file is deleted.")
+    return redirect(url_for("admin.import_members"), 303)
+
+
+@bp.get("/members/import/<import_id>/result")
+def import_result(import_id: str):  # type: ignore[no-untyped-def]
+    path = member_csv.result_path(_import_dir(), import_id)
+    if not path.is_file():
+        raise InvalidInput("There is no result for that import. It may be more than a day old.")
+    summary = member_csv.ImportSummary.from_json(path.read_text(encoding="utf-8"))
+    return render_template("admin/members/result.html", summary=summary, **_template_words())
+
+
+def _upload_page(form: ImportUploadForm) -> str:
+    return render_template(
+        "admin/members/import.html",
+        form=form,
+        columns=member_csv.EXPORT_COLUMNS,
+        groups=list_groups(db.session),
+        max_megabytes=int(current_app.config["MAILER_IMPORT_MAX_BYTES"]) // (1024 * 1024),
+    )
+
+
+def _import_dir() -> Path:
+    configured = current_app.config["MAILER_IMPORT_DIR"]
+    return Path(configured) if configured else Path(current_app.instance_path) / "imports"
