@@ -8,12 +8,14 @@ C quoted-printable codec (S7, issue 'sending engine')."""
 from __future__ import annotations
 
 import binascii
+import html
+import re
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 
-from .emails import BUILD_POLICY, WIRE_POLICY, MailSettings, header_safe
+from .emails import BUILD_POLICY, WIRE_POLICY, MailSettings, MailTemplate, header_safe
 
 
 class PrebuiltMessage:
@@ -50,6 +52,7 @@ class PrebuiltMessage:
         self._body = body
         self._domain = settings.message_id_domain
         self._subjects: dict[str, bytes] = {}
+        self._templates: dict[int, tuple[MailTemplate, _EncodedBody, _EncodedBody]] = {}
 
     def render(
         self,
@@ -64,7 +67,7 @@ class PrebuiltMessage:
     ) -> bytes:
         """Bytes for one recipient, ready for SMTP: CRLF, no line over 998 octets (E1-E3)."""
         lines = [
-            _fold("To", str(Address(display_name=header_safe(to_name), addr_spec=to_address))),
+            _to_header(header_safe(to_name), to_address),
             self._subject(subject),
             b"Date: " + format_datetime(now).encode("ascii") + b"\r\n",
             b"Message-ID: " + make_msgid(domain=self._domain).encode("ascii") + b"\r\n",
@@ -72,6 +75,44 @@ class PrebuiltMessage:
         lines.extend(_fold(key, header_safe(value)) for key, value in (headers or {}).items())
         body = self._body.replace(self._TEXT, _qp(text_body), 1).replace(self._HTML, _qp(html_body), 1)
         return b"".join(lines) + self._head + b"\r\n" + body
+
+    def render_template(
+        self,
+        template: MailTemplate,
+        values: dict[str, str],
+        *,
+        to_address: str,
+        to_name: str,
+        now: datetime,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
+        """Like render, from a template rendered once: lines without a recipient's values were
+        quoted-printable-encoded once, so each recipient costs only the lines that carry theirs."""
+        text, html_body = self._encoded_bodies(template)
+        subject = template.subject
+        for key, marker in template.slots.items():
+            if marker in subject:
+                subject = subject.replace(marker, header_safe(values.get(key, "")))
+        lines = [
+            _to_header(header_safe(to_name), to_address),
+            self._subject(subject),
+            b"Date: " + format_datetime(now).encode("ascii") + b"\r\n",
+            b"Message-ID: " + make_msgid(domain=self._domain).encode("ascii") + b"\r\n",
+        ]
+        lines.extend(_fold(key, header_safe(value)) for key, value in (headers or {}).items())
+        escaped = {template.slots[k]: html.escape(v, quote=True) for k, v in values.items() if k in template.slots}
+        raw = {template.slots[k]: v for k, v in values.items() if k in template.slots}
+        body = self._body.replace(self._TEXT, text.fill(raw), 1).replace(self._HTML, html_body.fill(escaped), 1)
+        return b"".join(lines) + self._head + b"\r\n" + body
+
+    def _encoded_bodies(self, template: MailTemplate) -> tuple[_EncodedBody, _EncodedBody]:
+        cached = self._templates.get(id(template))
+        if cached is None or cached[0] is not template:
+            markers = list(template.slots.values())
+            cached = (template, _EncodedBody(template.text, markers), _EncodedBody(template.html, markers))
+            self._templates = {id(template): cached} if len(self._templates) > 50 else self._templates
+            self._templates[id(template)] = cached
+        return cached[1], cached[2]
 
     def _subject(self, subject: str) -> bytes:
         folded = self._subjects.get(subject)
@@ -82,9 +123,61 @@ class PrebuiltMessage:
         return folded
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9'_-]+(?: [A-Za-z0-9'_-]+)*")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def _to_header(name: str, address: str) -> bytes:
+    """A plain ASCII name and address are written as they are (what the email package writes for
+    them, without its parser); anything else goes through the email package."""
+    if len(name) + len(address) < 900 and _PLAIN_ADDRESS.fullmatch(address):
+        if not name:
+            return f"To: {address}\r\n".encode("ascii")
+        if _PLAIN_NAME.fullmatch(name):
+            return f"To: {name} <{address}>\r\n".encode("ascii")
+        # Quoted or RFC 2047-encoded as needed; the email package's parser is ~100x slower.
+        return f"To: {formataddr((name, address), charset='utf-8')}\r\n".encode("ascii")
+    return _fold("To", str(Address(display_name=name, addr_spec=address)))
+
+
 def _fold(name: str, value: str) -> bytes:
-    """One header, RFC 2047-encoded where it is not ASCII; long ASCII values stay on one line (<= 998)."""
-    return WIRE_POLICY.fold_binary(name, value)
+    """One header as EmailMessage would write it: RFC 2047-encoded where it is not ASCII,
+    long ASCII values on one line (<= 998)."""
+    if value.isascii() and value.isprintable() and len(name) + len(value) < 990:
+        return f"{name}: {value}\r\n".encode("ascii")  # what the email package writes for it, without its parser
+    _, header = BUILD_POLICY.header_store_parse(name, value)
+    return WIRE_POLICY.fold_binary(name, header)
+
+
+class _EncodedBody:
+    """A body as lines: quoted-printable once where no slot appears, per recipient where one does.
+
+    QP encodes each line on its own (soft breaks stay inside a line), so encoding line by line
+    and joining gives the same bytes as encoding the whole text."""
+
+    def __init__(self, body: str, markers: list[str]) -> None:
+        lines = body.replace("\r\n", "\n").rstrip("\n").split("\n")
+        self._markers = markers
+        self._pieces: list[bytes | str] = [
+            line if any(m in line for m in markers) else _qp_line(line) for line in lines
+        ]
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        """The encoded body with these marker -> value replacements, without the final CRLF."""
+        out = []
+        for piece in self._pieces:
+            if isinstance(piece, str):
+                for marker, value in values.items():
+                    piece = piece.replace(marker, value)
+                piece = _qp_line(piece)
+            out.append(piece)
+        return b"".join(out)[:-2]
+
+
+def _qp_line(line: str) -> bytes:
+    return binascii.b2a_qp((line + "\n").encode("utf-8"), quotetabs=False, istext=True, header=False).replace(
+        b"\n", b"\r\n"
+    )
 
 
 def _qp(text: str) -> bytes:

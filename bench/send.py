@@ -1,0 +1,249 @@
+"""Sending-engine benchmark: one announcement to N members, against a bare smtplib loop.
+
+    .venv/bin/python bench/send.py [--count 5000] [--rounds 3] [--json]
+    scripts/with-postgres.sh .venv/bin/python bench/send.py     # adds the two-process figure
+
+Engine: N confirmed members and one due announcement; the engine starts it (one delivery row
+per member), claims batches, renders each message from the announcement rendered once, sends
+over one reused connection and marks rows sent. Timed from the tick's start until every row is
+sent. Baseline: the same N messages built beforehand (outside the timing) sent by a bare
+smtplib loop over one connection to the same sink. With TEST_POSTGRES_URL (or --postgres) it
+also times two engine processes sharing one announcement on PostgreSQL. The sink is Postfix's
+smtp-sink when it can be fetched (bench/sinks.py), else aiosmtpd, and the output says which.
+Rounds alternate which contestant goes first; medians are reported."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import dispose, make_app, median, migrated_sqlite, quiet_logging, rate  # noqa: E402
+from sinks import best_sink  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from mailer.announcement_mail import AnnouncementContent, AnnouncementMail  # noqa: E402
+from mailer.announcements import AnnouncementDraft, create_announcement, send_announcement_now  # noqa: E402
+from mailer.clock import SystemClock  # noqa: E402
+from mailer.emails import MailSettings  # noqa: E402
+from mailer.extensions import db  # noqa: E402
+from mailer.models import Announcement, Delivery, DeliveryState, Member, MemberStatus, SocialMedia  # noqa: E402
+from mailer.runner import run_tick_for_app  # noqa: E402
+
+SAMPLE = (Path(__file__).resolve().parents[1] / "tests" / "data" / "samples" / "revisit-survey.md").read_text()
+
+
+def seed(app: Any, count: int) -> list[tuple[int, str, str]]:
+    now = SystemClock().now()
+    with app.app_context():
+        db.session.execute(insert(Member), [
+            {"email": f"parent{i:06d}@example.org", "email_key": f"parent{i:06d}@example.org",
+             "name": f"Zoë Parent {i}" if i % 10 == 0 else f"Parent {i}", "status": MemberStatus.MEMBER,
+             "social_media": SocialMedia.NO, "token_version": 1, "bounce_count": 0, "created_at": now,
+             "updated_at": now, "confirmed_at": now}
+            for i in range(count)
+        ])
+        db.session.commit()
+        members = db.session.execute(select(Member.id, Member.email, Member.name).order_by(Member.id)).all()
+        db.session.remove()
+    return [tuple(m) for m in members]  # type: ignore[misc]
+
+
+def announce(app: Any) -> int:
+    with app.app_context():
+        item = create_announcement(db.session, AnnouncementDraft(subject="Inspectors are coming back", body_markdown=SAMPLE),
+                                   admin_id=None, clock=SystemClock())
+        send_announcement_now(db.session, item, clock=SystemClock())
+        db.session.commit()
+        return item.id
+
+
+def sent_count(app: Any) -> int:
+    with app.app_context():
+        n = db.session.scalar(select(func.count()).where(Delivery.state == DeliveryState.SENT)) or 0
+        db.session.remove()
+        return n
+
+
+def engine_once(database_uri: str, sink: Any, count: int) -> float:
+    app = make_app(database_uri, sink)
+    seed(app, count)
+    announce(app)
+    started = time.perf_counter()
+    while sent_count(app) < count:
+        summary = run_tick_for_app(app)
+        if summary.deliveries.failed or summary.server_unavailable:
+            raise SystemExit(f"engine: {summary.describe()}")
+    elapsed = time.perf_counter() - started
+    dispose(app)
+    return elapsed
+
+
+def baseline_once(database_uri: str, sink: Any, count: int) -> float:
+    app = make_app(database_uri, sink)
+    members = seed(app, count)
+    with app.app_context():
+        mail = AnnouncementMail(app.jinja_env, MailSettings.from_config(app.config), secret_key="bench", clock=SystemClock())
+        content = AnnouncementContent(1, "Inspectors are coming back", SAMPLE, SystemClock().now())
+        now = SystemClock().now()
+        prebuilt = [(email, mail.build_for_member(content, member_id=mid, token_version=1, to_address=email,
+                                                  to_name=name, now=now)) for mid, email, name in members]
+    dispose(app)
+    started = time.perf_counter()
+    with smtplib.SMTP(sink.host, sink.port) as smtp:
+        for email, raw in prebuilt:
+            smtp.sendmail("noreply@forum.test", [email], raw)
+    return time.perf_counter() - started
+
+
+def postgres_database(base_url: str) -> str:
+    url = make_url(base_url)
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    uri = url.set(database=name).render_as_string(hide_password=False)
+    from flask_migrate import upgrade
+
+    app = make_app(uri, None)
+    with app.app_context():
+        upgrade()
+    dispose(app)
+    quiet_logging()
+    return uri
+
+
+def drop_postgres(uri: str) -> None:
+    url = make_url(uri)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def engine_processes(database_uri: str, sink: Any, count: int, processes: int) -> float:
+    """N worker processes share one announcement on PostgreSQL; timed from 'go' to all sent."""
+    app = make_app(database_uri, sink)
+    seed(app, count)
+    announce(app)
+    dispose(app)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", database_uri, sink.host, str(sink.port), str(i)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        for i in range(processes)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    for worker in workers:
+        worker.wait(600)
+    elapsed = time.perf_counter() - started
+    app = make_app(database_uri, sink)
+    if sent_count(app) != count:
+        raise SystemExit(f"{processes} processes: only {sent_count(app)} of {count} sent")
+    dispose(app)
+    return elapsed
+
+
+def worker_main(database_uri: str, host: str, port: str, index: str) -> None:
+    class Sink:
+        pass
+
+    sink = Sink()
+    sink.host, sink.port = host, int(port)  # type: ignore[attr-defined]
+    app = make_app(database_uri, sink, MAILER_WORKER_ID=f"bench-{index}")
+    with app.app_context():
+        db.session.execute(select(1))
+        db.session.remove()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    idle = 0
+    while idle < 2:
+        summary = run_tick_for_app(app)
+        idle = idle + 1 if summary.deliveries.sent == 0 else 0
+        with app.app_context():
+            left = db.session.scalar(select(func.count()).where(Delivery.state != DeliveryState.SENT)) or 0
+            db.session.remove()
+        if left == 0:
+            break
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", ""))
+    parser.add_argument("--aiosmtpd", action="store_true", help="use the aiosmtpd sink even if smtp-sink is available")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    quiet_logging()
+    sink = best_sink(prefer_aiosmtpd=args.aiosmtpd).start()
+    engine: list[float] = []
+    baseline: list[float] = []
+    two: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            template = migrated_sqlite(Path(tmp), "template.db")
+            for round_number in range(args.rounds):
+                def fresh(tag: str) -> str:
+                    target = Path(tmp) / f"{tag}{round_number}.db"
+                    target.write_bytes(template.read_bytes())
+                    return f"sqlite:///{target}"
+
+                order = [("engine", engine), ("baseline", baseline)]
+                for name, results in order if round_number % 2 == 0 else reversed(order):
+                    runner = engine_once if name == "engine" else baseline_once
+                    results.append(runner(fresh(name), sink, args.count))
+                if args.postgres:
+                    uri = postgres_database(args.postgres)
+                    try:
+                        two.append(engine_processes(uri, sink, args.count, 2))
+                    finally:
+                        drop_postgres(uri)
+    finally:
+        sink.stop()
+    engine_rate, baseline_rate = rate(args.count, median(engine)), rate(args.count, median(baseline))
+    result: dict[str, Any] = {
+        "count": args.count, "rounds": args.rounds, "sink": sink.name,
+        "engine_per_second": round(engine_rate), "baseline_per_second": round(baseline_rate),
+        "ratio": round(engine_rate / baseline_rate, 2),
+    }
+    if two:
+        result["two_processes_postgres_per_second"] = round(rate(args.count, median(two)))
+        result["two_process_ratio"] = round(rate(args.count, median(two)) / baseline_rate, 2)
+    if args.json:
+        print(json.dumps(result))
+        return
+    line = (f"send: engine {result['engine_per_second']} msg/s, bare smtplib {result['baseline_per_second']} msg/s, "
+            f"ratio {result['ratio']} (N={args.count}, median of {args.rounds}, sink: {sink.name})")
+    print(line)
+    if two:
+        print(f"send: two engine processes on PostgreSQL {result['two_processes_postgres_per_second']} msg/s, "
+              f"ratio {result['two_process_ratio']} against the one-connection bare loop")
+    else:
+        print("send: two-process figure skipped (no PostgreSQL: run under scripts/with-postgres.sh)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
+        worker_main(*sys.argv[2:])
+    else:
+        main()
