@@ -12,3 +12,8 @@ setup:
 
 bench: setup
 	.venv/bin/python bench/outbox.py
+	.venv/bin/python bench/announce.py
+	scripts/with-postgres.sh .venv/bin/python bench/send.py
+	scripts/with-postgres.sh .venv/bin/python bench/workers.py
+	scripts/with-postgres.sh .venv/bin/python bench/memory.py
+	.venv/bin/python bench/import.py

@@ -38,7 +38,7 @@ from mailer.announcements import AnnouncementDraft, create_announcement, send_an
 from mailer.clock import SystemClock  # noqa: E402
 from mailer.emails import MailSettings  # noqa: E402
 from mailer.extensions import db  # noqa: E402
-from mailer.models import Announcement, Delivery, DeliveryState, Member, MemberStatus, SocialMedia  # noqa: E402
+from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState, Member, MemberStatus, SocialMedia  # noqa: E402
 from mailer.runner import run_tick_for_app  # noqa: E402
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "tests" / "data" / "samples" / "revisit-survey.md").read_text()
@@ -169,21 +169,23 @@ def worker_main(database_uri: str, host: str, port: str, index: str) -> None:
 
     sink = Sink()
     sink.host, sink.port = host, int(port)  # type: ignore[attr-defined]
-    app = make_app(database_uri, sink, MAILER_WORKER_ID=f"bench-{index}")
+    app = make_app(database_uri, sink, MAILER_WORKER_ID=f"bench-{index}", MAILER_BATCH_SIZE=int(os.environ.get("BENCH_BATCH_SIZE", "100")))
     with app.app_context():
         db.session.execute(select(1))
         db.session.remove()
     print("ready", flush=True)
     sys.stdin.readline()
-    idle = 0
-    while idle < 2:
+    while True:
         summary = run_tick_for_app(app)
-        idle = idle + 1 if summary.deliveries.sent == 0 else 0
         with app.app_context():
-            left = db.session.scalar(select(func.count()).where(Delivery.state != DeliveryState.SENT)) or 0
+            unfinished = db.session.scalar(
+                select(func.count()).where(Announcement.state != AnnouncementState.SENT)
+            ) or 0
             db.session.remove()
-        if left == 0:
+        if unfinished == 0:
             break
+        if not (summary.deliveries.sent or summary.deliveries.started):
+            time.sleep(0.02)  # another worker is starting it or holds the last batch
 
 
 def main(argv: list[str] | None = None) -> None:
