@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .clock import SystemClock
 from .config import load_config
+from .logconfig import configure_logging, install_request_ids
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
     )
     load_config(app, test_config)
+    configure_logging(app)
+    install_request_ids(app)  # first, so every later hook's log lines carry the id
     _sqlite_lock_timeout(app)
     db.init_app(app)
     with app.app_context():
@@ -38,13 +41,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["mailer.clock"] = SystemClock()
 
     from .cli import register_cli
+    from .email_layout import install_layout_override
     from .web import register_web
 
+    install_layout_override(app)  # instance/email_templates/email/layout.html, when it passes its checks
     register_web(app)
     register_cli(app)
-    if not app.debug and not app.testing:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _proxy_fix(app)
     return app
+
+
+def _proxy_fix(app: Flask) -> None:
+    """Behind nginx, believe X-Forwarded-* from that many proxies, so rate limits see the client's IP."""
+    counts = {
+        name: int(app.config.get(f"MAILER_PROXY_FIX_X_{name.upper()}") or 0)
+        for name in ("for", "proto", "host", "port", "prefix")
+    }
+    if any(counts.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{name}": count for name, count in counts.items()})  # type: ignore[method-assign]
 
 
 def _sqlite_lock_timeout(app: Flask) -> None:

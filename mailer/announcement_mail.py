@@ -3,17 +3,20 @@ saying who sent it and why, unsubscribe and preferences links, and the one-click
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from jinja2 import Environment
 
 from .clock import Clock
+from .documents import DocumentLink, markdown_section
 from .emails import MailSettings, MailTemplate, compose_template
+from .personal_fields import mark_placeholders, member_values
 from .prebuilt import PrebuiltMessage
 from .tokens import Purpose, TokenMaker
 
-SLOTS = ["name", "unsubscribe_url", "preferences_url"]
+SLOTS = ["name", "unsubscribe_url", "preferences_url", "groups"]
 TEST_PREFIX = "[Test] "
 
 
@@ -25,6 +28,7 @@ class AnnouncementContent:
     subject: str
     body_markdown: str
     updated_at: datetime
+    documents: tuple[DocumentLink, ...] = ()  # linked in a "Documents" section at the end (issue 9)
 
 
 class AnnouncementMail:
@@ -56,8 +60,15 @@ class AnnouncementMail:
             footer = self._jinja.get_template("email/announcement_footer.md").render(
                 settings=self._settings, slot=slots
             )
+            # Placeholders become slot markers before Markdown runs: a member's name is never Markdown.
             self._templates[key] = compose_template(
-                self._jinja, content.subject, content.body_markdown, self._settings, slots, footer=footer
+                self._jinja,
+                mark_placeholders(content.subject, slots),
+                mark_placeholders(content.body_markdown, slots)
+                + markdown_section(content.documents, self._settings.base_url),
+                self._settings,
+                slots,
+                footer=footer,
             )
         return self._templates[key]
 
@@ -77,29 +88,31 @@ class AnnouncementMail:
         to_address: str,
         to_name: str,
         now: datetime,
+        group_names: Sequence[str] = (),
     ) -> bytes:
-        """The message as it goes on the wire (E1-E6), from the announcement rendered once."""
+        """The message as it goes on the wire (E1-E6), from the announcement rendered once;
+        only the member's values and links are put in here (issue 9: no MIME build per member)."""
         links = self.links(member_id, token_version)
-        subject, html_body, text_body = self.template(content).fill({"name": to_name, **links})
         unsubscribe = f"<{links['unsubscribe_url']}>"
         if self._mailto:
             unsubscribe += f", <mailto:{self._mailto}?subject=unsubscribe>"
-        return self._for_members.render(
+        return self._for_members.render_template(
+            self.template(content),
+            {**member_values(to_name, group_names), **links},
             to_address=to_address,
             to_name=to_name,
-            subject=subject,
-            html_body=html_body,
-            text_body=text_body,
             now=now,
             headers={"List-Unsubscribe": unsubscribe},
         )
 
-    def sample(self, content: AnnouncementContent, *, to_name: str) -> tuple[str, str, str]:
+    def sample(
+        self, content: AnnouncementContent, *, to_name: str, group_names: Sequence[str] = ()
+    ) -> tuple[str, str, str]:
         """(subject, html, text) as a member would see it, with example links: for previews and tests."""
         base = self._settings.base_url
         return self.template(content).fill(
             {
-                "name": to_name,
+                **member_values(to_name, group_names),
                 "unsubscribe_url": f"{base}/unsubscribe/example-link",
                 "preferences_url": f"{base}/preferences/example-link",
             }

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from .clock import Clock
 from .errors import InvalidInput, WrongState
+from .personal_fields import check_placeholders
 from .models import (
     Announcement,
     AnnouncementState,
@@ -147,6 +148,27 @@ def audience(group_ids: list[int], only_without_social_media: bool) -> Select:
     return query
 
 
+@dataclass(frozen=True)
+class SampleMember:
+    """A member whose values the preview can show (issue 9: personal fields)."""
+
+    id: int
+    name: str
+    email: str
+    group_names: tuple[str, ...]
+
+
+def list_sample_members(
+    session: Session, group_ids: list[int], only_without_social_media: bool, *, limit: int = 10
+) -> list[SampleMember]:
+    """A few confirmed members of the audience, oldest first, to preview their copy."""
+    ids = audience(group_ids, only_without_social_media).order_by(Member.id).limit(limit)
+    members = session.scalars(
+        select(Member).where(Member.id.in_(ids)).order_by(Member.id).options(selectinload(Member.groups))
+    )
+    return [SampleMember(m.id, m.name, m.email, tuple(g.name for g in m.groups)) for m in members]
+
+
 def count_audience(session: Session, group_ids: list[int], only_without_social_media: bool) -> int:
     return session.scalar(select(func.count()).select_from(audience(group_ids, only_without_social_media).subquery())) or 0
 
@@ -212,6 +234,8 @@ def _checked(draft: AnnouncementDraft) -> tuple[str, str]:
         raise InvalidInput(f"The announcement must be {MAX_BODY_LENGTH:,} characters or fewer.", field="body")
     if "\x00" in body:
         raise InvalidInput("The announcement contains characters that cannot be sent.", field="body")
+    check_placeholders(subject, field="subject")
+    check_placeholders(body, field="body")
     return subject, body
 
 

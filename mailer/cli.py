@@ -18,7 +18,13 @@ def register_cli(app: Flask) -> None:
         send_due_command,
         purge_command,
         dev_mailbox_command,
+        bounce_server_command,
+        process_bounces_command,
         seed_dev_command,
+        check_command,
+        check_layout_command,
+        backup_command,
+        members_group,
     ):
         app.cli.add_command(command)
 
@@ -33,7 +39,10 @@ def worker_command(once: bool) -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
+        from .scheduling import Heartbeat
+
         click.echo(run_tick_for_app(app, on_batch=_terminal_progress()).describe())
+        Heartbeat(app).beat()
         return
     run_worker(app)
 
@@ -43,8 +52,10 @@ def worker_command(once: bool) -> None:
 def send_due_command() -> None:
     """Send everything that is due now, once (for cron), and print what happened."""
     from .runner import run_tick_for_app
+    from .scheduling import Heartbeat
 
     summary = run_tick_for_app(current_app._get_current_object(), on_batch=_terminal_progress())  # type: ignore[attr-defined]
+    Heartbeat(current_app._get_current_object()).beat()  # type: ignore[attr-defined]  (cron users are monitored too)
     click.echo(summary.describe())
 
 
@@ -156,3 +167,172 @@ def seed_dev_command() -> None:
                     clock=clock,
                 )
                 click.echo(f"Created sample draft: {path.stem}")
+
+
+@click.group("members")
+def members_group() -> None:
+    """Import members from a CSV file, or export them all as CSV (J6)."""
+
+
+@members_group.command("import")
+@with_appcontext
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--dry-run", is_flag=True, help="Only show what would happen; change nothing.")
+def members_import_command(file: str, dry_run: bool) -> None:
+    """Show what importing FILE.csv would do to each row, then do it.
+
+    Rows without consent evidence become pending and get a confirmation email
+    (spread out at MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE); rows with consent_date and
+    consent_source become members; suppressed and existing addresses are left alone."""
+    from . import member_csv
+    from .errors import InvalidInput
+
+    clock = current_app.extensions["mailer.clock"]
+    settings = member_csv.ImportSettings.from_config(current_app.config)
+    try:
+        preview = member_csv.summarise(
+            member_csv.plan_import(
+                db.session, member_csv.read_file_lines(file), suppression_key=settings.suppression_key, clock=clock
+            ),
+            keep_rows=0,
+            keep_problems=10_000,
+        )
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.session.rollback()  # end the read transaction before writing
+    click.echo("Preview:")
+    for line in preview.describe(applied=False):
+        click.echo(f"  {line}")
+    if preview.problems:
+        click.echo("Problems (these rows are skipped):")
+        for row in preview.problems:
+            click.echo(f"  line {row.line}: {row.email or '(no address)'}: {row.describe()}")
+        if preview.problem_count > len(preview.problems):
+            click.echo(f"  ... and {preview.problem_count - len(preview.problems)} more")
+    if dry_run:
+        click.echo("Dry run: nothing was changed.")
+        return
+    try:
+        result = member_csv.apply_import(
+            db.session, member_csv.read_file_lines(file), settings=settings, clock=clock
+        )
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("Done:")
+    for line in result.describe(applied=True):
+        click.echo(f"  {line}")
+    if result.first_confirmation_at and result.last_confirmation_at:
+        click.echo(
+            f"Confirmation emails are queued from {result.first_confirmation_at:%Y-%m-%d %H:%M} "
+            f"to {result.last_confirmation_at:%Y-%m-%d %H:%M} UTC; the worker sends them."
+        )
+
+
+@members_group.command("export")
+@with_appcontext
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file, not stdout.")
+def members_export_command(output: str | None) -> None:
+    """Write every member as CSV (UTF-8, header row), streamed in batches."""
+    from . import member_csv
+
+    lines = member_csv.export_lines(db.session)
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as target:
+            target.writelines(lines)
+        click.echo(f"Exported the members to {output}", err=True)
+    else:
+        for line in lines:
+            click.echo(line, nl=False)
+    db.session.rollback()
+
+
+@click.command("check")
+@with_appcontext
+@click.option("--smtp-timeout", default=5.0, show_default=True, help="Seconds to wait for the SMTP server.")
+def check_command(smtp_timeout: float) -> None:
+    """Report missing or unsafe settings, one line each; exit 1 when something blocks sending."""
+    from .checks import blocks_sending, check_database, check_settings, check_smtp
+    from .engine.transport import flask_mail_opener
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    findings = [
+        *check_settings(app.config),
+        *check_smtp(flask_mail_opener(app.extensions["mail"], smtp_timeout), app.config),
+        *check_database(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["migrate"].directory),
+    ]
+    for finding in findings:
+        click.echo(finding.line())
+    if blocks_sending(findings):
+        raise click.exceptions.Exit(1)
+
+
+@click.command("check-layout")
+@with_appcontext
+def check_layout_command() -> None:
+    """Check the operator's email layout override (issue 9); exit 1 when it exists but is not used."""
+    from .email_layout import check_layout, layout_directory, override_path
+    from .emails import MailSettings
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    directory = layout_directory(app.config["MAILER_EMAIL_TEMPLATE_DIR"], app.instance_path)
+    result = check_layout(override_path(directory), MailSettings.from_config(app.config))
+    click.echo(result.describe())
+    if result.exists and not result.usable:
+        raise click.exceptions.Exit(1)
+
+
+@click.command("backup")
+@with_appcontext
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the copy (default: instance/backups/mailer-<UTC time>.db).")
+def backup_command(output: str | None) -> None:
+    """Write a consistent copy of the SQLite database; on PostgreSQL, print the pg_dump command to run."""
+    import os
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from .backup import BackupRefused, backup_sqlite, default_backup_name, pg_dump_instructions
+    from .worker_lock import sqlite_path
+
+    uri = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    now = current_app.extensions["mailer.clock"].now()
+    source = sqlite_path(uri)
+    if source is None:
+        click.echo(pg_dump_instructions(make_url(uri), output or default_backup_name(now, ".dump")))
+        return
+    target = Path(output) if output else Path(current_app.instance_path) / "backups" / default_backup_name(now, ".db")
+    try:
+        result = backup_sqlite(Path(source), target)
+    except BackupRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backed up {source} to {os.path.abspath(result.path)} ({result.members} members, {result.size} bytes)")
+
+
+@click.command("bounce-server")
+@with_appcontext
+@click.option("--host", default=None, help="Default: MAILER_BOUNCE_SMTP_HOST.")
+@click.option("--port", default=None, type=int, help="Default: MAILER_BOUNCE_SMTP_PORT.")
+def bounce_server_command(host: str | None, port: int | None) -> None:
+    """Accept bounces by SMTP and store them for the worker (point an MX or alias for the bounce address here)."""
+    from .bounce_server import run_bounce_server
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    port = port or int(app.config["MAILER_BOUNCE_SMTP_PORT"] or 0)
+    if not port:
+        raise click.ClickException("the bounce server is off: set FLASK_MAILER_BOUNCE_SMTP_PORT or pass --port")
+    run_bounce_server(app, host=host, port=port)
+
+
+@click.command("process-bounces")
+@with_appcontext
+def process_bounces_command() -> None:
+    """Read and count the stored bounce messages once (the worker does this every few ticks)."""
+    from .runner import process_bounces_for_app
+
+    summary = process_bounces_for_app(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(
+        f"bounces: {summary.processed} processed, {summary.counted} counted, {summary.complaints} complaints, "
+        f"{summary.unmatched} unmatched, {summary.errors} errors"
+    )

@@ -37,6 +37,19 @@ class Defaults:
     MAILER_CLAIM_LEASE_SECONDS = 300.0
     MAILER_RECHECK_SECONDS = 0.2  # how often a running batch re-reads who has left (S5)
     MAILER_BOUNCE_THRESHOLD = 3  # permanent failures before an address is suppressed (S4)
+    MAILER_BOUNCE_DECAY_DAYS = 60  # only permanent failures this recent count towards the threshold
+    MAILER_BOUNCE_ADDRESS = ""  # e.g. "bounces@forum.example"; empty: bounces go to the From address
+    MAILER_VERP = True  # with a bounce address: bounces+<signed row token>@domain; off: the fixed address
+    MAILER_BOUNCE_SMTP_HOST = "127.0.0.1"  # `flask --app wsgi bounce-server` listens here
+    MAILER_BOUNCE_SMTP_PORT = 0  # 0: off
+    MAILER_BOUNCE_MAX_BYTES = 10 * 1024 * 1024  # bigger bounce messages are refused (552), not stored
+    MAILER_BOUNCE_RETENTION_DAYS = 60  # then a processed bounce message (it quotes the address) is deleted
+    MAILER_BOUNCE_IMAP_HOST = ""  # set to poll a bounce mailbox over IMAP instead of (or as well as) the port
+    MAILER_BOUNCE_IMAP_PORT = 993
+    MAILER_BOUNCE_IMAP_SSL = True
+    MAILER_BOUNCE_IMAP_USERNAME = ""
+    MAILER_BOUNCE_IMAP_PASSWORD = ""
+    MAILER_BOUNCE_IMAP_FOLDER = "INBOX"
     MAILER_HOLD_AFTER_HOURS = 6.0  # a send this late waits for an admin instead of going out
     MAILER_UNSUBSCRIBE_MAILTO = ""  # optional mailto: for List-Unsubscribe
     MAILER_DKIM_KEY_FILE = ""  # set with MAILER_DKIM_SELECTOR to sign mail (E4)
@@ -46,9 +59,23 @@ class Defaults:
     MAILER_SMTP_TIMEOUT = 30.0
     MAILER_SMTP_MAX_PER_CONNECTION = 500
     MAILER_WORKER_ID = ""  # empty: host name and process id
+    # Behind nginx: how many proxies set each X-Forwarded-* header (werkzeug ProxyFix); 0 ignores it.
+    MAILER_PROXY_FIX_X_FOR = 0
+    MAILER_PROXY_FIX_X_PROTO = 0
+    MAILER_PROXY_FIX_X_HOST = 0
+    MAILER_PROXY_FIX_X_PORT = 0
+    MAILER_PROXY_FIX_X_PREFIX = 0
+    MAILER_LOG_LEVEL = "INFO"
+    MAILER_LOG_SETUP: bool | None = None  # None: key=value lines on stderr unless TESTING; False: leave logging alone
     MAILER_JOIN_RATE_LIMIT = "20 per hour"
     MAILER_LOGIN_RATE_LIMIT_IP = "20 per 10 minutes"
     MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts only
+    MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE = 60  # spreads an import's confirmation emails out; 0 sends at once
+    MAILER_IMPORT_MAX_BYTES = 20 * 1024 * 1024  # CSV upload limit, for the import page only (J6)
+    MAILER_IMPORT_DIR = ""  # where uploads wait between preview and apply; empty: instance/imports
+    MAILER_DOCUMENT_MAX_BYTES = 10 * 1024 * 1024  # letters uploaded with announcements, that page only (issue 9)
+    MAILER_DOCUMENT_DIR = ""  # where hosted documents are kept; empty: instance/documents
+    MAILER_EMAIL_TEMPLATE_DIR = ""  # an operator's email/layout.html overrides the built-in; empty: instance/email_templates
 
     MAIL_SERVER = "127.0.0.1"
     MAIL_PORT = 1025  # the development mailbox
@@ -64,6 +91,10 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
     WTF_CSRF_TIME_LIMIT = None  # a parent may leave the form open for hours
+    # Over https Flask-WTF would also demand a same-host Referer, but our pages send
+    # Referrer-Policy: no-referrer, so browsers send none and every form would fail.
+    # The CSRF token and SameSite=Lax cookies are the protection.
+    WTF_CSRF_SSL_STRICT = False
     MAX_CONTENT_LENGTH = 1 * 1024 * 1024
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = False

@@ -1,19 +1,15 @@
-"""Build email messages: headers, both MIME parts, from one Markdown source. Never opens SMTP.
+"""Email content: both MIME parts from one Markdown source, in the accessible layout. Never opens SMTP.
 
-Rendering is done once per kind of mail and then filled in per recipient, so a
-send to thousands does not run Markdown, sanitising and CSS inlining thousands of
-times (and a member's name is never read as Markdown)."""
+Rendering is done once per kind of mail and then filled in per recipient (mailer.prebuilt
+turns it into bytes), so a send to thousands does not run Markdown, sanitising and CSS
+inlining thousands of times, and a member's name is never read as Markdown."""
 
 from __future__ import annotations
 
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
 
 import css_inline
@@ -119,38 +115,3 @@ def compose_template(
     if footer_text:
         text += "\n-- \n" + footer_text
     return MailTemplate(subject=subject, html=_INLINER.inline(document), text=text, slots=slots)
-
-
-def build_message(
-    settings: MailSettings,
-    *,
-    to_address: str,
-    to_name: str,
-    subject: str,
-    html_body: str,
-    text_body: str,
-    now: datetime,
-    transactional: bool,
-    extra_headers: dict[str, str] | None = None,
-) -> EmailMessage:
-    """One multipart/alternative message: text/plain first, text/html second (E1, E2)."""
-    message = EmailMessage(policy=BUILD_POLICY)
-    message["Subject"] = header_safe(subject)
-    message["From"] = Address(display_name=header_safe(settings.from_name), addr_spec=settings.from_address)
-    message["To"] = Address(display_name=header_safe(to_name), addr_spec=to_address)
-    message["Reply-To"] = settings.reply_to
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=settings.message_id_domain)
-    message["List-Id"] = settings.list_id
-    if transactional:
-        message["Auto-Submitted"] = "auto-generated"
-    for key, value in (extra_headers or {}).items():
-        message[key] = header_safe(value)
-    message.set_content(text_body, cte="quoted-printable")
-    message.add_alternative(html_body, subtype="html", cte="quoted-printable")
-    return message
-
-
-def to_wire(message: EmailMessage) -> bytes:
-    """Bytes as they go to the server: CRLF line ends, no line over 998 octets (E1)."""
-    return message.as_bytes(policy=WIRE_POLICY)

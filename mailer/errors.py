@@ -54,3 +54,13 @@ class WrongState(MailerError):
     """The action does not fit the announcement's state (e.g. editing one that is sending)."""
 
     message = "This cannot be done at this stage."
+
+
+class BounceTooLarge(MailerError):
+    """A message sent to the bounce address is bigger than we keep (issue 8); it is refused, not stored."""
+
+    message = "This message is too large for the bounce mailbox."
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__()
+        self.size, self.limit = size, limit

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -305,3 +306,97 @@ class Delivery(db.Model):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class WorkerHeartbeat(db.Model):
+    """When each worker last finished a tick, so /healthz can tell a monitor that sending is alive (P2)."""
+
+    __tablename__ = "worker_heartbeat"
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class BounceKind(enum.StrEnum):
+    PERMANENT = "permanent"
+    TEMPORARY = "temporary"
+    COMPLAINT = "complaint"  # a feedback-loop (ARF) report: the reader pressed "this is spam"
+
+
+class BounceOutcome(enum.StrEnum):
+    """What processing made of a received bounce message."""
+
+    MATCHED = "matched"  # a valid VERP token named a delivery or outbox row, and a failure was found
+    UNMATCHED = "unmatched"  # no token, or a forged one: kept for an admin, nothing counted
+    NOT_A_BOUNCE = "not_a_bounce"  # valid token but no failure found (auto-replies, delay notices we ignore)
+    COMPLAINT = "complaint"
+
+
+class BounceMessage(db.Model):
+    """A message that came back to the bounce address, stored before it is read (issue 8).
+
+    Stored raw and committed before the SMTP server answers 250, then processed by the
+    worker: processed_at is set in the same transaction as the counting it caused."""
+
+    __tablename__ = "bounce_message"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(10))  # "smtp" or "imap"
+    mail_from: Mapped[str] = mapped_column(String(320), default="")
+    rcpt_to: Mapped[str] = mapped_column(String(2000), default="")  # envelope recipients, comma separated
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    outcome: Mapped[BounceOutcome | None] = mapped_column(_enum(BounceOutcome))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id", ondelete="SET NULL"))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+
+
+class BounceEvent(db.Model):
+    """One failure or complaint counted against a member; permanent ones within the decay window count (S4).
+
+    source_key is unique per cause (a bounce message and the row it named, or an SMTP-time
+    refusal of a delivery), so processing the same cause twice counts it once."""
+
+    __tablename__ = "bounce_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(100), unique=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id", ondelete="SET NULL"))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    bounce_message_id: Mapped[int | None] = mapped_column(ForeignKey("bounce_message.id", ondelete="SET NULL"))
+    kind: Mapped[BounceKind] = mapped_column(_enum(BounceKind))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AnnouncementTemplate(db.Model):
+    """A reusable starting point for an announcement: subject and Markdown with personal fields (issue 9)."""
+
+    __tablename__ = "announcement_template"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body_markdown: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Document(db.Model):
+    """A letter uploaded with an announcement and served from the forum's site (issue 9).
+
+    The file is stored under `storage_name` (random); `public_id` is the unguessable part of
+    its stable public URL; `file_name` is the uploaded name made safe."""
+
+    __tablename__ = "document"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    announcement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("announcement.id", ondelete="SET NULL"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    storage_name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

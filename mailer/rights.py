@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from . import consent
+from .bounces import forget_member_bounce_messages
 from .clock import Clock
 from .consent import Evidence
 from .membership import _groups, clean_name
@@ -106,6 +107,7 @@ def erase_member(session: Session, member: Member, *, suppression_key: bytes, cl
 
     Deliveries keep only their outcome (the member link goes), queued mail is dropped."""
     consent.suppress_address(session, suppression_key, member.email_key, ERASED, clock=clock)
+    forget_member_bounce_messages(session, member.id)
     session.execute(
         update(Delivery).where(Delivery.member_id == member.id).values(member_id=None, last_error=None)
         .execution_options(synchronize_session=False)

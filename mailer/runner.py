@@ -4,12 +4,15 @@ The worker, `send-due` and tests all come through here, so they send the same wa
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from flask import Flask
 
 from .announcement_mail import AnnouncementMail
+from .bounce_imap import ImapSettings, poll_bounce_mailbox
+from .bounces import BouncePolicy, BounceSummary, process_bounce_messages
 from .dkim_signing import DkimSigner
 from .emails import MailSettings
 from .engine.settings import EngineSettings
@@ -18,6 +21,8 @@ from .engine.tick import TickSummary, run_tick
 from .engine.transport import SmtpTransport, flask_mail_opener
 from .extensions import db
 from .transactional import TransactionalMail
+
+log = logging.getLogger(__name__)
 
 
 def rate_limiter_for(app: Flask) -> RateLimiter | None:
@@ -71,5 +76,28 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
                 sign=signer.sign if signer else None,
                 on_batch=on_batch,
             )
+        finally:
+            db.session.remove()
+
+
+def bounce_policy_for(app: Flask) -> BouncePolicy:
+    settings = MailSettings.from_config(app.config)
+    engine_settings = EngineSettings.from_config(app.config, envelope_from=settings.from_address)
+    return engine_settings.bounce_policy(max_bytes=int(app.config["MAILER_BOUNCE_MAX_BYTES"]))
+
+
+def process_bounces_for_app(app: Flask) -> BounceSummary:
+    """Fetch the bounce mailbox if one is configured, then read and count what was stored (issue 8).
+
+    An unreachable mailbox is logged and skipped: what the bounce port stored is still processed."""
+    imap = ImapSettings.from_config(app.config)
+    if imap is not None:
+        try:
+            poll_bounce_mailbox(app, imap)
+        except Exception as exc:  # IMAP errors, timeouts, refused logins: try again next time
+            log.warning("bounce mailbox: could not fetch: %s: %s", type(exc).__name__, exc)
+    with app.app_context():
+        try:
+            return process_bounce_messages(db.session, bounce_policy_for(app), clock=app.extensions["mailer.clock"])
         finally:
             db.session.remove()

@@ -5,14 +5,14 @@ Each kind is rendered once per sender and filled in per recipient (see emails.py
 from __future__ import annotations
 
 from datetime import datetime
-from email.message import EmailMessage
 
 from jinja2 import Environment
 
 from .clock import Clock
-from .emails import MailSettings, MailTemplate, build_message, render_template
+from .emails import MailSettings, MailTemplate, render_template
+from .prebuilt import PrebuiltMessage
 from .models import MailKind
-from .tokens import Purpose, make_token
+from .tokens import Purpose, TokenMaker
 
 SLOTS = ["name", "confirm_url", "unsubscribe_url", "preferences_url"]
 NAME_FALLBACK = "parent or carer"
@@ -30,26 +30,23 @@ class TransactionalMail:
         self._confirm_days = confirm_days
         self._clock = clock
         self._templates: dict[MailKind, MailTemplate] = {}
+        self._prebuilt = PrebuiltMessage(settings, transactional=True)
+        self._tokens = TokenMaker(secret_key, clock)
 
     def build(
         self, kind: MailKind, *, to_address: str, to_name: str, member_id: int, token_version: int, now: datetime
-    ) -> EmailMessage:
-        template = self._template(kind)
-        subject, html_body, text_body = template.fill(self._values(kind, to_name, member_id, token_version))
-        return build_message(
-            self._settings,
+    ) -> bytes:
+        """The message as it goes on the wire, from the kind's template rendered once."""
+        return self._prebuilt.render_template(
+            self._template(kind),
+            self._values(kind, to_name, member_id, token_version),
             to_address=to_address,
             to_name=to_name,
-            subject=subject,
-            html_body=html_body,
-            text_body=text_body,
             now=now,
-            transactional=True,
         )
 
     def link(self, purpose: Purpose, member_id: int, token_version: int) -> str:
-        token = make_token(self._secret_key, purpose, member_id, token_version, clock=self._clock)
-        return f"{self._settings.base_url}/{purpose.value}/{token}"
+        return f"{self._settings.base_url}/{purpose.value}/{self._tokens.make(purpose, member_id, token_version)}"
 
     def _values(self, kind: MailKind, name: str, member_id: int, version: int) -> dict[str, str]:
         values = {"name": name or NAME_FALLBACK}

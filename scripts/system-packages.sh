@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: Chromium for browser tests, PostgreSQL for multi-worker tests.
+# Debian packages the tests need: Chromium for browser tests, PostgreSQL for multi-worker tests,
+# nginx for the production test, Dovecot for the IMAP bounce mailbox test.
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v make >/dev/null 2>&1 || missing+=(make)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)  # the production test runs deploy/nginx-mailer.conf
+[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)  # the bounce mailbox tests run a throwaway Dovecot (issue 8)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-packages: please install: ${missing[*]} (needs root)" >&2

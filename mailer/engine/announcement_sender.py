@@ -15,24 +15,27 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from .. import consent
+from .. import bounces
 from ..announcement_mail import AnnouncementContent, AnnouncementMail
 from ..announcements import audience
 from ..clock import Clock
-from ..consent import Evidence
+from ..documents import find_document_links
+from ..logsafe import redact
 from ..models import (
     Announcement,
     AnnouncementState,
-    ConsentAction,
-    ConsentMethod,
+    BounceKind,
     Delivery,
     DeliveryState,
+    Group,
     Member,
     MemberStatus,
     UTCDateTime,
     _enum,
+    member_group,
 )
 from ..transaction import transaction
+from ..verp import VerpKind
 from .claims import claim_due
 from .settings import EngineSettings
 from .transport import SendFailure, ServerUnavailable, SmtpTransport
@@ -51,6 +54,7 @@ class _Recipient:
     name: str
     token_version: int
     wanted: bool
+    group_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -191,13 +195,14 @@ def send_delivery_batch(
             to_address=recipient.email,
             to_name=recipient.name,
             now=clock.now(),
+            group_names=recipient.group_names,
         )
         if sign is not None:
             raw = sign(raw)
         try:
-            transport.send(settings.envelope_from, recipient.email, raw)
+            transport.send(settings.envelope_for(VerpKind.DELIVERY, recipient.delivery_id), recipient.email, raw)
         except ServerUnavailable as exc:
-            log.warning("mail server unavailable, %d delivery(ies) wait: %s", len(recipients) - position, exc)
+            log.warning("mail server unavailable, %d delivery(ies) wait: %s", len(recipients) - position, redact(str(exc)))
             summary.server_unavailable = True
             _record(session, results, settings=settings, clock=clock, summary=summary)
             _release(session, [r.delivery_id for r in recipients[position:]], str(exc))
@@ -250,13 +255,30 @@ def _load_recipients(session: Session, ids: list[int]) -> list[_Recipient]:
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     ).all()
+    groups = _load_group_names(session, {row[2] for row in rows if row[2] is not None})
     return [
         _Recipient(
             delivery_id=d_id, announcement_id=a_id, member_id=m_id, email=email or "", name=name or "",
-            token_version=version or 0, wanted=status is MemberStatus.MEMBER,
+            token_version=version or 0, wanted=status is MemberStatus.MEMBER, group_names=groups.get(m_id, ()),
         )
         for d_id, a_id, m_id, email, name, version, status in rows
     ]
+
+
+def _load_group_names(session: Session, member_ids: set[int]) -> dict[int, tuple[str, ...]]:
+    """Each member's group names for {{ groups }} (issue 9): one query for the whole batch."""
+    if not member_ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    rows = session.execute(
+        select(member_group.c.member_id, Group.name)
+        .join(Group, Group.id == member_group.c.group_id)
+        .where(member_group.c.member_id.in_(member_ids))
+        .order_by(member_group.c.member_id, Group.position, Group.id)
+    )
+    for member_id, name in rows:
+        found.setdefault(member_id, []).append(name)
+    return {member_id: tuple(names) for member_id, names in found.items()}
 
 
 def _load_contents(session: Session, announcement_ids: set[int]) -> dict[int, AnnouncementContent]:
@@ -265,7 +287,8 @@ def _load_contents(session: Session, announcement_ids: set[int]) -> dict[int, An
             Announcement.id.in_(announcement_ids)
         )
     ).all()
-    return {row[0]: AnnouncementContent(*row) for row in rows}
+    documents = find_document_links(session, announcement_ids)
+    return {row[0]: AnnouncementContent(*row, documents=documents.get(row[0], ())) for row in rows}
 
 
 def _recheck(
@@ -329,7 +352,10 @@ def _record(
             if failure.permanent:
                 delivery.state = DeliveryState.FAILED
                 summary.failed += 1
-                _count_bounce(session, recipient.member_id, settings=settings, clock=clock)
+                _count_bounce(
+                    session, recipient.member_id, delivery_id=delivery.id, reason=str(failure), settings=settings,
+                    clock=clock,
+                )
             elif delivery.attempts < settings.max_attempts:
                 delivery.state, delivery.next_attempt_at = DeliveryState.PENDING, now + settings.backoff(delivery.attempts)
                 summary.retrying += 1
@@ -339,22 +365,14 @@ def _record(
     results.clear()
 
 
-def _count_bounce(session: Session, member_id: int | None, *, settings: EngineSettings, clock: Clock) -> None:
-    """A permanent refusal counts against the member; at the threshold they are suppressed (S4)."""
-    if member_id is None:
-        return
-    member = session.get(Member, member_id)
-    if member is None:
-        return
-    member.bounce_count += 1
-    if member.bounce_count >= settings.bounce_threshold and member.status is MemberStatus.MEMBER:
-        member.status, member.unsubscribed_at, member.updated_at = MemberStatus.UNSUBSCRIBED, clock.now(), clock.now()
-        consent.suppress_address(session, settings.suppression_key, member.email_key, "bounces", clock=clock)
-        consent.record_consent(
-            session, member, ConsentAction.SUPPRESSED, Evidence(ConsentMethod.SYSTEM), clock=clock,
-            detail={"reason": f"{member.bounce_count} permanent delivery failures"},
-        )
-        log.warning("member %d: suppressed after %d permanent failures", member.id, member.bounce_count)
+def _count_bounce(
+    session: Session, member_id: int | None, *, delivery_id: int, reason: str, settings: EngineSettings, clock: Clock
+) -> None:
+    """A permanent refusal during the SMTP conversation: the same rule as a later DSN (S4, mailer.bounces)."""
+    bounces.record_bounce(
+        session, member_id, BounceKind.PERMANENT, reason=reason, source_key=bounces.bounce_source_key(BounceKind.PERMANENT, VerpKind.DELIVERY, delivery_id),
+        delivery_id=delivery_id, policy=settings.bounce_policy(), clock=clock,
+    )
 
 
 def _release(session: Session, ids: list[int], error: str) -> None:

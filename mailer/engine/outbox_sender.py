@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..clock import Clock
-from ..emails import to_wire
 from ..announcement_mail import AnnouncementContent, AnnouncementMail
+from ..documents import find_document_links
+from ..logsafe import redact
 from ..models import Announcement, MailKind, Member, MemberStatus, OutboxMessage, OutboxState
 from ..transaction import transaction
 from ..transactional import TransactionalMail
+from ..verp import VerpKind
 from .claims import claim_due
 from .settings import EngineSettings
 from .transport import SendFailure, ServerUnavailable, SmtpTransport
@@ -85,9 +88,9 @@ def send_outbox_batch(
             summary.dropped += 1
             continue
         if job.kind is MailKind.TEST and job.announcement is not None:
-            message = announcement_mail.build_test(job.announcement, to_address=job.to_address, now=clock.now())
+            raw = announcement_mail.build_test(job.announcement, to_address=job.to_address, now=clock.now())
         else:
-            message = mail.build(
+            raw = mail.build(
                 job.kind,
                 to_address=job.to_address,
                 to_name=job.to_name,
@@ -95,14 +98,13 @@ def send_outbox_batch(
                 token_version=job.token_version,
                 now=clock.now(),
             )
-        raw = to_wire(message)
         if sign is not None:
             raw = sign(raw)
         try:
-            transport.send(settings.envelope_from, job.to_address, raw)
+            transport.send(settings.envelope_for(VerpKind.OUTBOX, job.outbox_id), job.to_address, raw)
         except ServerUnavailable as exc:
             # Nobody's fault but the server's: put the rest back untouched for the next tick.
-            log.warning("mail server unavailable, %d outbox message(s) wait: %s", len(jobs) - position, exc)
+            log.warning("mail server unavailable, %d outbox message(s) wait: %s", len(jobs) - position, redact(str(exc)))
             summary.server_unavailable = True
             _record(session, results, settings=settings, clock=clock, summary=summary)
             _release(session, [j.outbox_id for j in jobs[position:]], str(exc))
@@ -119,24 +121,62 @@ def send_outbox_batch(
     return len(ids), summary
 
 
+@dataclass(frozen=True)
+class _Row:
+    """The outbox columns a job needs."""
+
+    id: int
+    kind: MailKind
+    member_id: int | None
+    to_address: str | None
+    payload: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    """The member columns a job needs."""
+
+    id: int
+    email: str
+    name: str
+    status: MemberStatus
+    token_version: int
+
+
 def _load_jobs(session: Session, ids: list[int]) -> list[_Job]:
+    # Plain columns, not ORM objects: loading two whole entities per row cost more than building the mail.
     rows = session.execute(
-        select(OutboxMessage, Member)
+        select(
+            OutboxMessage.id,
+            OutboxMessage.kind,
+            OutboxMessage.member_id,
+            OutboxMessage.to_address,
+            OutboxMessage.payload,
+            Member.id,
+            Member.email,
+            Member.name,
+            Member.status,
+            Member.token_version,
+        )
         .outerjoin(Member, Member.id == OutboxMessage.member_id)
         .where(OutboxMessage.id.in_(ids))
         .order_by(OutboxMessage.id)
     ).all()
-    return [_job_for(session, row, member) for row, member in rows]
+    return [
+        _job_for(session, _Row(*row[:5]), None if row[5] is None else _Recipient(*row[5:]))
+        for row in rows
+    ]
 
 
-def _job_for(session: Session, row: OutboxMessage, member: Member | None) -> _Job:
+def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
     """Decide the recipient at send time: an erased or departed member gets nothing (S5)."""
     if row.kind is MailKind.TEST:
         announcement_id = (row.payload or {}).get("announcement_id")
         item = session.get(Announcement, announcement_id) if isinstance(announcement_id, int) else None
         if item is None:
             return _Job(row.id, row.kind, None, "", None, 0)
-        content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
+        documents = find_document_links(session, [item.id]).get(item.id, ())
+        content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at, documents)
         return _Job(row.id, row.kind, row.to_address, "", None, 0, content)
     if row.member_id is None:
         return _Job(row.id, row.kind, row.to_address, "", None, 0)
@@ -145,7 +185,7 @@ def _job_for(session: Session, row: OutboxMessage, member: Member | None) -> _Jo
     return _Job(row.id, row.kind, member.email, member.name, member.id, member.token_version)
 
 
-def _still_wanted(kind: MailKind, member: Member) -> bool:
+def _still_wanted(kind: MailKind, member: _Recipient) -> bool:
     if kind is MailKind.CONFIRM:
         return member.status in (MemberStatus.PENDING, MemberStatus.UNSUBSCRIBED)
     return member.status is MemberStatus.MEMBER
@@ -186,11 +226,11 @@ def _record(
             if state is OutboxState.PENDING and row.attempts < settings.max_attempts:
                 row.state, row.next_attempt_at = OutboxState.PENDING, now + settings.backoff(row.attempts)
                 summary.retrying += 1
-                log.info("outbox %d: will retry (attempt %d): %s", outbox_id, row.attempts, error)
+                log.info("outbox %d: will retry (attempt %d): %s", outbox_id, row.attempts, redact(error or ""))
             else:
                 row.state = OutboxState.FAILED
                 summary.failed += 1
-                log.warning("outbox %d: failed after %d attempt(s): %s", outbox_id, row.attempts, error)
+                log.warning("outbox %d: failed after %d attempt(s): %s", outbox_id, row.attempts, redact(error or ""))
     results.clear()
 
 

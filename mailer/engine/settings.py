@@ -10,6 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 from ..addresses import suppression_key
+from ..bounces import BouncePolicy
+from ..verp import VerpKind, verp_address, verp_key
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class EngineSettings:
     bounce_threshold: int = 3
     suppression_key: bytes = b""
     hold_after: timedelta = timedelta(hours=6)
+    bounce_decay: timedelta = timedelta(days=60)  # only permanent bounces this recent count
+    bounce_address: str = ""  # empty: bounces go to envelope_from
+    verp_key: bytes = b""  # empty: no VERP, every message has the fixed bounce address
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     @classmethod
@@ -42,9 +47,33 @@ class EngineSettings:
             bounce_threshold=int(config["MAILER_BOUNCE_THRESHOLD"]),
             suppression_key=suppression_key(config["MAILER_SUPPRESSION_KEY"], config["SECRET_KEY"]),
             hold_after=timedelta(hours=float(config["MAILER_HOLD_AFTER_HOURS"])),
+            bounce_decay=timedelta(days=float(config.get("MAILER_BOUNCE_DECAY_DAYS", 60))),
+            bounce_address=str(config.get("MAILER_BOUNCE_ADDRESS") or ""),
+            verp_key=verp_key(config["SECRET_KEY"]) if _is_on(config.get("MAILER_VERP", True)) else b"",
         )
+
+    def bounce_policy(self, max_bytes: int = 10 * 1024 * 1024) -> BouncePolicy:
+        return BouncePolicy(
+            threshold=self.bounce_threshold, decay=self.bounce_decay, suppression_key=self.suppression_key,
+            bounce_address=self.bounce_address, verp_key=self.verp_key, max_bytes=max_bytes,
+        )
+
+    def envelope_for(self, kind: VerpKind, row_id: int) -> str:
+        """The envelope sender (Return-Path) for one row: VERP when a bounce address is set (issue 8)."""
+        if not self.bounce_address:
+            return self.envelope_from
+        if not self.verp_key:
+            return self.bounce_address
+        return verp_address(self.verp_key, self.bounce_address, kind, row_id)
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential backoff with jitter: base * 2^(n-1), capped, then 50-100% of that."""
         delay = min(self.retry_base * (2 ** max(0, attempts - 1)), self.retry_max)
         return delay * (0.5 + self.rng.random() / 2)
+
+
+def _is_on(value: object) -> bool:
+    """Config flags may come from FLASK_* environment variables as strings."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)

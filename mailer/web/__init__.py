@@ -20,6 +20,7 @@ def register_web(app: Flask) -> None:
     from ..extensions import login_manager
     from .admin import bp as admin_bp
     from .archive import bp as archive_bp
+    from .documents import bp as documents_bp
     from .member import bp as member_bp
     from .public import bp as public_bp
 
@@ -27,6 +28,7 @@ def register_web(app: Flask) -> None:
     app.before_request(_refuse_nul_characters)
     app.register_blueprint(public_bp)
     app.register_blueprint(archive_bp)
+    app.register_blueprint(documents_bp)
     app.register_blueprint(member_bp)
     app.register_blueprint(admin_bp)
     login_manager.login_view = "admin.login"

@@ -92,7 +92,7 @@ def test_only_members_without_social_media(app, clock, smtp):
 def test_announcement_email_meets_e1_to_e6_and_one_click_works(app, clock, smtp):
     """Both parts, every header, no line over 998 octets on the wire, and the header URL unsubscribes by one-click POST."""
     with app.app_context():
-        member_id = add_member("reader@example.org", clock=clock, name="Rosa Reader")
+        member_id = add_member("reader@example.org", clock=clock, name="Zoë O'Brien, “Rosa”")
     admin = logged_in_admin(app, clock)
     send_now(admin, compose(admin, subject="Inspectors are coming back", body=REVISIT))
     run_tick_for_app(app)
@@ -112,6 +112,8 @@ def test_announcement_email_meets_e1_to_e6_and_one_click_works(app, clock, smtp)
     assert "/preferences/" in link_to(message, "/preferences/")
     assert "hello@forum.test" in text and "mailto:hello@forum.test" in html
     assert "because you joined our email list" in flat(text)
+    assert message["To"].addresses[0].display_name == "Zoë O'Brien, “Rosa”"
+    assert message["To"].addresses[0].addr_spec == "reader@example.org"
     assert '<html lang="en-GB">' in html and "<title>Inspectors are coming back</title>" in html
     assert "<h1" in html and "<h2" in html and 'role="presentation"' in html
     assert "<img" not in html  # no tracking pixel (C4)

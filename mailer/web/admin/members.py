@@ -16,7 +16,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SearchField, SelectChoice, SelectField
 from wtforms.validators import Length, Optional
 
-from ... import member_admin, member_csv
+from ... import bounces, member_admin, member_csv
 from ...announcements import to_london
 from ...errors import InvalidInput, NotPending, Suppressed
 from ...extensions import db
@@ -146,6 +146,9 @@ def member(member_id: int):  # type: ignore[no-untyped-def]
         "admin/members/detail.html",
         member=item,
         history=member_admin.find_member_history(db.session, item.id),
+        bounce_events=bounces.list_member_bounces(db.session, item.id),
+        bounce_threshold=int(current_app.config["MAILER_BOUNCE_THRESHOLD"]),
+        bounce_decay_days=int(float(current_app.config["MAILER_BOUNCE_DECAY_DAYS"])),
         next_confirmation_at=member_admin.next_confirmation_allowed_at(item, membership_policy()),
         now=clock().now(),
         action_form=ActionForm(),

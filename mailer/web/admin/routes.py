@@ -23,6 +23,7 @@ from ... import announcements as domain
 from ... import consent
 from ...admins import authenticate
 from ...announcement_mail import AnnouncementContent
+from ...documents import document_path, find_document_links, human_size, list_documents
 from ...errors import InvalidInput
 from ...extensions import db, limiter
 from ...logsafe import address_tag
@@ -144,12 +145,20 @@ def edit_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/announcements/<int:announcement_id>")
 def announcement(announcement_id: int):  # type: ignore[no-untyped-def]
     item = db.get_or_404(Announcement, announcement_id)
-    subject, _, text = announcement_mail().sample(_content(item), to_name=current_user.email)
+    samples, chosen = _sample_member(item)
+    subject, _, text = announcement_mail().sample(
+        _content(item), to_name=chosen.name if chosen else "", group_names=chosen.group_names if chosen else ()
+    )
     return render_template(
         "admin/announcement.html",
         item=item,
         subject=subject,
         text=text,
+        samples=samples,
+        chosen=chosen,
+        documents=list_documents(db.session, item.id),
+        human_size=human_size,
+        document_path=document_path,
         reach=domain.count_audience(db.session, [g.id for g in item.groups], item.only_without_social_media),
         progress=domain.announcement_progress(db.session, item.id),
         schedule_form=ScheduleForm(),
@@ -162,7 +171,10 @@ def announcement(announcement_id: int):  # type: ignore[no-untyped-def]
 def preview_html(announcement_id: int):  # type: ignore[no-untyped-def]
     """The exact HTML part, shown in a sandboxed frame: its inline styles are allowed, nothing else."""
     item = db.get_or_404(Announcement, announcement_id)
-    _, html, _ = announcement_mail().sample(_content(item), to_name=current_user.email)
+    _, chosen = _sample_member(item)
+    _, html, _ = announcement_mail().sample(
+        _content(item), to_name=chosen.name if chosen else "", group_names=chosen.group_names if chosen else ()
+    )
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox allow-popups"
@@ -300,8 +312,17 @@ def _field_error(form: AnnouncementForm, exc: InvalidInput) -> None:
     getattr(form, field).errors.append(str(exc))
 
 
+def _sample_member(item: Announcement) -> tuple[list[domain.SampleMember], domain.SampleMember | None]:
+    """The preview's member (?sample=<id>, one of a few in the audience); none: the test email's
+    values, a member with no name and no groups, so the default preview is exactly the test send."""
+    samples = domain.list_sample_members(db.session, [g.id for g in item.groups], item.only_without_social_media)
+    wanted = request.args.get("sample", type=int)
+    return samples, next((s for s in samples if s.id == wanted), None)
+
+
 def _content(item: Announcement) -> AnnouncementContent:
-    return AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
+    documents = find_document_links(db.session, [item.id]).get(item.id, ())
+    return AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at, documents)
 
 
 

@@ -8,8 +8,10 @@ from sqlalchemy import select
 
 from ...announcements import to_london
 from ...compose import render_markdown
+from ...documents import human_size, link_for, list_documents
 from ...extensions import db
 from ...models import Announcement, AnnouncementState
+from ...personal_fields import fill_public
 from . import bp
 
 
@@ -20,7 +22,7 @@ def _public() -> select:  # type: ignore[valid-type]
 @bp.get("/archive")
 def archive():  # type: ignore[no-untyped-def]
     items = db.session.scalars(_public().order_by(Announcement.finished_at.desc(), Announcement.id.desc())).all()
-    return render_template("archive/list.html", items=items, to_london=to_london)
+    return render_template("archive/list.html", items=items, to_london=to_london, public_text=fill_public)
 
 
 @bp.get("/archive/<int:announcement_id>")
@@ -29,5 +31,11 @@ def archived(announcement_id: int):  # type: ignore[no-untyped-def]
     if item is None:
         abort(404)
     return render_template(
-        "archive/item.html", item=item, body=Markup(render_markdown(item.body_markdown)), to_london=to_london
+        "archive/item.html",
+        item=item,
+        subject=fill_public(item.subject),
+        body=Markup(render_markdown(fill_public(item.body_markdown))),
+        documents=[link_for(d) for d in list_documents(db.session, item.id)],
+        human_size=human_size,
+        to_london=to_london,
     )

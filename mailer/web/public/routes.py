@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import current_app, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
@@ -12,6 +13,7 @@ from wtforms import SelectChoice, ValidationError
 from ... import consent, membership
 from ...errors import InvalidInput
 from ...extensions import csrf, db, limiter
+from ...heartbeat import find_sending_health
 from ...models import ConsentMethod, SocialMedia
 from ...tokens import Purpose, read_token
 from ...transaction import transaction
@@ -129,13 +131,23 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
 @bp.get("/healthz")
 @limiter.exempt
 def healthz():  # type: ignore[no-untyped-def]
+    """200 while the database answers, 503 when not (the fixed contract); the body adds what a
+    monitor alerts on: the workers' last tick and the outbox backlog (two small indexed queries)."""
     try:
         db.session.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any database failure means "not healthy"
         db.session.rollback()
         log.warning("healthz: database did not answer")
         return jsonify(status="unavailable", database="unavailable"), 503
-    return jsonify(status="ok", database="ok")
+    now = clock().now()
+    recent = timedelta(seconds=max(60.0, 5 * float(current_app.config["MAILER_TICK_SECONDS"])))
+    try:
+        sending = find_sending_health(db.session, now=now, recent=recent).as_json(now)
+    except Exception:  # noqa: BLE001 - e.g. a schema not yet upgraded: the database itself answered
+        db.session.rollback()
+        log.warning("healthz: could not read the worker heartbeat or the outbox")
+        sending = {"worker": None, "outbox": None}
+    return jsonify(status="ok", database="ok", **sending)
 
 
 def _read(purpose: Purpose, token: str) -> tuple[int, int]:

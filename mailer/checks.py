@@ -1,0 +1,228 @@
+"""Is this configuration fit to run for real? The checks behind `flask --app wsgi check`.
+
+Each check returns Findings; the command only prints them. ERROR means mail would not go out
+(or would go out unsafely): the command exits non-zero. WARNING works but should be fixed."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import smtplib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from .config import DEV_SECRET_KEY, is_production, message_id_domain, sender_parts
+from .logsafe import redact
+
+MIN_SECRET_LENGTH = 24
+
+
+class Level(enum.StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    message: str
+
+    def line(self) -> str:
+        return f"{self.level.value.upper():<7} {self.message}"
+
+
+def ok(message: str) -> Finding:
+    return Finding(Level.OK, message)
+
+
+def warning(message: str) -> Finding:
+    return Finding(Level.WARNING, message)
+
+
+def error(message: str) -> Finding:
+    return Finding(Level.ERROR, message)
+
+
+def blocks_sending(findings: list[Finding]) -> bool:
+    return any(f.level is Level.ERROR for f in findings)
+
+
+# --- settings that need nothing but the configuration --------------------------
+
+
+def check_secret_key(config: dict[str, Any]) -> list[Finding]:
+    """Who knows SECRET_KEY can forge confirm, unsubscribe and preferences links and admin sessions."""
+    secret = str(config.get("SECRET_KEY") or "")
+    if not secret or secret == DEV_SECRET_KEY:
+        if is_production(config):
+            return [error("SECRET_KEY is the development default: set FLASK_SECRET_KEY to a long random value")]
+        return [warning("SECRET_KEY is the development default: fine for trying out, never for real members "
+                        "(set FLASK_SECRET_KEY)")]
+    if len(secret) < MIN_SECRET_LENGTH:
+        return [warning(f"SECRET_KEY is short ({len(secret)} characters): use at least {MIN_SECRET_LENGTH} random ones")]
+    return [ok("SECRET_KEY is set")]
+
+
+def check_suppression_key(config: dict[str, Any]) -> list[Finding]:
+    """Suppression hashes are keyed: derived from SECRET_KEY, a new SECRET_KEY would forget them (C3)."""
+    key = str(config.get("MAILER_SUPPRESSION_KEY") or "")
+    if key and key == str(config.get("SECRET_KEY") or ""):
+        return [warning("MAILER_SUPPRESSION_KEY equals SECRET_KEY: give it its own value")]
+    if key:
+        return [ok("MAILER_SUPPRESSION_KEY is set separately from SECRET_KEY")]
+    if is_production(config):
+        return [warning("MAILER_SUPPRESSION_KEY is not set: suppressed addresses are hashed with a key derived "
+                        "from SECRET_KEY, so changing SECRET_KEY would forget who must never be mailed again")]
+    return [ok("MAILER_SUPPRESSION_KEY not set (derived from SECRET_KEY; set its own value in production)")]
+
+
+def check_base_url(config: dict[str, Any]) -> list[Finding]:
+    """Every link in every email starts with MAILER_BASE_URL; one-click unsubscribe needs https (RFC 8058)."""
+    raw = str(config.get("MAILER_BASE_URL") or "").strip()
+    if not raw:
+        return [error("MAILER_BASE_URL is not set: links in emails would go nowhere")]
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
+        return [error(f"MAILER_BASE_URL {raw!r} is not a valid http(s) URL like https://members.example.org")]
+    if is_production(config) and parts.scheme != "https":
+        return [error(f"MAILER_BASE_URL {raw} is not https: links carry secret tokens, and one-click "
+                      "unsubscribe requires https")]
+    if is_production(config) and host in ("127.0.0.1", "localhost", "::1"):
+        return [error(f"MAILER_BASE_URL {raw} points at this machine: members could not open the links")]
+    return [ok(f"MAILER_BASE_URL is {raw}")]
+
+
+def check_sender(config: dict[str, Any]) -> list[Finding]:
+    """Mail needs a From address; in production one on a real domain (not .test or .localhost)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    name, address = sender_parts(config)
+    try:
+        validate_email(address, check_deliverability=False, test_environment=not is_production(config))
+    except EmailNotValidError:
+        return [error(f"MAIL_DEFAULT_SENDER {config.get('MAIL_DEFAULT_SENDER')!r} has no valid address: "
+                      "use 'Forum name <noreply@your-domain>'")]
+    return [ok(f"mail comes from {name} <{address}>")]
+
+
+def check_proxy(config: dict[str, Any]) -> list[Finding]:
+    """Behind nginx without ProxyFix every visitor looks like 127.0.0.1 and shares one rate limit."""
+    if int(config.get("MAILER_PROXY_FIX_X_FOR") or 0) > 0:
+        return [ok(f"trusting X-Forwarded-For from {config['MAILER_PROXY_FIX_X_FOR']} proxy(ies)")]
+    if is_production(config):
+        return [warning("MAILER_PROXY_FIX_X_FOR is 0: behind nginx every visitor shares the proxy's IP address, "
+                        "so one busy join rate limit stops everyone (set it to 1 behind one proxy)")]
+    return []
+
+
+def check_dkim(config: dict[str, Any]) -> list[Finding]:
+    """A configured key that cannot be used stops every tick, so it blocks sending (E4)."""
+    key_file = str(config.get("MAILER_DKIM_KEY_FILE") or "")
+    if not key_file:
+        if is_production(config):
+            return [warning("DKIM signing is off (MAILER_DKIM_KEY_FILE): unless your relay signs for your "
+                            "domain, receivers may treat the mail as spam")]
+        return [ok("DKIM signing is off (optional)")]
+    import dkim.crypto
+
+    try:
+        data = Path(key_file).read_bytes()
+    except OSError as exc:
+        return [error(f"DKIM key {key_file} cannot be read: {exc.strerror or exc}")]
+    try:
+        key = dkim.crypto.parse_pem_private_key(data)
+    except (dkim.crypto.UnparsableKeyError, ValueError, IndexError) as exc:
+        return [error(f"DKIM key {key_file} is not a PEM RSA private key ({exc or 'unparsable'}): "
+                      "make one with `openssl genrsa -out dkim.key 2048`")]
+    bits = int(key["modulus"]).bit_length()
+    selector = str(config.get("MAILER_DKIM_SELECTOR") or "mail")
+    domain = str(config.get("MAILER_DKIM_DOMAIN") or message_id_domain(config))
+    if not (selector.isascii() and domain.isascii()):
+        return [error(f"DKIM selector {selector!r} and domain {domain!r} must be plain ASCII")]
+    findings = [ok(f"DKIM signs as {selector}._domainkey.{domain} with a {bits}-bit key")]
+    if bits < 2048:
+        findings.append(warning(f"DKIM key is {bits} bits: receivers expect at least 2048"))
+    return findings
+
+
+def check_settings(config: dict[str, Any]) -> list[Finding]:
+    """All the checks that read only the configuration."""
+    return [
+        *check_secret_key(config),
+        *check_suppression_key(config),
+        *check_base_url(config),
+        *check_sender(config),
+        *check_proxy(config),
+        *check_dkim(config),
+    ]
+
+
+# --- things we have to reach ------------------------------------------------------
+
+
+def check_smtp(open_connection: Callable[[], smtplib.SMTP], config: dict[str, Any]) -> list[Finding]:
+    """Connect, STARTTLS and log in the way the worker will, then say QUIT."""
+    where = f"{config.get('MAIL_SERVER')}:{config.get('MAIL_PORT')}"
+    how = " with TLS" if config.get("MAIL_USE_TLS") or config.get("MAIL_USE_SSL") else ""
+    try:
+        smtp = open_connection()
+    except (OSError, smtplib.SMTPException) as exc:
+        reason = redact(" ".join(str(exc).split()) or type(exc).__name__)
+        return [error(f"SMTP server {where} cannot be reached{how}: {reason}")]
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
+    logged_in = " and logged in" if config.get("MAIL_USERNAME") and config.get("MAIL_PASSWORD") else ""
+    findings = [ok(f"SMTP server {where} answered{how}{logged_in}")]
+    if is_production(config) and not how and config.get("MAIL_SERVER") not in ("127.0.0.1", "localhost", "::1"):
+        findings.append(warning(f"SMTP to {where} is not encrypted: set FLASK_MAIL_USE_TLS=true (port 587) "
+                                "or FLASK_MAIL_USE_SSL=true (port 465)"))
+    return findings
+
+
+def check_database(database_uri: str, migrations_dir: str | Path, *, timeout: float = 5.0) -> list[Finding]:
+    """Reachable, and migrated to the revision this code expects (`flask db upgrade`)."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    url = make_url(database_uri)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:" and not os.path.exists(url.database):
+            return [error(f"database {shown} does not exist: run `flask --app wsgi db upgrade`")]
+        connect_args: dict[str, Any] = {"timeout": timeout}
+    else:
+        connect_args = {"connect_timeout": max(1, int(timeout))}
+    engine = create_engine(url, connect_args=connect_args)
+    alembic_log = logging.getLogger("alembic.runtime.migration")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)  # "Context impl ..." is noise between our lines
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the answer is "unreachable"
+        reason = redact(" ".join(str(getattr(exc, "orig", None) or exc).split())[:300])
+        return [error(f"database {shown} cannot be reached: {reason}")]
+    finally:
+        alembic_log.setLevel(level)
+        engine.dispose()
+    heads = set(ScriptDirectory(str(migrations_dir)).get_heads())
+    if current != heads:
+        have = ", ".join(sorted(current)) or "empty"
+        return [error(f"database {shown} is at schema {have}, this code needs {', '.join(sorted(heads))}: "
+                      "run `flask --app wsgi db upgrade`")]
+    return [ok(f"database {shown} answers, schema is up to date ({', '.join(sorted(heads))})")]

@@ -1,0 +1,102 @@
+"""Announcement template pages (issue 9): list, create, edit, delete, and start a draft from one.
+
+Thin like routes.py: each change is one call to mailer.announcement_templates in a transaction."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+from wtforms.validators import DataRequired
+
+from ... import announcement_templates as domain
+from ...errors import InvalidInput
+from ...extensions import db
+from ...models import AnnouncementTemplate
+from ...transaction import transaction
+from ..context import clock
+from . import bp
+from .forms import ActionForm
+
+
+class TemplateForm(FlaskForm):
+    name = StringField("Template name", validators=[DataRequired("Give the template a name.")])
+    subject = StringField("Subject", validators=[DataRequired("Enter a subject.")])
+    body = TextAreaField("Message", validators=[DataRequired("Write the template's message.")])
+
+
+@bp.get("/templates")
+def templates():  # type: ignore[no-untyped-def]
+    return render_template(
+        "admin/templates/list.html", templates=domain.list_templates(db.session), action_form=ActionForm()
+    )
+
+
+@bp.route("/templates/new", methods=["GET", "POST"])
+def new_template():  # type: ignore[no-untyped-def]
+    form = TemplateForm()
+    if form.validate_on_submit():
+        try:
+            with transaction(db.session):
+                template = domain.create_template(db.session, _draft(form), clock=clock())
+        except InvalidInput as exc:
+            _field_error(form, exc)
+        else:
+            flash(f"Template “{template.name}” saved.")
+            return redirect(url_for("admin.templates"), 303)
+    return render_template("admin/templates/edit.html", form=form, template=None), 400 if form.is_submitted() else 200
+
+
+@bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
+def edit_template(template_id: int):  # type: ignore[no-untyped-def]
+    template = db.get_or_404(AnnouncementTemplate, template_id)
+    form = TemplateForm(data={"name": template.name, "subject": template.subject, "body": template.body_markdown})
+    if form.validate_on_submit():
+        try:
+            with transaction(db.session):
+                domain.update_template(db.session, template, _draft(form), clock=clock())
+        except InvalidInput as exc:
+            _field_error(form, exc)
+        else:
+            flash(f"Template “{template.name}” saved.")
+            return redirect(url_for("admin.templates"), 303)
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/templates/edit.html", form=form, template=template), status
+
+
+@bp.route("/templates/<int:template_id>/delete", methods=["GET", "POST"])
+def delete_template(template_id: int):  # type: ignore[no-untyped-def]
+    """GET asks; POST deletes. Announcements made from it keep their own copy."""
+    template = db.get_or_404(AnnouncementTemplate, template_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        name = template.name
+        with transaction(db.session):
+            domain.delete_template(db.session, template)
+        flash(f"Template “{name}” deleted.")
+        return redirect(url_for("admin.templates"), 303)
+    return render_template("admin/templates/delete.html", template=template, form=form)
+
+
+@bp.post("/templates/<int:template_id>/use")
+def use_template(template_id: int):  # type: ignore[no-untyped-def]
+    """New announcement from template: a draft with its text, opened for editing."""
+    template = db.get_or_404(AnnouncementTemplate, template_id)
+    if not ActionForm().validate_on_submit():
+        raise InvalidInput("The form had expired. Go back and try again.")
+    with transaction(db.session):
+        item = domain.draft_from_template(db.session, template, admin_id=current_user.id, clock=clock())
+    flash(f"A new draft from the template “{template.name}”. Replace the words in [square brackets], then save.")
+    return redirect(url_for("admin.edit_announcement", announcement_id=item.id), 303)
+
+
+def _draft(form: TemplateForm) -> domain.TemplateDraft:
+    return domain.TemplateDraft(
+        name=form.name.data or "", subject=form.subject.data or "", body_markdown=form.body.data or ""
+    )
+
+
+def _field_error(form: TemplateForm, exc: InvalidInput) -> None:
+    field = exc.field if exc.field in ("name", "subject", "body") else "name"
+    getattr(form, field).errors.append(str(exc))

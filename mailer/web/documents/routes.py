@@ -1,0 +1,32 @@
+"""Serve a hosted document: the right type, a safe name, never sniffed as a web page.
+
+The URL is /documents/<public id>/<file name>; the random public id finds the document, the
+name is there for people and browsers (any name serves the same file)."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, send_file
+
+from ...documents import KINDS, document_dir, find_document, stored_path
+from ...extensions import db
+from . import bp
+
+
+@bp.get("/documents/<public_id>/<path:name>")
+def document(public_id: str, name: str):  # type: ignore[no-untyped-def]
+    item = find_document(db.session, public_id)
+    if item is None or item.kind not in KINDS:
+        abort(404)
+    path = stored_path(document_dir(current_app.config["MAILER_DOCUMENT_DIR"], current_app.instance_path), item)
+    if not path.is_file():
+        abort(404)
+    kind = KINDS[item.kind]
+    # send_file writes Content-Disposition with an RFC 6266 filename* for non-ASCII names.
+    response = send_file(
+        path, mimetype=kind.content_type, as_attachment=not kind.inline, download_name=item.file_name,
+        conditional=True, max_age=3600,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # No scripts or styles of its own; object-src must allow the browser's built-in PDF viewer.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; object-src 'self'; frame-ancestors 'none'"
+    return response

@@ -1,0 +1,230 @@
+"""Issue 9, hosted documents: uploads checked by content and size, stored under random names, served
+with a safe name and the right headers, linked from the email with type and size, listed in the archive."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from sqlalchemy import select
+
+from mailer.extensions import db
+from mailer.models import Document
+from mailer.runner import run_tick_for_app
+from support.documents import ELF, HTML, tiny_docx, tiny_odt, tiny_pdf
+from support.factories import add_member, admin_post, compose, logged_in_admin
+from support.mail import flat, html_links, parts, text_links
+from support.web import csrf_token, path_of
+
+
+@pytest.fixture
+def documents_app(make_app, tmp_path):  # type: ignore[no-untyped-def]
+    return make_app(MAILER_DOCUMENT_DIR=str(tmp_path / "documents"), MAILER_DOCUMENT_MAX_BYTES=64 * 1024)
+
+
+def upload(client, announcement_id: int, content: bytes, file_name: str, title: str = ""):  # type: ignore[no-untyped-def]
+    page = f"/admin/announcements/{announcement_id}/documents/new"
+    token = csrf_token(client.get(page).get_data(as_text=True))
+    return client.post(
+        page,
+        data={"csrf_token": token, "title": title, "document": (io.BytesIO(content), file_name)},
+        content_type="multipart/form-data",
+    )
+
+
+def documents(app) -> list[Document]:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        rows = list(db.session.scalars(select(Document).order_by(Document.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def stored_files(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "documents"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_a_real_pdf_is_stored_served_and_linked_from_the_email_with_type_and_size(documents_app, clock, smtp, tmp_path):
+    """Upload, serve with the right headers, and link as 'Council letter (PDF, N KB)' in both parts of the mail."""
+    app = documents_app
+    with app.app_context():
+        add_member("reader@example.org", clock=clock, name="Zoë")
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="A letter from the council", body="Dear {{ name }},\n\nSee the letter.")
+    pdf = tiny_pdf(padding=3000)
+    response = upload(admin, announcement_id, pdf, "council-letter.pdf", title="Council letter")
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    [document] = documents(app)
+    assert document.kind == "pdf" and document.size_bytes == len(pdf) and document.file_name == "council-letter.pdf"
+    [stored] = stored_files(tmp_path)
+    assert stored.name == document.storage_name and re.fullmatch(r"[0-9a-f]{32}", stored.name)
+    assert stored.read_bytes() == pdf
+
+    public = f"/documents/{document.public_id}/council-letter.pdf"
+    served = app.test_client().get(public)
+    assert served.status_code == 200 and served.data == pdf
+    assert served.headers["Content-Type"] == "application/pdf"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert served.headers["Content-Disposition"] == "inline; filename=council-letter.pdf"
+    assert app.test_client().get(f"/documents/{'x' * 22}/council-letter.pdf").status_code == 404
+
+    page = f"/admin/announcements/{announcement_id}"
+    assert "Council letter" in admin.get(page).get_data(as_text=True)
+    assert admin_post(admin, page, f"{page}/send-now").status_code == 303
+    run_tick_for_app(app)
+    text, html = parts(smtp.wait_for(1)[0].message)
+    url = f"https://forum.test{public}"
+    size = f"{round(len(pdf) / 1024)} KB"
+    assert f"Council letter (PDF, {size})" in flat(text) and url in text_links(text)
+    assert f"Council letter (PDF, {size})</a>" in html and url in html_links(html)
+    assert "<h2" in html and "Documents" in html
+
+
+@pytest.mark.parametrize(
+    ("content", "file_name", "kind", "served_name", "content_type"),
+    [
+        (tiny_docx(), "Minutes.docx", "docx", "Minutes.docx",
+         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (tiny_odt(), "Minutes.odt", "odt", "Minutes.odt", "application/vnd.oasis.opendocument.text"),
+        (tiny_docx(), "really-a-word-file.pdf", "docx", "really-a-word-file.docx",
+         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ],
+)
+def test_word_and_opendocument_files_are_recognised_by_content(documents_app, clock, content, file_name, kind,
+                                                              served_name, content_type):
+    """DOCX and ODT are zips that say what they are; the stored name gets the real extension; they download."""
+    admin = logged_in_admin(documents_app, clock)
+    announcement_id = compose(admin, subject="Minutes", body="The minutes.")
+    assert upload(admin, announcement_id, content, file_name).status_code == 303
+    [document] = documents(documents_app)
+    assert (document.kind, document.file_name) == (kind, served_name)
+    served = documents_app.test_client().get(f"/documents/{document.public_id}/{served_name}")
+    assert served.headers["Content-Type"] == content_type
+    assert served.headers["Content-Disposition"].startswith("attachment;")
+
+
+@pytest.mark.parametrize(
+    ("content", "file_name"),
+    [
+        (ELF, "letter.pdf"),
+        (HTML, "letter.pdf"),
+        (b"PK\x03\x04" + b"\x00" * 100, "letter.docx"),
+        (b"", "empty.pdf"),
+    ],
+    ids=["executable", "html", "broken-zip", "empty"],
+)
+def test_files_that_are_not_documents_are_refused_whatever_their_name(documents_app, clock, tmp_path, content,
+                                                                      file_name):
+    """The type is read from the content: an executable or a web page named .pdf is refused, nothing kept."""
+    admin = logged_in_admin(documents_app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    response = upload(admin, announcement_id, content, file_name)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "There is a problem" in page
+    assert "not a PDF, Word (.docx) or OpenDocument (.odt) document" in page or "The file is empty" in page
+    assert documents(documents_app) == [] and stored_files(tmp_path) == []
+
+
+def test_oversized_file_gets_a_clear_413_page_and_nothing_is_kept(documents_app, clock, tmp_path):
+    """Over the request limit: 413 with a page that says what to do; just over the document limit: 400."""
+    admin = logged_in_admin(documents_app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    response = upload(admin, announcement_id, tiny_pdf(padding=200 * 1024), "huge.pdf")
+    assert response.status_code == 413
+    page = response.get_data(as_text=True)
+    assert "The document is larger than this page accepts" in page and "0.1 MB at most" in page
+    slightly = upload(admin, announcement_id, tiny_pdf(padding=70 * 1024), "big.pdf")
+    assert slightly.status_code == 400 and "The document is larger than 64 KB" in slightly.get_data(as_text=True)
+    assert documents(documents_app) == [] and stored_files(tmp_path) == []
+    # Other pages keep the small default limit.
+    token = csrf_token(admin.get("/admin/announcements/new").get_data(as_text=True))
+    big_form = admin.post("/admin/announcements/new", data={"csrf_token": token, "subject": "x", "body": "y" * (2 * 1024 * 1024)})
+    assert big_form.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("file_name", "safe_name", "disposition"),
+    [
+        ("../../etc/passwd.pdf", "passwd.pdf", "inline; filename=passwd.pdf"),
+        ("Lettre du conseil – Zoë.pdf", "Lettre du conseil – Zoë.pdf",
+         "inline; filename=\"Lettre du conseil  Zoe.pdf\"; filename*=UTF-8''Lettre%20du%20conseil%20%E2%80%93%20Zo%C3%AB.pdf"),
+        ("../..//%2e%2e/ça;<b>.pdf", "ça b .pdf".replace(" .pdf", ".pdf"),
+         "inline; filename=\"ca b.pdf\"; filename*=UTF-8''%C3%A7a%20b.pdf"),
+    ],
+)
+def test_path_tricks_and_non_ascii_names_are_stored_safely_and_served_with_a_safe_name(
+    documents_app, clock, tmp_path, file_name, safe_name, disposition
+):
+    """Folders in the name are dropped; the file lives under a random name; non-ASCII uses RFC 6266 filename*."""
+    admin = logged_in_admin(documents_app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    assert upload(admin, announcement_id, tiny_pdf(), file_name).status_code == 303
+    [document] = documents(documents_app)
+    assert document.file_name == safe_name
+    [stored] = stored_files(tmp_path)
+    assert stored.parent == tmp_path / "documents" and stored.name == document.storage_name
+    assert not (tmp_path / "etc").exists()
+    served = documents_app.test_client().get(f"/documents/{document.public_id}/{safe_name}")
+    assert served.status_code == 200
+    assert served.headers["Content-Disposition"] == disposition
+    page = admin.get(f"/admin/announcements/{announcement_id}").get_data(as_text=True)
+    link = re.search(r'href="(/documents/[^"]+)"', page).group(1)
+    assert unquote(link) == f"/documents/{document.public_id}/{safe_name}".replace("&", "&amp;")
+
+
+def test_removing_a_document_asks_first_then_deletes_row_and_file(documents_app, clock, tmp_path):
+    """GET shows a confirmation and changes nothing; POST removes the document and its file."""
+    admin = logged_in_admin(documents_app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    upload(admin, announcement_id, tiny_pdf(), "letter.pdf", title="The letter")
+    [document] = documents(documents_app)
+    confirm_path = f"/admin/announcements/{announcement_id}/documents/{document.id}/delete"
+    confirm = admin.get(confirm_path)
+    assert confirm.status_code == 200 and "Remove “The letter”?" in confirm.get_data(as_text=True)
+    assert len(documents(documents_app)) == 1 and len(stored_files(tmp_path)) == 1
+    assert admin_post(admin, confirm_path, confirm_path).status_code == 303
+    assert documents(documents_app) == [] and stored_files(tmp_path) == []
+    assert documents_app.test_client().get(f"/documents/{document.public_id}/letter.pdf").status_code == 404
+
+
+def test_public_archive_lists_the_documents_of_a_public_announcement(documents_app, clock, smtp):
+    """J7: someone who lost the email finds the letter on the archive page."""
+    app = documents_app
+    with app.app_context():
+        add_member("reader@example.org", clock=clock)
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    upload(admin, announcement_id, tiny_pdf(), "letter.pdf", title="Council letter")
+    page = f"/admin/announcements/{announcement_id}"
+    admin_post(admin, page, f"{page}/send-now")
+    run_tick_for_app(app)
+    smtp.wait_for(1)
+    assert app.test_client().get(f"/archive/{announcement_id}").status_code == 404
+    admin_post(admin, page, f"{page}/publish", {"public": "1"})
+    archive = app.test_client().get(f"/archive/{announcement_id}").get_data(as_text=True)
+    [document] = documents(app)
+    assert f'href="/documents/{document.public_id}/letter.pdf"' in archive
+    assert "Council letter (PDF, 1 KB)" in archive
+    served = app.test_client().get(path_of(f"https://forum.test/documents/{document.public_id}/letter.pdf"))
+    assert served.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [
+        ("..\\..\\windows\\system32\\letter.pdf", "letter.pdf"),
+        ('a"b;c\r\nd<e>.pdf', "a b c d e.pdf"),
+        ("....pdf", "document.pdf"),
+        (".hidden.exe", "hidden.pdf"),
+        ("x" * 300 + ".pdf", "x" * 120 + ".pdf"),
+    ],
+)
+def test_safe_file_name_drops_folders_and_reserved_characters(original, expected):
+    """Whatever a browser sends as the name, the served name has no folders, quotes, controls or a wrong extension."""
+    from mailer.documents import PDF, safe_file_name
+
+    assert safe_file_name(original, PDF) == expected

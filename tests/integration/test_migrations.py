@@ -1,0 +1,170 @@
+"""Migrations (P4, issue 10): an old database with data upgrades to head without losing anything,
+`db downgrade` steps back one revision, and the migrations describe exactly the models."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from conftest import POSTGRES_URL, base_config, skip_or_fail
+from mailer import create_app
+from mailer.extensions import db
+from mailer.models import ConsentAction, ConsentEvent, Member, MemberStatus, OutboxMessage, OutboxState
+
+FIRST = "0001"
+JOINED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+CONFIRMED = datetime(2026, 3, 5, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all: the migrations build it from the first revision."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    if not POSTGRES_URL:
+        skip_or_fail("TEST_POSTGRES_URL is not set")
+    url = make_url(POSTGRES_URL)
+    name = f"mig_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def old_app(empty_database: str) -> Iterator[Any]:
+    app = create_app(base_config(empty_database))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def stamp(moment: datetime, dialect: str) -> str:
+    """A timestamp literal as the first release wrote it: naive UTC on SQLite, timestamptz on PostgreSQL."""
+    plain = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return plain if dialect == "sqlite" else f"{plain}+00"
+
+
+def insert_release_one_data(dialect: str) -> None:
+    """Rows the first release could hold, written with plain SQL (no model of today is involved).
+
+    Ids come from the database, as they did in the app, so sequences are where the app left them."""
+    joined, confirmed = stamp(JOINED, dialect), stamp(CONFIRMED, dialect)
+    statements = [
+        ("INSERT INTO member (email, email_key, name, status, social_media, token_version, bounce_count, "
+         "created_at, updated_at, confirmed_at) VALUES "
+         "('Zoe.Parent@example.org', 'zoe.parent@example.org', 'Zoë Parent', 'member', 'no', 2, 0, "
+         ":joined, :confirmed, :confirmed), "
+         "('sam@example.org', 'sam@example.org', 'Sam Carer', 'pending', 'prefer_not_to_say', 1, 0, "
+         ":joined, :joined, NULL)"),
+        "INSERT INTO member_group (member_id, group_id) VALUES (1, 1), (1, 3), (2, 2)",
+        ("INSERT INTO consent_event (member_id, action, method, occurred_at, wording_id, email, ip_address, "
+         "user_agent, detail) VALUES "
+         "(1, 'requested', 'form', :joined, 1, 'Zoe.Parent@example.org', '203.0.113.7', 'Firefox', "
+         "'{\"groups\": [1, 3]}'), "
+         "(1, 'confirmed', 'email_link', :confirmed, 1, 'Zoe.Parent@example.org', '203.0.113.7', 'Firefox', NULL), "
+         "(2, 'requested', 'form', :joined, 1, 'sam@example.org', NULL, NULL, NULL)"),
+        "INSERT INTO suppression (address_hash, reason, created_at) VALUES (:hash, 'erased', :joined)",
+        ("INSERT INTO outbox (kind, member_id, to_address, payload, state, attempts, created_at, next_attempt_at, "
+         "claimed_at, claimed_by, sent_at, last_error) VALUES "
+         "('welcome', 1, NULL, NULL, 'sent', 1, :confirmed, :confirmed, NULL, 'old-worker', :confirmed, NULL), "
+         "('confirm', 2, NULL, NULL, 'pending', 2, :joined, :joined, NULL, NULL, NULL, '451 try later')"),
+    ]
+    params = {"joined": joined, "confirmed": confirmed, "hash": "ab" * 32}
+    for statement in statements:
+        db.session.execute(text(statement), params)
+    db.session.commit()
+
+
+def assert_release_one_data_is_intact() -> None:
+    """Read through today's models: every row, value, time zone and relationship survived."""
+    zoe = db.session.get(Member, 1)
+    assert zoe is not None
+    assert (zoe.email, zoe.name, zoe.status, zoe.token_version) == ("Zoe.Parent@example.org", "Zoë Parent",
+                                                                    MemberStatus.MEMBER, 2)
+    assert (zoe.created_at, zoe.confirmed_at) == (JOINED, CONFIRMED)
+    assert [g.id for g in zoe.groups] == [1, 3]
+    sam = db.session.get(Member, 2)
+    assert sam is not None and sam.status is MemberStatus.PENDING and [g.id for g in sam.groups] == [2]
+    events = list(db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)))
+    assert [(e.member_id, e.action) for e in events] == [
+        (1, ConsentAction.REQUESTED), (1, ConsentAction.CONFIRMED), (2, ConsentAction.REQUESTED)
+    ]
+    assert events[0].detail == {"groups": [1, 3]} and events[0].occurred_at == JOINED
+    assert events[0].wording is not None and events[0].wording.version == 1
+    outbox = list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    assert [(o.state, o.attempts, o.last_error) for o in outbox] == [
+        (OutboxState.SENT, 1, None), (OutboxState.PENDING, 2, "451 try later")
+    ]
+    assert db.session.scalar(text("SELECT address_hash FROM suppression")) == "ab" * 32
+
+
+def test_an_old_database_with_data_upgrades_to_head_without_losing_anything(old_app):
+    """P4: a database made by the first release, with members, consent and outbox rows, upgrades to head;
+    every row is still there and the app works on it (new ids continue after the old ones)."""
+    with old_app.app_context():
+        upgrade(revision=FIRST)
+        insert_release_one_data(db.engine.dialect.name)
+        upgrade()
+        assert_release_one_data_is_intact()
+        db.session.remove()
+    client = old_app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/join").status_code == 200
+    with old_app.app_context():  # sequences were not reset by the upgrade: the next member gets id 3
+        member = Member(email="new@example.org", email_key="new@example.org", created_at=JOINED, updated_at=JOINED)
+        db.session.add(member)
+        db.session.commit()
+        assert member.id == 3
+
+
+def test_db_downgrade_steps_back_one_revision_and_upgrade_returns(old_app):
+    """P4: `db downgrade` undoes the latest migration only; upgrading again keeps the data."""
+    with old_app.app_context():
+        upgrade(revision=FIRST)
+        insert_release_one_data(db.engine.dialect.name)
+        upgrade()
+        script_head = _current_revision()
+        downgrade(revision="-1")
+        after_downgrade = _current_revision()
+        assert after_downgrade != script_head and after_downgrade is not None
+        upgrade()
+        assert _current_revision() == script_head
+        assert_release_one_data_is_intact()
+
+
+def _current_revision() -> str | None:
+    db.session.remove()
+    with db.engine.connect() as conn:
+        return conn.scalar(text("SELECT version_num FROM alembic_version"))
+
+
+def test_flask_db_check_finds_no_difference_between_models_and_migrations(database_factory):
+    """P4: every model change has a migration: `flask db check` (alembic check) on a migrated PostgreSQL
+    database reports nothing to add."""
+    if not POSTGRES_URL:
+        skip_or_fail("TEST_POSTGRES_URL is not set")
+    uri, name = database_factory.postgres()
+    app = create_app(base_config(uri))
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "check"])
+        assert result.exit_code == 0, result.output
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        database_factory.drop_postgres(name)
