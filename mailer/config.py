@@ -55,6 +55,7 @@ class Defaults:
     MAILER_DKIM_KEY_FILE = ""  # set with MAILER_DKIM_SELECTOR to sign mail (E4)
     MAILER_DKIM_SELECTOR = "mail"
     MAILER_DKIM_DOMAIN = ""  # empty: the Message-ID domain
+    MAILER_SMTP_CONCURRENCY = 1  # sending processes (each with its own connection) per worker; PostgreSQL only
     MAILER_RATE_LIMIT_PER_MINUTE = 0  # 0: no limit; else at most this many messages in any 60 seconds
     MAILER_SMTP_TIMEOUT = 30.0
     MAILER_SMTP_MAX_PER_CONNECTION = 500

@@ -5,8 +5,13 @@ Runs in its own process (`flask --app wsgi worker`), never inside the web app.""
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -21,7 +26,7 @@ from .housekeeping import Retention, purge
 from .logconfig import set_process_fields
 from .runner import process_bounces_for_app, run_tick_for_app
 from .transaction import transaction
-from .worker_lock import single_worker
+from .worker_lock import single_worker, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +120,49 @@ def run_worker(app: Flask, *, wait_for_lock: bool = True) -> None:
 
     On SQLite only one worker may run: a second one waits for the first (or refuses)."""
     set_process_fields(worker=worker_id_for(app.config))
-    with single_worker(app.config["SQLALCHEMY_DATABASE_URI"], wait=wait_for_lock):
+    with single_worker(app.config["SQLALCHEMY_DATABASE_URI"], wait=wait_for_lock), _extra_senders(app):
         _run_scheduler(app)
+
+
+@contextmanager
+def _extra_senders(app: Flask) -> Iterator[None]:
+    """MAILER_SMTP_CONCURRENCY > 1: that many sending processes, each with its own SMTP connection,
+    sharing the work through their claims. PostgreSQL only: SQLite has one worker (S7).
+
+    Processes, not threads: building messages is Python work that threads would serialise."""
+    wanted = int(app.config.get("MAILER_SMTP_CONCURRENCY") or 1)
+    if wanted <= 1:
+        yield
+        return
+    if sqlite_path(app.config["SQLALCHEMY_DATABASE_URI"]) is not None:
+        log.warning("worker: MAILER_SMTP_CONCURRENCY=%d ignored: SQLite supports one sending process", wanted)
+        yield
+        return
+    base_id = worker_id_for(app.config)
+    limit = int(app.config.get("MAILER_RATE_LIMIT_PER_MINUTE") or 0)
+    share = max(1, limit // wanted) if limit else 0  # the processes together stay within the limit
+    app.config["MAILER_RATE_LIMIT_PER_MINUTE"] = share
+    children = []
+    for number in range(2, wanted + 1):
+        env = {
+            **os.environ,
+            "FLASK_MAILER_SMTP_CONCURRENCY": "1",
+            "FLASK_MAILER_WORKER_ID": f"{base_id}/{number}",
+            "FLASK_MAILER_RATE_LIMIT_PER_MINUTE": str(share),
+        }
+        children.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env=env))
+    log.info("worker: started %d more sending process(es)", len(children))
+    try:
+        yield
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def _run_scheduler(app: Flask) -> None:

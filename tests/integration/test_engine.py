@@ -223,3 +223,26 @@ def test_rate_limit_applies_across_ticks(make_app, clock, smtp):
     assert timedelta(minutes=2) <= clock.now() - start < timedelta(minutes=2, seconds=10)
     run_tick_for_app(app)  # the next tick reuses the same limiter: its window carries over
     assert app.extensions["mailer.rate_limiter"].per_minute == 10
+
+
+def test_smtp_concurrency_runs_several_sending_processes_on_postgresql(clock, smtp, tmp_path, postgres_uri):
+    """MAILER_SMTP_CONCURRENCY=2 on PostgreSQL: two sending processes share a send; SIGTERM stops both."""
+    app = create_app(base_config(postgres_uri, smtp))
+    app.extensions["mailer.clock"] = clock
+    add_members(app, clock, 400)
+    clock.set(datetime.now(UTC))
+    due_announcement(app, clock, subject="Two connections")
+    worker = WorkerProcess(postgres_uri, smtp, tmp_path / "worker.log", MAILER_WORKER_ID="pair",
+                           MAILER_SMTP_CONCURRENCY=2, MAILER_BATCH_SIZE=20)
+    try:
+        worker.wait_for_log("started 1 more sending process")
+        wait_until(lambda: delivery_states(app) == Counter({DeliveryState.SENT: 400}), 120, "all rows sent")
+    finally:
+        assert worker.stop() == 0, worker.log()[-2000:]
+    recipients = Counter(r.rcpt_tos[0] for r in smtp.received)
+    assert len(recipients) == 400 and set(recipients.values()) == {1}
+    with app.app_context():
+        senders = {claimed.split(":")[0] for claimed in db.session.scalars(select(Delivery.claimed_by))}
+        db.session.remove()
+        db.engine.dispose()
+    assert senders == {"pair", "pair/2"}, senders
