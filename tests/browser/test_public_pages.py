@@ -93,6 +93,7 @@ def test_empty_join_form_shows_errors_tied_to_fields(page: Page, live_server, ax
 
     summary = page.get_by_role("alert")
     expect(summary.get_by_role("heading", name="There is a problem")).to_be_visible()
+    expect(summary).to_be_focused()  # keyboard and screen reader users land on the problems
     links = summary.get_by_role("link")
     expect(links).to_have_text([
         "Enter your name.",
