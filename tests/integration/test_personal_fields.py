@@ -161,3 +161,28 @@ def test_personalised_announcement_is_rendered_once_for_many_members(app, clock,
     received = smtp.wait_for(25)
     assert len({r.message["Subject"] for r in received}) == 25
     assert len(calls) <= 2  # the body and the footer, once
+
+
+def test_group_names_are_read_with_one_query_per_batch(make_app, clock, smtp):
+    """{{ groups }} costs one query for a whole batch of deliveries, not one per member (S7)."""
+    from sqlalchemy import event
+
+    from support.factories import add_members
+
+    app = make_app(MAILER_BATCH_SIZE=20)
+    add_members(app, clock, 50, groups=[1, 3])
+    admin = logged_in_admin(app, clock)
+    send_now(admin, compose(admin, subject="Hello", body="You are in {{ groups }}."))
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        run_tick_for_app(app)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    received = smtp.wait_for(50)
+    assert all("You are in Forum news and Voice and Influence group." in flat(parts(r.message)[0]) for r in received)
+    group_reads = [s for s in statements if "member_group" in s and s.lstrip().upper().startswith("SELECT")]
+    assert len(group_reads) == 3, group_reads  # batches of 20, 20 and 10
