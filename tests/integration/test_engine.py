@@ -229,18 +229,20 @@ def test_smtp_concurrency_runs_several_sending_processes_on_postgresql(clock, sm
     """MAILER_SMTP_CONCURRENCY=2 on PostgreSQL: two sending processes share a send; SIGTERM stops both."""
     app = create_app(base_config(postgres_uri, smtp))
     app.extensions["mailer.clock"] = clock
-    add_members(app, clock, 400)
+    add_members(app, clock, 300)
     clock.set(datetime.now(UTC))
-    due_announcement(app, clock, subject="Two connections")
     worker = WorkerProcess(postgres_uri, smtp, tmp_path / "worker.log", MAILER_WORKER_ID="pair",
-                           MAILER_SMTP_CONCURRENCY=2, MAILER_BATCH_SIZE=20)
+                           MAILER_SMTP_CONCURRENCY=2, MAILER_BATCH_SIZE=10)
     try:
         worker.wait_for_log("started 1 more sending process")
-        wait_until(lambda: delivery_states(app) == Counter({DeliveryState.SENT: 400}), 120, "all rows sent")
+        wait_until(lambda: worker.log().count("worker: started, tick") >= 2, 30, "both sending processes")
+        smtp.slow_down(0.005)  # long enough for both to take batches
+        due_announcement(app, clock, subject="Two connections")
+        wait_until(lambda: delivery_states(app) == Counter({DeliveryState.SENT: 300}), 120, "all rows sent")
     finally:
         assert worker.stop() == 0, worker.log()[-2000:]
     recipients = Counter(r.rcpt_tos[0] for r in smtp.received)
-    assert len(recipients) == 400 and set(recipients.values()) == {1}
+    assert len(recipients) == 300 and set(recipients.values()) == {1}
     with app.app_context():
         senders = {claimed.split(":")[0] for claimed in db.session.scalars(select(Delivery.claimed_by))}
         db.session.remove()
