@@ -72,9 +72,15 @@ class PostfixSink:
 
 
 class AiosmtpdSink(CountingSink):
-    name = "aiosmtpd (fallback: postfix smtp-sink unavailable)"
+    name = "aiosmtpd"
 
 
 def best_sink(prefer_aiosmtpd: bool = False):  # type: ignore[no-untyped-def]
-    binary = None if prefer_aiosmtpd else smtp_sink_binary()
-    return PostfixSink(binary) if binary else AiosmtpdSink()
+    if prefer_aiosmtpd:
+        return AiosmtpdSink()
+    binary = smtp_sink_binary()
+    if binary:
+        return PostfixSink(binary)
+    sink = AiosmtpdSink()
+    sink.name = "aiosmtpd (fallback: postfix smtp-sink could not be fetched)"
+    return sink
