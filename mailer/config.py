@@ -68,7 +68,8 @@ class Defaults:
     MAILER_PROXY_FIX_X_PREFIX = 0
     MAILER_LOG_LEVEL = "INFO"
     MAILER_LOG_SETUP: bool | None = None  # None: key=value lines on stderr unless TESTING; False: leave logging alone
-    MAILER_JOIN_RATE_LIMIT = "20 per hour"
+    MAILER_JOIN_RATE_LIMIT = "20 per hour"  # join form posts per IP
+    MAILER_JOIN_RATE_LIMIT_PER_ADDRESS = "5 per hour"  # join form posts per email address, from any IP
     MAILER_LOGIN_RATE_LIMIT_IP = "20 per 10 minutes"
     MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts only
     MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE = 60  # spreads an import's confirmation emails out; 0 sends at once

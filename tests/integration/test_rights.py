@@ -257,3 +257,23 @@ def test_bad_input_sweep_over_public_and_token_routes(app, client, smtp, clock):
     # The only change allowed: nothing. (No valid CSRF token was ever sent, and one-click needs its exact value.)
     assert after == before, (before, after)
     assert statuses <= {200, 303, 400, 404, 405, 410, 413}
+
+
+def test_joining_is_rate_limited_per_address_and_per_ip(make_app, smtp):
+    """The same address from many IPs, and many addresses from one IP, get a clear 429 page; one mail at most."""
+    app = make_app(RATELIMIT_ENABLED=True, MAILER_JOIN_RATE_LIMIT="4 per hour", MAILER_JOIN_RATE_LIMIT_PER_ADDRESS="2 per hour")
+    client = app.test_client()
+    statuses = [
+        join(client, email="target@example.org", environ_base={"REMOTE_ADDR": f"192.0.2.{i + 1}"}).status_code
+        for i in range(3)
+    ]
+    assert statuses == [303, 303, 429]
+    limited = join(client, email="target@example.org", environ_base={"REMOTE_ADDR": "192.0.2.50"})
+    assert limited.status_code == 429 and "Too many attempts" in limited.get_data(as_text=True)
+    per_ip = [join(client, email=f"p{i}@example.org", environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code
+              for i in range(5)]
+    assert per_ip == [303, 303, 303, 303, 429]
+    run_tick_for_app(app)
+    assert len(smtp.to("target@example.org")) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Member)) == 5

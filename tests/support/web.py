@@ -20,9 +20,11 @@ def path_of(url: str) -> str:
 
 
 def join(client: Any, *, email: str, name: str = "Zoe Parent", groups: list[int] | None = None,
-         social_media: str = "no", consent: bool = True, **extra: str) -> Any:
+         social_media: str = "no", consent: bool = True, environ_base: dict[str, str] | None = None,
+         **extra: str) -> Any:
     """Post the join form the way a browser would: GET it first for the CSRF token."""
-    page = client.get("/join")
+    request_args = {"environ_base": environ_base} if environ_base else {}
+    page = client.get("/join", **request_args)
     data: dict[str, Any] = {
         "csrf_token": csrf_token(page.get_data(as_text=True)),
         "name": name,
@@ -33,7 +35,7 @@ def join(client: Any, *, email: str, name: str = "Zoe Parent", groups: list[int]
     }
     if consent:
         data["consent"] = "y"
-    return client.post("/join", data=data)
+    return client.post("/join", data=data, **request_args)
 
 
 def post_button(client: Any, path: str) -> Any:

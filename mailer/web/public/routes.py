@@ -28,6 +28,15 @@ def _join_rate_limit() -> str:
     return current_app.config["MAILER_JOIN_RATE_LIMIT"]
 
 
+def _join_address_rate_limit() -> str:
+    return current_app.config["MAILER_JOIN_RATE_LIMIT_PER_ADDRESS"]
+
+
+def _join_address_key() -> str:
+    """The address as typed, folded: one person hammering the form from many IPs is still one key."""
+    return "join-address:" + " ".join((request.form.get("email") or "").split()).lower()[:320]
+
+
 @bp.get("/")
 def home():  # type: ignore[no-untyped-def]
     return render_template("public/home.html")
@@ -41,6 +50,7 @@ def privacy():  # type: ignore[no-untyped-def]
 
 @bp.route("/join", methods=["GET", "POST"])
 @limiter.limit(_join_rate_limit, methods=["POST"])
+@limiter.limit(_join_address_rate_limit, methods=["POST"], key_func=_join_address_key)
 def join():  # type: ignore[no-untyped-def]
     groups = membership.list_groups(db.session)
     wording = consent.current_wording(db.session)
