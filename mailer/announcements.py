@@ -247,3 +247,29 @@ def _groups(session: Session, group_ids: list[int]) -> list[Group]:
     if len(groups) != len(wanted):
         raise InvalidInput("Choose groups from the list.", field="groups")
     return groups
+
+
+DELETABLE = (AnnouncementState.DRAFT, AnnouncementState.CANCELLED, AnnouncementState.SENT)
+
+
+def delete_announcement(session: Session, announcement: Announcement, *, keep_documents: bool) -> list[str]:
+    """Delete a draft, cancelled or sent announcement with its delivery records (J3).
+
+    Its documents either stay online at their links (sent emails point at them) or go too;
+    returns the storage names of the files to remove once the transaction has committed.
+    Raises WrongState while it is scheduled, held, sending or paused (cancel or let it finish)."""
+    from .models import Document
+
+    _require(announcement, DELETABLE, "Cancel it, or let it finish sending, before deleting it.")
+    documents = list(session.scalars(select(Document).where(Document.announcement_id == announcement.id)))
+    remove: list[str] = []
+    for document in documents:
+        if keep_documents:
+            document.announcement_id = None
+        else:
+            remove.append(document.storage_name)
+            session.delete(document)
+    session.flush()
+    session.delete(announcement)
+    session.flush()
+    return remove

@@ -228,3 +228,53 @@ def test_safe_file_name_drops_folders_and_reserved_characters(original, expected
     from mailer.documents import PDF, safe_file_name
 
     assert safe_file_name(original, PDF) == expected
+
+
+def test_deleting_an_announcement_asks_whether_to_keep_its_documents(documents_app, clock, smtp, tmp_path):
+    """Deleting a sent announcement asks about its letter: kept, the emailed link still works; deleted, it is gone."""
+    from mailer.models import Announcement, Delivery
+
+    with documents_app.app_context():
+        add_member("reader@example.org", clock=clock)
+    admin = logged_in_admin(documents_app, clock)
+    ids = []
+    for title in ("Kept letter", "Deleted letter"):
+        announcement_id = compose(admin, subject=title, body="A letter.")
+        upload(admin, announcement_id, tiny_pdf(), "letter.pdf", title=title)
+        page = f"/admin/announcements/{announcement_id}"
+        assert admin_post(admin, page, f"{page}/send-now").status_code == 303
+        ids.append(announcement_id)
+    run_tick_for_app(documents_app)
+    smtp.wait_for(2)
+    kept, deleted = documents(documents_app)
+    visitor = documents_app.test_client()
+
+    confirm = admin.get(f"/admin/announcements/{ids[0]}/delete")
+    assert confirm.status_code == 200
+    assert "Keep it online, so the links in sent emails still work" in confirm.get_data(as_text=True)
+    path = f"/admin/announcements/{ids[0]}/delete"
+    assert admin_post(admin, path, path, {"documents": "keep"}).status_code == 303
+    assert visitor.get(f"/documents/{kept.public_id}/letter.pdf").status_code == 200
+
+    path = f"/admin/announcements/{ids[1]}/delete"
+    assert admin_post(admin, path, path, {"documents": "delete"}).status_code == 303
+    assert visitor.get(f"/documents/{deleted.public_id}/letter.pdf").status_code == 404
+    assert [d.public_id for d in documents(documents_app)] == [kept.public_id]
+    assert len(stored_files(tmp_path)) == 1
+    with documents_app.app_context():
+        assert db.session.scalar(select(Announcement.id)) is None
+        assert db.session.scalar(select(Delivery.id)) is None
+
+
+def test_an_announcement_that_is_sending_cannot_be_deleted(documents_app, clock, smtp):
+    """Deleting while it is scheduled is a clear 409 and changes nothing."""
+    from mailer.models import Announcement
+
+    admin = logged_in_admin(documents_app, clock)
+    announcement_id = compose(admin, subject="Soon", body="Soon.")
+    page = f"/admin/announcements/{announcement_id}"
+    assert admin_post(admin, page, f"{page}/send-now").status_code == 303
+    assert admin.get(f"{page}/delete").status_code == 409
+    assert admin_post(admin, page, f"{page}/delete").status_code == 409
+    with documents_app.app_context():
+        assert db.session.get(Announcement, announcement_id) is not None

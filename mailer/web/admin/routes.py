@@ -24,7 +24,7 @@ from ... import consent
 from ...admins import authenticate
 from ...announcement_mail import AnnouncementContent
 from ...documents import document_path, find_document_links, human_size, list_documents
-from ...errors import InvalidInput
+from ...errors import InvalidInput, WrongState
 from ...extensions import db, limiter
 from ...logsafe import address_tag
 from ...member_admin import find_dashboard
@@ -345,3 +345,26 @@ def consent_wording():  # type: ignore[no-untyped-def]
             return redirect(url_for("admin.consent_wording"), 303)
     status = 400 if form.is_submitted() else 200
     return render_template("admin/consent.html", form=form, wordings=consent.list_wordings(db.session)), status
+
+
+@bp.route("/announcements/<int:announcement_id>/delete", methods=["GET", "POST"])
+def delete_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
+    """GET asks (and whether to keep its documents online); POST deletes."""
+    from ...documents import document_dir, list_documents, remove_stored_file
+
+    item = db.get_or_404(Announcement, announcement_id)
+    documents = list_documents(db.session, item.id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        keep = request.form.get("documents", "keep") != "delete"
+        subject = item.subject
+        with transaction(db.session):
+            removed = domain.delete_announcement(db.session, item, keep_documents=keep)
+        directory = document_dir(current_app.config["MAILER_DOCUMENT_DIR"], current_app.instance_path)
+        for storage_name in removed:  # after the commit: the rows went first
+            remove_stored_file(directory, storage_name)
+        flash(f"“{subject}” is deleted." + (" Its documents stay online." if documents and keep else ""))
+        return redirect(url_for("admin.dashboard"), 303)
+    if item.state not in domain.DELETABLE:
+        raise WrongState(f"This announcement is {item.state.value}. Cancel it, or let it finish sending, before deleting it.")
+    return render_template("admin/delete_announcement.html", item=item, documents=documents, form=form)
