@@ -133,7 +133,7 @@ def drop_postgres(uri: str) -> None:
     admin.dispose()
 
 
-def engine_processes(database_uri: str, sink: Any, count: int, processes: int) -> float:
+def engine_processes(database_uri: str, sink: Any, count: int, processes: int, batch_size: int = 100) -> float:
     """N worker processes share one announcement on PostgreSQL; timed from 'go' to all sent."""
     app = make_app(database_uri, sink)
     seed(app, count)
@@ -143,6 +143,7 @@ def engine_processes(database_uri: str, sink: Any, count: int, processes: int) -
         subprocess.Popen(
             [sys.executable, __file__, "--worker", database_uri, sink.host, str(sink.port), str(i)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "BENCH_BATCH_SIZE": str(batch_size)},
         )
         for i in range(processes)
     ]

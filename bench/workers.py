@@ -8,18 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aiosmtpd.controller import Controller  # noqa: E402
-from common import dispose, free_port, make_app, quiet_logging  # noqa: E402
-from send import announce, drop_postgres, postgres_database, seed, sent_count  # noqa: E402
+from common import free_port, quiet_logging  # noqa: E402
+from send import drop_postgres, engine_processes, postgres_database  # noqa: E402
 
 
 class SlowSink:
@@ -49,31 +47,7 @@ def run(base_url: str, count: int, processes: int) -> tuple[float, Counter[str]]
     sink = SlowSink().start()
     uri = postgres_database(base_url)
     try:
-        app = make_app(uri, sink)
-        seed(app, count)
-        announce(app)
-        dispose(app)
-        workers = [
-            subprocess.Popen([sys.executable, str(Path(__file__).parent / "send.py"), "--worker", uri, sink.host,
-                              str(sink.port), str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "BENCH_BATCH_SIZE": "20"})
-            for i in range(processes)
-        ]
-        for w in workers:
-            assert w.stdout is not None and w.stdout.readline().strip() == "ready"
-        started = time.perf_counter()
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write("go\n")
-            w.stdin.flush()
-        for w in workers:
-            w.wait(600)
-        elapsed = time.perf_counter() - started
-        app = make_app(uri, sink)
-        if sent_count(app) != count:
-            raise SystemExit(f"workers: only {sent_count(app)} of {count} sent")
-        dispose(app)
-        return elapsed, sink.recipients
+        return engine_processes(uri, sink, count, processes, batch_size=20), sink.recipients
     finally:
         sink.stop()
         drop_postgres(uri)

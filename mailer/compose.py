@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 import textwrap
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from mailer.admins import create_admin
-from mailer.extensions import db
 from mailer.runner import run_tick_for_app
 from support.documents import tiny_pdf
-from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD, add_member
+from support.factories import add_member
 from support.mail import flat, parts, text_links
 from support.web import path_of
+from .admin import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -28,17 +27,6 @@ def make_app(make_app, tmp_path: Path):  # type: ignore[no-untyped-def]
         return make_app(**{"MAILER_DOCUMENT_DIR": str(tmp_path / "documents"), **overrides})
 
     return factory
-
-
-def log_in(page: Page, live_server, clock) -> None:  # type: ignore[no-untyped-def]
-    with live_server.app.app_context():
-        create_admin(db.session, ADMIN_EMAIL, ADMIN_PASSWORD, clock=clock)
-        db.session.commit()
-    page.goto("/admin/login")
-    page.get_by_label("Email address", exact=True).fill(ADMIN_EMAIL)
-    page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
 
 
 def test_announcement_from_template_with_a_letter_preview_and_test_send(page: Page, live_server, clock, smtp,

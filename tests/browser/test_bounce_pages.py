@@ -12,7 +12,7 @@ from mailer.extensions import db
 from mailer.runner import process_bounces_for_app, run_tick_for_app
 from support.factories import add_member, due_announcement
 
-from .test_member_admin_pages import log_in
+from .admin import log_in
 
 pytestmark = pytest.mark.browser
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "dsn"

@@ -12,11 +12,11 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from mailer.admins import create_admin
 from mailer.extensions import db
 from mailer.models import Member, MemberStatus
 from mailer.runner import run_tick_for_app
-from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD, add_member
+from support.factories import add_member
+from .admin import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -34,17 +34,6 @@ def make_app(make_app, tmp_path: Path):  # type: ignore[no-untyped-def]
 def cells(table) -> list[list[str]]:  # type: ignore[no-untyped-def]
     """A table's text, row by row and cell by cell, as a reader meets it."""
     return table.evaluate("t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.trim()))")
-
-
-def log_in(page: Page, live_server, clock) -> None:  # type: ignore[no-untyped-def]
-    with live_server.app.app_context():
-        create_admin(db.session, ADMIN_EMAIL, ADMIN_PASSWORD, clock=clock)
-        db.session.commit()
-    page.goto("/admin/login")
-    page.get_by_label("Email address", exact=True).fill(ADMIN_EMAIL)
-    page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
 
 
 def test_search_filter_and_member_detail(page: Page, live_server, clock, axe):

@@ -12,26 +12,15 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from mailer.admins import create_admin
 from mailer.extensions import db
 from mailer.models import Member, Suppression
 from mailer.runner import run_tick_for_app
 from mailer.tokens import Purpose, make_token
-from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD, add_member
+from support.factories import ADMIN_EMAIL, add_member
+from .admin import log_in
 
 pytestmark = pytest.mark.browser
 SAMPLE = (Path(__file__).resolve().parents[1] / "data" / "samples" / "revisit-survey.md").read_text(encoding="utf-8")
-
-
-def log_in(page: Page, live_server, clock) -> None:  # type: ignore[no-untyped-def]
-    with live_server.app.app_context():
-        create_admin(db.session, ADMIN_EMAIL, ADMIN_PASSWORD, clock=clock)
-        db.session.commit()
-    page.goto("/admin/login")
-    page.get_by_label("Email address", exact=True).fill(ADMIN_EMAIL)
-    page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
 
 
 def test_compose_preview_test_schedule_and_watch_it_send(page: Page, live_server, clock, smtp, axe):

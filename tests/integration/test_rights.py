@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -16,14 +15,13 @@ from mailer.models import (
     ConsentWording,
     Delivery,
     Member,
-    MemberStatus,
     OutboxMessage,
     SocialMedia,
     Suppression,
 )
 from mailer.runner import run_tick_for_app
 from support.factories import add_member, admin_post, compose, logged_in_admin
-from support.mail import flat, link_to, parts
+from support.mail import link_to
 from support.web import csrf_token, join, join_and_confirm, path_of, post_button
 
 
