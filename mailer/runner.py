@@ -68,12 +68,12 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
                     opener,
                     max_per_connection=int(config["MAILER_SMTP_MAX_PER_CONNECTION"]),
                     rate_limiter=rate_limiter_for(app),
+                    sign=signer.sign if signer else None,
                 ),
                 mail=mail,
                 announcement_mail=announcement_mail,
                 settings=engine_settings,
                 clock=clock,
-                sign=signer.sign if signer else None,
                 on_batch=on_batch,
             )
         finally:

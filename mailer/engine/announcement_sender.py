@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,7 +41,6 @@ from .transport import SendFailure, ServerUnavailable, SmtpTransport
 
 log = logging.getLogger(__name__)
 
-Signer = Callable[[bytes], bytes]
 
 
 @dataclass(frozen=True)
@@ -149,7 +147,6 @@ def send_delivery_batch(
     *,
     settings: EngineSettings,
     clock: Clock,
-    sign: Signer | None = None,
 ) -> tuple[int, DeliverySummary]:
     """Claim one batch of deliveries of sending announcements, send, record. Returns (claimed, summary)."""
     sending = select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
@@ -197,8 +194,6 @@ def send_delivery_batch(
             now=clock.now(),
             group_names=recipient.group_names,
         )
-        if sign is not None:
-            raw = sign(raw)
         try:
             transport.send(settings.envelope_for(VerpKind.DELIVERY, recipient.delivery_id), recipient.email, raw)
         except ServerUnavailable as exc:

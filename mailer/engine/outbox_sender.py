@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +61,6 @@ def send_outbox_batch(
     *,
     settings: EngineSettings,
     clock: Clock,
-    sign: Callable[[bytes], bytes] | None = None,
 ) -> tuple[int, OutboxSummary]:
     """Claim one batch, send it, record each result. Returns (rows claimed, summary)."""
     with transaction(session):
@@ -98,8 +96,6 @@ def send_outbox_batch(
                 token_version=job.token_version,
                 now=clock.now(),
             )
-        if sign is not None:
-            raw = sign(raw)
         try:
             transport.send(settings.envelope_for(VerpKind.OUTBOX, job.outbox_id), job.to_address, raw)
         except ServerUnavailable as exc:

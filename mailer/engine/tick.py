@@ -61,7 +61,6 @@ def run_tick(
     announcement_mail: AnnouncementMail,
     settings: EngineSettings,
     clock: Clock,
-    sign: Callable[[bytes], bytes] | None = None,
     on_batch: Callable[[TickSummary], None] | None = None,
 ) -> TickSummary:
     """Start due announcements, then send outbox mail and deliveries in turn over one connection.
@@ -72,13 +71,13 @@ def run_tick(
     with open_transport() as transport:
         while True:
             outbox_claimed, outbox = send_outbox_batch(
-                session, transport, mail, announcement_mail, settings=settings, clock=clock, sign=sign
+                session, transport, mail, announcement_mail, settings=settings, clock=clock
             )
             summary.outbox.add(outbox)
             if outbox.server_unavailable:
                 break
             delivery_claimed, deliveries = send_delivery_batch(
-                session, transport, announcement_mail, settings=settings, clock=clock, sign=sign
+                session, transport, announcement_mail, settings=settings, clock=clock
             )
             summary.deliveries.add(deliveries)
             if on_batch is not None and (outbox_claimed or delivery_claimed):

@@ -80,9 +80,11 @@ class SmtpTransport:
         *,
         max_per_connection: int = 500,
         rate_limiter: Any = None,
+        sign: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._open = open_connection
         self._limiter = rate_limiter
+        self._sign = sign  # DKIM (E4): every message that leaves is signed here, once
         self._max_per_connection = max(1, max_per_connection)
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
@@ -92,6 +94,8 @@ class SmtpTransport:
         """Return once the server accepted the message; raise a SendFailure otherwise."""
         if self._smtp is not None and self._sent_on_connection >= self._max_per_connection:
             self.close()
+        if self._sign is not None:
+            raw = self._sign(raw)
         reused = self._smtp is not None
         if self._limiter is not None:
             self._limiter.wait()
