@@ -29,7 +29,15 @@ def normalise_address(raw: str) -> tuple[str, str]:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError:
         raise InvalidInput("Enter a valid email address, like name@example.com.", field="email") from None
-    return result.normalized, result.normalized.lower()
+    if result.ascii_email is None:
+        # Accented letters before the @ need SMTPUTF8, which most mail relays do not offer.
+        raise InvalidInput(
+            "We cannot send to addresses with accented or non-English letters before the @ yet. "
+            "Please use another email address.",
+            field="email",
+        )
+    # An international domain is kept in its ASCII form (xn--...), the form every mail server takes.
+    return result.ascii_email, result.ascii_email.lower()
 
 
 def address_hash(key: bytes, email_key: str) -> str:

@@ -37,7 +37,7 @@ from ..transaction import transaction
 from ..verp import VerpKind
 from .claims import claim_due
 from .settings import EngineSettings
-from .transport import SendFailure, ServerUnavailable, SmtpTransport
+from .transport import SendFailure, ServerUnavailable, SmtpTransport, unwritable
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +185,19 @@ def send_delivery_batch(
         if not recipient.wanted:
             results.append((recipient, DeliveryState.SKIPPED, None))
             continue
-        raw = mail.build_for_member(
-            contents[recipient.announcement_id],
-            member_id=recipient.member_id or 0,
-            token_version=recipient.token_version,
-            to_address=recipient.email,
-            to_name=recipient.name,
-            now=clock.now(),
-            group_names=recipient.group_names,
-        )
+        try:
+            raw = mail.build_for_member(
+                contents[recipient.announcement_id],
+                member_id=recipient.member_id or 0,
+                token_version=recipient.token_version,
+                to_address=recipient.email,
+                to_name=recipient.name,
+                now=clock.now(),
+                group_names=recipient.group_names,
+            )
+        except ValueError as exc:  # an address the email package cannot write: this one fails, the rest go
+            results.append((recipient, DeliveryState.FAILED, unwritable(exc)))
+            continue
         try:
             transport.send(settings.envelope_for(VerpKind.DELIVERY, recipient.delivery_id), recipient.email, raw)
         except ServerUnavailable as exc:

@@ -19,7 +19,7 @@ from ..transactional import TransactionalMail
 from ..verp import VerpKind
 from .claims import claim_due
 from .settings import EngineSettings
-from .transport import SendFailure, ServerUnavailable, SmtpTransport
+from .transport import SendFailure, ServerUnavailable, SmtpTransport, unwritable
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +85,21 @@ def send_outbox_batch(
             results.append((job.outbox_id, OutboxState.DROPPED, "nobody to send it to any more"))
             summary.dropped += 1
             continue
-        if job.kind is MailKind.TEST and job.announcement is not None:
-            raw = announcement_mail.build_test(job.announcement, to_address=job.to_address, now=clock.now())
-        else:
-            raw = mail.build(
-                job.kind,
-                to_address=job.to_address,
-                to_name=job.to_name,
-                member_id=job.member_id or 0,
-                token_version=job.token_version,
-                now=clock.now(),
-            )
+        try:
+            if job.kind is MailKind.TEST and job.announcement is not None:
+                raw = announcement_mail.build_test(job.announcement, to_address=job.to_address, now=clock.now())
+            else:
+                raw = mail.build(
+                    job.kind,
+                    to_address=job.to_address,
+                    to_name=job.to_name,
+                    member_id=job.member_id or 0,
+                    token_version=job.token_version,
+                    now=clock.now(),
+                )
+        except ValueError as exc:  # an address the email package cannot write: this one fails, the rest go
+            results.append((job.outbox_id, OutboxState.FAILED, str(unwritable(exc))))
+            continue
         try:
             transport.send(settings.envelope_for(VerpKind.OUTBOX, job.outbox_id), job.to_address, raw)
         except ServerUnavailable as exc:

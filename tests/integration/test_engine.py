@@ -248,3 +248,27 @@ def test_smtp_concurrency_runs_several_sending_processes_on_postgresql(clock, sm
         db.session.remove()
         db.engine.dispose()
     assert senders == {"pair", "pair/2"}, senders
+
+
+def test_an_address_no_server_can_take_fails_alone_and_the_rest_are_sent(make_app, clock, smtp):
+    """A member stored with an address that needs SMTPUTF8 (from before the join form refused them) fails with
+    a reason, announcement and welcome alike; everyone else is sent to and nothing is left claimed."""
+    from mailer.models import MailKind, OutboxMessage, OutboxState
+    from mailer.outbox import enqueue_mail
+
+    app = make_app()
+    with app.app_context():
+        odd = add_member("zoë@example.org", clock=clock, name="Zoë")
+        add_member("good@example.org", clock=clock)
+        enqueue_mail(db.session, MailKind.WELCOME, clock=clock, member_id=odd)
+        db.session.commit()
+    due_announcement(app, clock, subject="Coffee morning")
+    summary = run_tick_for_app(app)
+    assert (summary.deliveries.sent, summary.deliveries.failed) == (1, 1)
+    assert [r.rcpt_tos for r in smtp.received] == [["good@example.org"]]
+    with app.app_context():
+        failed = db.session.scalars(select(Delivery).where(Delivery.member_id == odd)).one()
+        assert failed.state is DeliveryState.FAILED and "could not be written" in failed.last_error
+        welcome = db.session.scalars(select(OutboxMessage)).one()
+        assert welcome.state is OutboxState.FAILED and "could not be written" in welcome.last_error
+    assert delivery_states(app)[DeliveryState.SENDING] == 0
