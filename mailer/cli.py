@@ -253,12 +253,12 @@ def members_export_command(output: str | None) -> None:
 def check_command(smtp_timeout: float) -> None:
     """Report missing or unsafe settings, one line each; exit 1 when something blocks sending."""
     from .checks import blocks_sending, check_database, check_settings, check_smtp
-    from .engine.transport import flask_mail_opener
+    from .runner import smtp_opener_for
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     findings = [
         *check_settings(app.config),
-        *check_smtp(flask_mail_opener(app.extensions["mail"], smtp_timeout), app.config),
+        *check_smtp(smtp_opener_for(app, smtp_timeout), app.config),
         *check_database(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["migrate"].directory),
     ]
     for finding in findings:

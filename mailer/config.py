@@ -58,6 +58,7 @@ class Defaults:
     MAILER_SMTP_CONCURRENCY = 1  # sending processes (each with its own connection) per worker; PostgreSQL only
     MAILER_RATE_LIMIT_PER_MINUTE = 0  # 0: no limit; else at most this many messages in any 60 seconds
     MAILER_SMTP_TIMEOUT = 30.0
+    MAILER_SMTP_CA_FILE = ""  # a CA bundle for a relay with a private certificate; empty: the system's CAs
     MAILER_SMTP_MAX_PER_CONNECTION = 500
     MAILER_WORKER_ID = ""  # empty: host name and process id
     # Behind nginx: how many proxies set each X-Forwarded-* header (werkzeug ProxyFix); 0 ignores it.

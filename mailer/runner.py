@@ -5,6 +5,7 @@ The worker, `send-due` and tests all come through here, so they send the same wa
 from __future__ import annotations
 
 import logging
+import smtplib
 import time
 from collections.abc import Callable
 
@@ -38,6 +39,16 @@ def rate_limiter_for(app: Flask) -> RateLimiter | None:
     return limiter
 
 
+def smtp_opener_for(app: Flask, timeout: float | None = None) -> Callable[[], smtplib.SMTP]:
+    """Connections as the worker opens them: Flask-Mail's MAIL_* settings, our timeout and CA file."""
+    config = app.config
+    return flask_mail_opener(
+        app.extensions["mail"],
+        float(config["MAILER_SMTP_TIMEOUT"]) if timeout is None else timeout,
+        ca_file=config.get("MAILER_SMTP_CA_FILE") or None,
+    )
+
+
 def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | None = None) -> TickSummary:
     """One pass over due work inside its own app context (jobs get no ORM objects)."""
     with app.app_context():
@@ -45,7 +56,7 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
         clock = app.extensions["mailer.clock"]
         settings = MailSettings.from_config(config)
         engine_settings = EngineSettings.from_config(config, envelope_from=settings.from_address)
-        opener = flask_mail_opener(app.extensions["mail"], float(config["MAILER_SMTP_TIMEOUT"]))
+        opener = smtp_opener_for(app)
         mail = TransactionalMail(
             app.jinja_env,
             settings,
