@@ -157,20 +157,28 @@ class _EncodedBody:
 
     def __init__(self, body: str, markers: list[str]) -> None:
         lines = body.replace("\r\n", "\n").rstrip("\n").split("\n")
-        self._markers = markers
-        self._pieces: list[bytes | str] = [
-            line if any(m in line for m in markers) else _qp_line(line) for line in lines
-        ]
+        # Runs of constant lines are encoded and joined once: the per-recipient loop sees only
+        # the lines with a slot in them, as (constant bytes before it, the line, its markers).
+        self._slotted: list[tuple[bytes, str, tuple[str, ...]]] = []
+        constant: list[bytes] = []
+        for line in lines:
+            present = tuple(m for m in markers if m in line)
+            if present:
+                self._slotted.append((b"".join(constant), line, present))
+                constant = []
+            else:
+                constant.append(_qp_line(line))
+        self._tail = b"".join(constant)
 
     def fill(self, values: dict[str, str]) -> bytes:
         """The encoded body with these marker -> value replacements, without the final CRLF."""
         out = []
-        for piece in self._pieces:
-            if isinstance(piece, str):
-                for marker, value in values.items():
-                    piece = piece.replace(marker, value)
-                piece = _qp_line(piece)
-            out.append(piece)
+        for before, line, markers in self._slotted:
+            for marker in markers:
+                line = line.replace(marker, values.get(marker, marker))
+            out.append(before)
+            out.append(_qp_line(line))
+        out.append(self._tail)
         return b"".join(out)[:-2]
 
 

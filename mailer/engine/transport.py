@@ -198,6 +198,8 @@ class SmtpTransport:
                 smtp.sendmail(envelope_from, [recipient], raw)
         except smtplib.SMTPRecipientsRefused as exc:
             code, response = exc.recipients.get(recipient, (450, b"recipient refused"))
+            if code == 421:  # the server is closing the channel: never reuse it
+                self._drop()
             raise failure_from_code(code, response) from None
         except smtplib.SMTPResponseException as exc:  # sender refused, data refused, ...
             if isinstance(exc, smtplib.SMTPServerDisconnected):
