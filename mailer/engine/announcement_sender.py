@@ -175,7 +175,7 @@ def send_delivery_batch(
         recipients = _load_recipients(session, ids)
         contents = _load_contents(session, {r.announcement_id for r in recipients})
     results: list[tuple[_Recipient, DeliveryState, SendFailure | None]] = []
-    last_check = time.monotonic()
+    last_check = last_marked = time.monotonic()
     for position, recipient in enumerate(recipients):
         if time.monotonic() - last_check >= settings.recheck_seconds:
             # Someone may have left, or an admin paused, since the batch was read (S5).
@@ -215,8 +215,9 @@ def send_delivery_batch(
             results.append((recipient, DeliveryState.FAILED if exc.permanent else DeliveryState.PENDING, exc))
         else:
             results.append((recipient, DeliveryState.SENT, None))
-        if len(results) >= settings.mark_every:
+        if settings.time_to_mark(len(results), last_marked):
             _record(session, results, settings=settings, clock=clock, summary=summary)
+            last_marked = time.monotonic()
     _record(session, results, settings=settings, clock=clock, summary=summary)
     elapsed = max(time.monotonic() - started, 1e-6)
     log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,7 @@ def send_outbox_batch(
         jobs = _load_jobs(session, ids)
     summary = OutboxSummary()
     results: list[tuple[int, OutboxState, str | None]] = []
+    last_marked = time.monotonic()
     for position, job in enumerate(jobs):
         if job.to_address is None:
             results.append((job.outbox_id, OutboxState.DROPPED, "nobody to send it to any more"))
@@ -114,9 +116,10 @@ def send_outbox_batch(
             results.append((job.outbox_id, state, str(exc)))
         else:
             results.append((job.outbox_id, OutboxState.SENT, None))
-        if len(results) >= settings.mark_every:
+        if settings.time_to_mark(len(results), last_marked):
             _record(session, results, settings=settings, clock=clock, summary=summary)
             results = []
+            last_marked = time.monotonic()
     _record(session, results, settings=settings, clock=clock, summary=summary)
     return len(ids), summary
 

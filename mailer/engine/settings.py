@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -19,7 +20,11 @@ class EngineSettings:
     worker_id: str
     envelope_from: str
     batch_size: int = 100
-    mark_every: int = 20
+    # Results are written after at most this many messages or this long, whichever comes first:
+    # after a crash, what was accepted but not yet written is sent again (S3), so this bounds the
+    # duplicates to a quarter of a second's worth, without a commit for every few messages.
+    mark_every: int = 100
+    mark_seconds: float = 0.25
     max_attempts: int = 8
     retry_base: timedelta = timedelta(seconds=30)
     retry_max: timedelta = timedelta(hours=1)
@@ -51,6 +56,10 @@ class EngineSettings:
             bounce_address=str(config.get("MAILER_BOUNCE_ADDRESS") or ""),
             verp_key=verp_key(config["SECRET_KEY"]) if _is_on(config.get("MAILER_VERP", True)) else b"",
         )
+
+    def time_to_mark(self, unwritten: int, last_marked: float) -> bool:
+        """Whether results waiting to be written (since monotonic `last_marked`) should be now."""
+        return unwritten >= self.mark_every or (unwritten > 0 and time.monotonic() - last_marked >= self.mark_seconds)
 
     def bounce_policy(self, max_bytes: int = 10 * 1024 * 1024) -> BouncePolicy:
         return BouncePolicy(

@@ -272,3 +272,26 @@ def test_an_address_no_server_can_take_fails_alone_and_the_rest_are_sent(make_ap
         welcome = db.session.scalars(select(OutboxMessage)).one()
         assert welcome.state is OutboxState.FAILED and "could not be written" in welcome.last_error
     assert delivery_states(app)[DeliveryState.SENDING] == 0
+
+
+def test_results_are_written_within_a_quarter_second_even_mid_batch(make_app, clock, smtp):
+    """With a slow relay, rows accepted by the server are marked sent while the batch is still going,
+    so a crash would re-send at most a quarter of a second's worth, not the whole batch (S3)."""
+    app = make_app(MAILER_BATCH_SIZE=100)
+    add_members(app, clock, 12)
+    due_announcement(app, clock, subject="Slow relay")
+    smtp.slow_down(0.1)
+    seen_mid_batch: list[tuple[int, int]] = []
+    tick = threading.Thread(target=run_tick_for_app, args=(app,))
+    tick.start()
+    try:
+        while tick.is_alive():
+            sent_rows = delivery_states(app)[DeliveryState.SENT]
+            if 0 < sent_rows < 12:
+                seen_mid_batch.append((sent_rows, len(smtp.received)))
+            time.sleep(0.05)
+    finally:
+        tick.join(30)
+    assert seen_mid_batch, "no row was marked sent until the whole batch had gone"
+    assert all(rows <= arrived for rows, arrived in seen_mid_batch)  # never marked before the server took it
+    assert delivery_states(app) == Counter({DeliveryState.SENT: 12})
