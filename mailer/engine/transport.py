@@ -198,15 +198,11 @@ class SmtpTransport:
                 smtp.sendmail(envelope_from, [recipient], raw)
         except smtplib.SMTPRecipientsRefused as exc:
             code, response = exc.recipients.get(recipient, (450, b"recipient refused"))
-            if code == 421:  # the server is closing the channel: never reuse it
-                self._drop()
-            raise failure_from_code(code, response) from None
+            raise self._refused(code, response) from None
         except smtplib.SMTPResponseException as exc:  # sender refused, data refused, ...
             if isinstance(exc, smtplib.SMTPServerDisconnected):
                 raise
-            if exc.smtp_code in (421,):
-                self._drop()
-            raise failure_from_code(exc.smtp_code, exc.smtp_error) from None
+            raise self._refused(exc.smtp_code, exc.smtp_error) from None
         except (socket.timeout, TimeoutError) as exc:
             self._drop()
             raise TransientFailure(None, f"timed out: {exc}") from None
@@ -218,6 +214,12 @@ class SmtpTransport:
             self._drop()
             raise TransientFailure(None, f"connection error: {exc}") from None
         self._sent_on_connection += 1
+
+    def _refused(self, code: int, response: bytes | str) -> SendFailure:
+        """The failure for a refusal at any step; 421 means the server is closing: never reuse it."""
+        if code == 421:
+            self._drop()
+        return failure_from_code(code, response)
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
