@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,7 +39,7 @@ from ..transaction import transaction
 from ..verp import VerpKind
 from .claims import claim_due
 from .settings import EngineSettings
-from .transport import SendFailure, ServerUnavailable, SmtpTransport, unwritable
+from .transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, unwritable
 
 log = logging.getLogger(__name__)
 
@@ -175,49 +177,62 @@ def send_delivery_batch(
         recipients = _load_recipients(session, ids)
         contents = _load_contents(session, {r.announcement_id for r in recipients})
     results: list[tuple[_Recipient, DeliveryState, SendFailure | None]] = []
-    last_check = last_marked = time.monotonic()
-    for position, recipient in enumerate(recipients):
-        if time.monotonic() - last_check >= settings.recheck_seconds:
-            # Someone may have left, or an admin paused, since the batch was read (S5).
-            recipients, gone, paused = _recheck(session, recipients, position)
-            last_check = time.monotonic()
-            recipient = recipients[position]
+    settled: set[int] = set()  # delivery ids with an outcome, written or about to be
+
+    def settle(recipient: _Recipient, state: DeliveryState, failure: SendFailure | None) -> None:
+        results.append((recipient, state, failure))
+        settled.add(recipient.delivery_id)
+
+    def messages() -> Iterator[Outgoing]:
+        """The batch's messages, built as the connection is ready for each; rows not to send are settled here."""
+        last_check = time.monotonic()
+        gone: set[int] = set()
+        paused: set[int] = set()
+        for position, recipient in enumerate(recipients):
+            if time.monotonic() - last_check >= settings.recheck_seconds:
+                # Someone may have left, or an admin paused, since the batch was read (S5); the answer
+                # holds for the rest of the batch until the next look.
+                gone, paused = _recheck(session, recipients[position:])
+                last_check = time.monotonic()
             if recipient.announcement_id in paused:
-                results.append((recipient, DeliveryState.PENDING, None))
+                settle(recipient, DeliveryState.PENDING, None)
                 continue
-            if recipient.delivery_id in gone:
-                recipient = _Recipient(**{**recipient.__dict__, "wanted": False})
-        if not recipient.wanted:
-            results.append((recipient, DeliveryState.SKIPPED, None))
-            continue
-        try:
-            raw = mail.build_for_member(
-                contents[recipient.announcement_id],
-                member_id=recipient.member_id or 0,
-                token_version=recipient.token_version,
-                to_address=recipient.email,
-                to_name=recipient.name,
-                now=clock.now(),
-                group_names=recipient.group_names,
-            )
-        except ValueError as exc:  # an address the email package cannot write: this one fails, the rest go
-            results.append((recipient, DeliveryState.FAILED, unwritable(exc)))
-            continue
-        try:
-            transport.send(settings.envelope_for(VerpKind.DELIVERY, recipient.delivery_id), recipient.email, raw)
-        except ServerUnavailable as exc:
-            log.warning("mail server unavailable, %d delivery(ies) wait: %s", len(recipients) - position, redact(str(exc)))
-            summary.server_unavailable = True
-            _record(session, results, settings=settings, clock=clock, summary=summary)
-            _release(session, [r.delivery_id for r in recipients[position:]], str(exc))
-            return len(ids), summary
-        except SendFailure as exc:
-            results.append((recipient, DeliveryState.FAILED if exc.permanent else DeliveryState.PENDING, exc))
-        else:
-            results.append((recipient, DeliveryState.SENT, None))
-        if settings.time_to_mark(len(results), last_marked):
-            _record(session, results, settings=settings, clock=clock, summary=summary)
-            last_marked = time.monotonic()
+            if not recipient.wanted or recipient.delivery_id in gone:
+                settle(recipient, DeliveryState.SKIPPED, None)
+                continue
+            try:
+                raw = mail.build_for_member(
+                    contents[recipient.announcement_id],
+                    member_id=recipient.member_id or 0,
+                    token_version=recipient.token_version,
+                    to_address=recipient.email,
+                    to_name=recipient.name,
+                    now=clock.now(),
+                    group_names=recipient.group_names,
+                )
+            except ValueError as exc:  # an address the email package cannot write: this one fails, the rest go
+                settle(recipient, DeliveryState.FAILED, unwritable(exc))
+                continue
+            yield Outgoing(recipient, settings.envelope_for(VerpKind.DELIVERY, recipient.delivery_id), recipient.email, raw)
+
+    last_marked = time.monotonic()
+    try:
+        with closing(transport.send_all(messages())) as outcomes:
+            for recipient, failure in outcomes:
+                if failure is None:
+                    settle(recipient, DeliveryState.SENT, None)
+                else:
+                    settle(recipient, DeliveryState.FAILED if failure.permanent else DeliveryState.PENDING, failure)
+                if settings.time_to_mark(len(results), last_marked):
+                    _record(session, results, settings=settings, clock=clock, summary=summary)
+                    last_marked = time.monotonic()
+    except ServerUnavailable as exc:
+        waiting = [r.delivery_id for r in recipients if r.delivery_id not in settled]
+        log.warning("mail server unavailable, %d delivery(ies) wait: %s", len(waiting), redact(str(exc)))
+        summary.server_unavailable = True
+        _record(session, results, settings=settings, clock=clock, summary=summary)
+        _release(session, waiting, str(exc))
+        return len(ids), summary
     _record(session, results, settings=settings, clock=clock, summary=summary)
     elapsed = max(time.monotonic() - started, 1e-6)
     log.info(
@@ -296,11 +311,8 @@ def _load_contents(session: Session, announcement_ids: set[int]) -> dict[int, An
     return {row[0]: AnnouncementContent(*row, documents=documents.get(row[0], ())) for row in rows}
 
 
-def _recheck(
-    session: Session, recipients: list[_Recipient], position: int
-) -> tuple[list[_Recipient], set[int], set[int]]:
-    """One query for the rest of the batch: who is no longer a member, which announcements paused."""
-    rest = recipients[position:]
+def _recheck(session: Session, rest: list[_Recipient]) -> tuple[set[int], set[int]]:
+    """One query for the rest of the batch: deliveries whose member left, announcements paused."""
     member_ids = [r.member_id for r in rest if r.member_id is not None]
     with transaction(session):
         still = set(
@@ -314,8 +326,7 @@ def _recheck(
                 )
             )
         )
-    gone = {r.delivery_id for r in rest if r.member_id not in still}
-    return recipients, gone, paused
+    return {r.delivery_id for r in rest if r.member_id not in still}, paused
 
 
 def _record(

@@ -1,8 +1,10 @@
 """The only module that talks SMTP: one reused connection, reconnects, clear failure kinds (S2).
 
-When the server offers PIPELINING (RFC 2920; Postfix, Exim and the big relays do), MAIL, RCPT
-and DATA go in one write and their three replies are read together: two round trips a message
-instead of four. Without it, smtplib's sendmail does the conversation step by step."""
+When the server offers PIPELINING (RFC 2920; Postfix, Exim and the big relays do), a stream of
+messages costs one write and one read per message: the content of one message with the next
+one's MAIL, RCPT and DATA behind it, then their four replies together. RFC 2920 allows content
+first in such a group; the client still waits for 354 before it sends a message's content.
+Without PIPELINING, smtplib's sendmail does the conversation step by step (four round trips)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask_mail import Connection
@@ -98,49 +102,79 @@ def flask_mail_opener(mail_state: Any, timeout: float, *, ca_file: str | None = 
 _SAFE_ADDRESS = re.compile(r"[^\s<>]+@[^\s<>]+|")  # the empty reverse-path <> is allowed
 
 
-def _pipelined_sendmail(smtp: smtplib.SMTP, envelope_from: str, recipient: str, raw: bytes) -> None:
-    """sendmail's conversation with MAIL, RCPT and DATA in one write (RFC 2920), raising the
-    exceptions sendmail raises, so failures are told apart the same way; RSET after a refusal."""
-    size = f" SIZE={len(raw)}" if smtp.has_extn("size") else ""
-    smtp.send(f"MAIL FROM:<{envelope_from}>{size}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
-    mail_code, mail_reply = smtp.getreply()
-    rcpt_code, rcpt_reply = smtp.getreply()
-    data_code, data_reply = smtp.getreply()
-    if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
-        smtp.send(b".\r\n")  # a server that opened DATA anyway: close it empty, then reset
-        smtp.getreply()
-    if mail_code != 250:
-        _reset(smtp, mail_code)
-        raise smtplib.SMTPSenderRefused(mail_code, mail_reply, envelope_from)
-    if rcpt_code not in (250, 251):
-        _reset(smtp, rcpt_code)
-        raise smtplib.SMTPRecipientsRefused({recipient: (rcpt_code, rcpt_reply)})
-    if data_code != 354:
-        _reset(smtp, data_code)
-        raise smtplib.SMTPDataError(data_code, data_reply)
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for one recipient; `key` comes back with its outcome."""
+
+    key: Any
+    envelope_from: str
+    recipient: str
+    raw: bytes
+
+
+Outcome = tuple[Any, SendFailure | None]
+
+
+@dataclass
+class _InFlight:
+    key: Any
+    envelope_from: str
+    recipient: str
+    raw: bytes  # signed, as it will go
+    may_retry: bool = True  # a message is sent again at most once after a lost connection
+    on_used_connection: bool = False  # its envelope went on a connection that had carried one before
+
+
+def _address_problem(envelope_from: str, recipient: str) -> PermanentFailure | None:
+    for address in (envelope_from, recipient):
+        if not address.isascii() or not _SAFE_ADDRESS.fullmatch(address):
+            # Would need SMTPUTF8, or would break the command line: no server will take it.
+            return PermanentFailure(None, "address cannot be used in SMTP (non-ASCII, spaces or brackets)")
+    return None
+
+
+def _content(raw: bytes) -> bytes:
+    """A message as it goes after DATA: CRLF line ends, dot-stuffed (RFC 5321 4.5.2), ended by a dot line."""
     crlf = raw.count(b"\r\n")
     if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
         raw = smtplib._fix_eols(raw)  # type: ignore[attr-defined]  # bare LF or CR: as sendmail would
-    data = raw.replace(b"\r\n.", b"\r\n..")  # dot-stuffing (RFC 5321 4.5.2)
+    data = raw.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
         data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    smtp.send(data + b".\r\n")
-    code, reply = smtp.getreply()
-    if code != 250:
-        _reset(smtp, code)
-        raise smtplib.SMTPDataError(code, reply)
+    return data + b".\r\n"
 
 
-def _reset(smtp: smtplib.SMTP, code: int) -> None:
-    """RSET after a refused step, as sendmail does; a closing server (421) gets none."""
-    if code == 421:
-        return
-    try:
-        smtp.rset()
-    except smtplib.SMTPServerDisconnected:
-        pass
+class _Replies:
+    """SMTP replies read straight from the socket: one read usually brings a whole group's."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lines: deque[bytes] = deque()
+        self._partial = b""
+
+    def read(self) -> tuple[int, bytes]:
+        text: list[bytes] = []
+        while True:
+            while not self._lines:
+                chunk = self._sock.recv(65536)
+                if not chunk:
+                    raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+                *complete, self._partial = (self._partial + chunk).split(b"\n")
+                self._lines.extend(complete)
+            line = self._lines.popleft()
+            text.append(line[4:].strip(b" \t\r"))
+            if line[3:4] != b"-":
+                break
+        try:
+            code = int(line[:3])
+        except ValueError:
+            code = -1  # not SMTP: as smtplib reports it
+        return code, b"\n".join(text)
+
+
+_ACCEPTED = ((250,), (250, 251), (354,))  # what MAIL, RCPT and DATA answer when all is well
 
 
 class SmtpTransport:
@@ -154,86 +188,189 @@ class SmtpTransport:
         rate_limiter: Any = None,
         sign: Callable[[bytes], bytes] | None = None,
     ) -> None:
-        self._open = open_connection
+        self._open_connection = open_connection
         self._limiter = rate_limiter
         self._sign = sign  # DKIM (E4): every message that leaves is signed here, once
         self._max_per_connection = max(1, max_per_connection)
         self._smtp: smtplib.SMTP | None = None
         self._pipelining = False
-        self._sent_on_connection = 0
+        self._size = False
+        self._replies: _Replies | None = None
+        self._open: _InFlight | None = None  # DATA accepted (354), content not yet written
+        self._needs_reset = False
+        self._started_on_connection = 0
         self.connections_opened = 0
 
     def send(self, envelope_from: str, recipient: str, raw: bytes) -> None:
         """Return once the server accepted the message; raise a SendFailure otherwise."""
-        if self._smtp is not None and self._sent_on_connection >= self._max_per_connection:
-            self.close()
-        if self._sign is not None:
-            raw = self._sign(raw)
-        reused = self._smtp is not None
-        if self._limiter is not None:
-            self._limiter.wait()
-        try:
-            self._send_once(envelope_from, recipient, raw)
-        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-            self._drop()
-            if not reused:
-                raise TransientFailure(None, f"connection lost: {exc}") from None
-            # An idle connection the server had already closed: one fresh try.
-            try:
-                self._send_once(envelope_from, recipient, raw)
-            except (smtplib.SMTPServerDisconnected, OSError) as again:
-                self._drop()
-                raise TransientFailure(None, f"connection lost: {again}") from None
+        for _key, failure in self.send_all([Outgoing(None, envelope_from, recipient, raw)]):
+            if failure is not None:
+                raise failure
 
-    def _send_once(self, envelope_from: str, recipient: str, raw: bytes) -> None:
-        for address in (envelope_from, recipient):
-            if not address.isascii() or not _SAFE_ADDRESS.fullmatch(address):
-                # Would need SMTPUTF8, or would break the command line: no server will take it.
-                raise PermanentFailure(None, "address cannot be used in SMTP (non-ASCII, spaces or brackets)")
-        smtp = self._connection()
+    def send_all(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+        """Send a stream of messages; yield (key, None) once the server accepted one and (key, failure)
+        when it did not, as each outcome becomes known (a refused envelope can be known before the
+        previous message's content is answered).
+
+        Messages are taken from `messages` one at a time, as the connection is ready for them.
+        Raises ServerUnavailable when no connection can be made: a message with no outcome by then
+        has not been accepted as far as we know; send it again later (at-least-once). Stopping
+        early (closing the generator, or an error) hangs up on a message still open in DATA, so the
+        server never delivers it."""
         try:
-            if self._pipelining:
-                _pipelined_sendmail(smtp, envelope_from, recipient, raw)
+            for message in messages:
+                problem = _address_problem(message.envelope_from, message.recipient)
+                if problem is not None:
+                    yield message.key, problem
+                    continue
+                raw = self._sign(message.raw) if self._sign is not None else message.raw
+                yield from self._advance(_InFlight(message.key, message.envelope_from, message.recipient, raw))
+            yield from self._advance(None)
+        finally:
+            if self._open is not None:
+                self._drop()
+
+    def _advance(self, message: _InFlight | None) -> Iterator[Outcome]:
+        """Put one message on its way, or with None end the open one; yield outcomes as they come."""
+        finishing = message is None
+        queue: deque[_InFlight] = deque([] if message is None else [message])
+        while queue or (finishing and self._open is not None):
+            if self._open is not None and (not queue or self._limiter is not None or self._full()):
+                # End the open message on its own: nothing follows, the connection is full, or a rate
+                # limit counts a message once its content is out.
+                outcomes, again = self._exchange(None)
             else:
-                smtp.sendmail(envelope_from, [recipient], raw)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, response = exc.recipients.get(recipient, (450, b"recipient refused"))
-            raise self._refused(code, response) from None
-        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, ...
-            if isinstance(exc, smtplib.SMTPServerDisconnected):
-                raise
-            raise self._refused(exc.smtp_code, exc.smtp_error) from None
+                next_message = queue.popleft()
+                if self._full():
+                    self.close()
+                if self._limiter is not None:
+                    self._limiter.wait()
+                smtp = self._connection()
+                if self._pipelining:
+                    outcomes, again = self._exchange(next_message)
+                else:
+                    outcomes, again = self._step_by_step(smtp, next_message)
+            yield from outcomes
+            queue.extendleft(reversed(again))
+
+    def _full(self) -> bool:
+        return self._smtp is not None and self._started_on_connection >= self._max_per_connection
+
+    def _exchange(self, message: _InFlight | None) -> tuple[list[Outcome], list[_InFlight]]:
+        """One write and its replies: the open message's content and end, then RSET if a refusal
+        left the server mid-transaction, then `message`'s MAIL, RCPT and DATA."""
+        assert self._smtp is not None and self._replies is not None
+        ended, replies = self._open, self._replies
+        in_flight = [m for m in (ended, message) if m is not None]
+        outcomes: list[Outcome] = []
+        parts: list[bytes] = []
+        if ended is not None:
+            parts.append(_content(ended.raw))
+        reset = message is not None and self._needs_reset
+        if message is not None:
+            if reset:
+                parts.append(b"RSET\r\n")
+            size = f" SIZE={len(message.raw)}" if self._size else ""
+            parts.append(f"MAIL FROM:<{message.envelope_from}>{size}\r\nRCPT TO:<{message.recipient}>\r\nDATA\r\n"
+                         .encode("ascii"))
+            message.on_used_connection = self._started_on_connection > 0
+            self._started_on_connection += 1
+        try:
+            self._smtp.sock.sendall(b"".join(parts))
+            if ended is not None:
+                self._open = None
+                code, text = replies.read()
+                in_flight.remove(ended)
+                outcomes.append((ended.key, None if code == 250 else self._refused(code, text)))
+                if self._smtp is None:  # the server is closing (421): the envelope after it is lost
+                    return self._lost(outcomes, in_flight, "the server closed the connection")
+            if message is None:
+                return outcomes, []
+            if reset:
+                code, _text = replies.read()
+                self._needs_reset = False
+                if code == 421:
+                    return self._lost(outcomes, in_flight, "the server closed the connection", drop=True)
+            answers: list[tuple[int, bytes]] = []
+            while len(answers) < 3 and (not answers or answers[-1][0] != 421):
+                answers.append(replies.read())
+            in_flight.remove(message)
+            refusal = next(((c, t) for (c, t), ok in zip(answers, _ACCEPTED) if c not in ok), None)
+            if refusal is None:
+                self._open = message
+                return outcomes, []
+            if answers[-1][0] == 354:  # a server that opened DATA anyway: close it empty
+                self._smtp.sock.sendall(b".\r\n")
+                replies.read()
+            outcomes.append((message.key, self._refused(*refusal)))
+            self._needs_reset = self._smtp is not None
+            return outcomes, []
         except (socket.timeout, TimeoutError) as exc:
-            self._drop()
-            raise TransientFailure(None, f"timed out: {exc}") from None
-        except smtplib.SMTPServerDisconnected:
-            raise
-        except ConnectionError:
-            raise
+            return self._lost(outcomes, in_flight, f"timed out: {exc}", drop=True, retry=False)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            return self._lost(outcomes, in_flight, f"connection lost: {exc}", drop=True)
         except OSError as exc:
+            return self._lost(outcomes, in_flight, f"connection error: {exc}", drop=True, retry=False)
+
+    def _step_by_step(self, smtp: smtplib.SMTP, message: _InFlight) -> tuple[list[Outcome], list[_InFlight]]:
+        """A server without PIPELINING: smtplib's sendmail, which also sends RSET after a refusal."""
+        message.on_used_connection = self._started_on_connection > 0
+        self._started_on_connection += 1
+        try:
+            smtp.sendmail(message.envelope_from, [message.recipient], message.raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, response = exc.recipients.get(message.recipient, (450, b"recipient refused"))
+            return [(message.key, self._refused(code, response))], []
+        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, ...
+            return [(message.key, self._refused(exc.smtp_code, exc.smtp_error))], []
+        except (socket.timeout, TimeoutError) as exc:
+            return self._lost([], [message], f"timed out: {exc}", drop=True, retry=False)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            return self._lost([], [message], f"connection lost: {exc}", drop=True)
+        except OSError as exc:
+            return self._lost([], [message], f"connection error: {exc}", drop=True, retry=False)
+        return [(message.key, None)], []
+
+    def _lost(
+        self, outcomes: list[Outcome], in_flight: list[_InFlight], reason: str, *, drop: bool = False,
+        retry: bool = True,
+    ) -> tuple[list[Outcome], list[_InFlight]]:
+        """The connection went with messages in flight. One whose envelope went on a connection that
+        had carried mail before is sent once more on a new one (the server may have closed an idle
+        connection); one on a fresh connection, or already retried, fails for now (S4 retries it later)."""
+        if drop:
             self._drop()
-            raise TransientFailure(None, f"connection error: {exc}") from None
-        self._sent_on_connection += 1
+        again: list[_InFlight] = []
+        for message in in_flight:
+            if retry and message.may_retry and message.on_used_connection:
+                message.may_retry = False
+                again.append(message)
+            else:
+                outcomes.append((message.key, TransientFailure(None, reason)))
+        return outcomes, again
 
     def _refused(self, code: int, response: bytes | str) -> SendFailure:
         """The failure for a refusal at any step; 421 means the server is closing: never reuse it."""
-        if code == 421:
+        if code == 421 or not 200 <= code < 600:
             self._drop()
         return failure_from_code(code, response)
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
             try:
-                self._smtp = self._open()
+                smtp = self._open_connection()
             except (OSError, smtplib.SMTPException) as exc:
                 raise ServerUnavailable(None, f"cannot connect to the mail server: {exc}") from None
-            self._sent_on_connection = 0
-            self._pipelining = self._smtp.has_extn("pipelining")
+            self._smtp, self._started_on_connection = smtp, 0
+            self._pipelining = smtp.has_extn("pipelining")
+            self._size = smtp.has_extn("size")
+            self._replies = _Replies(smtp.sock) if self._pipelining else None
             self.connections_opened += 1
         return self._smtp
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
+        self._open, self._needs_reset, self._replies = None, False, None
         if smtp is not None:
             try:
                 smtp.close()
@@ -241,8 +378,12 @@ class SmtpTransport:
                 pass
 
     def close(self) -> None:
-        """Say QUIT politely; a connection that is already gone is just dropped."""
+        """Say QUIT politely; a connection that is already gone, or has a message open, is just dropped."""
+        if self._open is not None:
+            self._drop()
+            return
         smtp, self._smtp = self._smtp, None
+        self._needs_reset, self._replies = False, None
         if smtp is not None:
             try:
                 smtp.quit()
