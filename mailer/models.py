@@ -201,7 +201,7 @@ class OutboxMessage(db.Model):
     current token version and an erased member's mail is dropped, not sent."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[MailKind] = mapped_column(_enum(MailKind))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="SET NULL"), index=True)
@@ -294,7 +294,7 @@ class Delivery(db.Model):
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("announcement_id", "member_id", name="uq_delivery_announcement_member"),
-        Index("ix_delivery_due", "announcement_id", "state", "next_attempt_at"),
+        Index("ix_delivery_due", "announcement_id", "state", "next_attempt_at", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     announcement_id: Mapped[int] = mapped_column(ForeignKey("announcement.id", ondelete="CASCADE"))

@@ -13,7 +13,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, exists, func, insert, literal, select, text, update
+from sqlalchemy import Integer, and_, exists, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from .. import bounces
@@ -37,7 +37,8 @@ from ..models import (
 )
 from ..transaction import transaction
 from ..verp import VerpKind
-from .claims import claim_due
+from .claims import claim_due, release_expired
+from .idsets import in_ids
 from .settings import EngineSettings
 from .transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, unwritable
 
@@ -147,6 +148,41 @@ def _create_deliveries(session: Session, announcement: Announcement, now: dateti
     return session.scalar(select(func.count()).where(Delivery.announcement_id == announcement.id)) or 0
 
 
+def release_expired_deliveries(session: Session, *, settings: EngineSettings, clock: Clock) -> None:
+    """Deliveries claimed by a worker that stopped (its lease ran out) go back in the queue (S3)."""
+    sending = select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
+    with transaction(session):
+        released = release_expired(
+            session, Delivery, pending=DeliveryState.PENDING, sending=DeliveryState.SENDING, now=clock.now(),
+            lease=settings.lease, scope=Delivery.announcement_id.in_(sending),
+        )
+    if released:
+        log.warning("%d delivery(ies) claimed longer ago than the lease are sent again", released)
+
+
+def claim_deliveries(session: Session, *, settings: EngineSettings, clock: Clock) -> list[int]:
+    """Claim up to a batch of due deliveries, announcement by announcement in the order they started,
+    and commit: each claim is a range of the queue index for one announcement (engine/claims.py)."""
+    sending = select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
+    ids: list[int] = []
+    with transaction(session):
+        for announcement_id in session.scalars(sending.order_by(Announcement.started_at, Announcement.id)).all():
+            ids += claim_due(
+                session,
+                Delivery,
+                pending=DeliveryState.PENDING,
+                sending=DeliveryState.SENDING,
+                worker_id=settings.worker_id,
+                now=clock.now(),
+                limit=settings.batch_size - len(ids),
+                # Still sending when the claim runs (an admin may pause in between), in the same statement.
+                scope=and_(Delivery.announcement_id == announcement_id, Delivery.announcement_id.in_(sending)),
+            )
+            if len(ids) >= settings.batch_size:
+                break
+    return ids
+
+
 def send_delivery_batch(
     session: Session,
     transport: SmtpTransport,
@@ -156,19 +192,7 @@ def send_delivery_batch(
     clock: Clock,
 ) -> tuple[int, DeliverySummary]:
     """Claim one batch of deliveries of sending announcements, send, record. Returns (claimed, summary)."""
-    sending = select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
-    with transaction(session):
-        ids = claim_due(
-            session,
-            Delivery,
-            pending=DeliveryState.PENDING,
-            sending=DeliveryState.SENDING,
-            worker_id=settings.worker_id,
-            now=clock.now(),
-            limit=settings.batch_size,
-            lease=settings.lease,
-            extra_where=Delivery.announcement_id.in_(sending),
-        )
+    ids = claim_deliveries(session, settings=settings, clock=clock)
     summary = DeliverySummary()
     if not ids:
         return 0, summary
@@ -272,7 +296,7 @@ def _load_recipients(session: Session, ids: list[int]) -> list[_Recipient]:
             Member.token_version, Member.status,
         )
         .outerjoin(Member, Member.id == Delivery.member_id)
-        .where(Delivery.id.in_(ids))
+        .where(in_ids(session, Delivery.id, ids))
         .order_by(Delivery.id)
     ).all()
     groups = _load_group_names(session, {row[2] for row in rows if row[2] is not None})
@@ -293,7 +317,7 @@ def _load_group_names(session: Session, member_ids: set[int]) -> dict[int, tuple
     rows = session.execute(
         select(member_group.c.member_id, Group.name)
         .join(Group, Group.id == member_group.c.group_id)
-        .where(member_group.c.member_id.in_(member_ids))
+        .where(in_ids(session, member_group.c.member_id, member_ids))
         .order_by(member_group.c.member_id, Group.position, Group.id)
     )
     for member_id, name in rows:
@@ -316,7 +340,7 @@ def _recheck(session: Session, rest: list[_Recipient]) -> tuple[set[int], set[in
     member_ids = [r.member_id for r in rest if r.member_id is not None]
     with transaction(session):
         still = set(
-            session.scalars(select(Member.id).where(Member.id.in_(member_ids), Member.status == MemberStatus.MEMBER))
+            session.scalars(select(Member.id).where(in_ids(session, Member.id, member_ids), Member.status == MemberStatus.MEMBER))
         )
         paused = set(
             session.scalars(
@@ -355,7 +379,7 @@ def _record(
                 summary.skipped += len(ids)
             # PENDING without failure: handed back because the announcement was paused.
             session.execute(
-                update(Delivery).where(Delivery.id.in_(ids)).values(**values).execution_options(synchronize_session=False)
+                update(Delivery).where(in_ids(session, Delivery.id, ids)).values(**values).execution_options(synchronize_session=False)
             )
         for recipient, state, failure in results:
             if failure is None:
@@ -395,10 +419,13 @@ def _release(session: Session, ids: list[int], error: str) -> None:
     with transaction(session):
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.state == DeliveryState.SENDING)
+            .where(in_ids(session, Delivery.id, ids), Delivery.state == DeliveryState.SENDING)
             .values(state=DeliveryState.PENDING, claimed_at=None, claimed_by=None, last_error=error[:500])
             .execution_options(synchronize_session=False)
         )
 
 
-__all__ = ["DeliverySummary", "finish_announcements", "send_delivery_batch", "start_due_announcements"]
+__all__ = [
+    "DeliverySummary", "claim_deliveries", "finish_announcements", "release_expired_deliveries", "send_delivery_batch",
+    "start_due_announcements",
+]

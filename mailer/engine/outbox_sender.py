@@ -18,7 +18,8 @@ from ..models import Announcement, MailKind, Member, MemberStatus, OutboxMessage
 from ..transaction import transaction
 from ..transactional import TransactionalMail
 from ..verp import VerpKind
-from .claims import claim_due
+from .claims import claim_due, release_expired
+from .idsets import in_ids
 from .settings import EngineSettings
 from .transport import SendFailure, ServerUnavailable, SmtpTransport, unwritable
 
@@ -54,6 +55,17 @@ class OutboxSummary:
         self.server_unavailable = self.server_unavailable or other.server_unavailable
 
 
+def release_expired_outbox(session: Session, *, settings: EngineSettings, clock: Clock) -> None:
+    """Outbox mail claimed by a worker that stopped (its lease ran out) goes back in the queue (S3)."""
+    with transaction(session):
+        released = release_expired(
+            session, OutboxMessage, pending=OutboxState.PENDING, sending=OutboxState.SENDING, now=clock.now(),
+            lease=settings.lease,
+        )
+    if released:
+        log.warning("%d outbox message(s) claimed longer ago than the lease are sent again", released)
+
+
 def send_outbox_batch(
     session: Session,
     transport: SmtpTransport,
@@ -73,7 +85,6 @@ def send_outbox_batch(
             worker_id=settings.worker_id,
             now=clock.now(),
             limit=settings.batch_size,
-            lease=settings.lease,
         )
     if not ids:
         return 0, OutboxSummary()
@@ -162,7 +173,7 @@ def _load_jobs(session: Session, ids: list[int]) -> list[_Job]:
             Member.token_version,
         )
         .outerjoin(Member, Member.id == OutboxMessage.member_id)
-        .where(OutboxMessage.id.in_(ids))
+        .where(in_ids(session, OutboxMessage.id, ids))
         .order_by(OutboxMessage.id)
     ).all()
     return [
@@ -210,7 +221,7 @@ def _record(
         if sent_ids:
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(sent_ids))
+                .where(in_ids(session, OutboxMessage.id, sent_ids))
                 .values(state=OutboxState.SENT, sent_at=now, attempts=OutboxMessage.attempts + 1, last_error=None)
                 .execution_options(synchronize_session=False)
             )
@@ -241,7 +252,7 @@ def _release(session: Session, ids: list[int], error: str) -> None:
     with transaction(session):
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
+            .where(in_ids(session, OutboxMessage.id, ids))
             .values(state=OutboxState.PENDING, claimed_at=None, claimed_by=None, last_error=error[:500])
             .execution_options(synchronize_session=False)
         )

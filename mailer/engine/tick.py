@@ -14,10 +14,11 @@ from ..transactional import TransactionalMail
 from .announcement_sender import (
     DeliverySummary,
     finish_announcements,
+    release_expired_deliveries,
     send_delivery_batch,
     start_due_announcements,
 )
-from .outbox_sender import OutboxSummary, send_outbox_batch
+from .outbox_sender import OutboxSummary, release_expired_outbox, send_outbox_batch
 from .settings import EngineSettings
 from .transport import SmtpTransport
 
@@ -63,11 +64,14 @@ def run_tick(
     clock: Clock,
     on_batch: Callable[[TickSummary], None] | None = None,
 ) -> TickSummary:
-    """Start due announcements, then send outbox mail and deliveries in turn over one connection.
+    """Start due announcements and take back rows whose claim expired, then send outbox mail and
+    deliveries in turn over one connection.
 
     Alternating batches keeps a confirmation email from waiting behind a long send."""
     summary = TickSummary()
     start_due_announcements(session, clock=clock, hold_after=settings.hold_after, summary=summary.deliveries)
+    release_expired_outbox(session, settings=settings, clock=clock)
+    release_expired_deliveries(session, settings=settings, clock=clock)
     with open_transport() as transport:
         while True:
             outbox_claimed, outbox = send_outbox_batch(
