@@ -212,25 +212,39 @@ class SmtpTransport:
         when it did not, as each outcome becomes known (a refused envelope can be known before the
         previous message's content is answered).
 
-        Messages are taken from `messages` one at a time, as the connection is ready for them.
+        Messages are taken from `messages` as the connection is ready for them, and one more while
+        the server works on a group of commands (so building the next message overlaps the wait).
         Raises ServerUnavailable when no connection can be made: a message with no outcome by then
         has not been accepted as far as we know; send it again later (at-least-once). Stopping
         early (closing the generator, or an error) hangs up on a message still open in DATA, so the
         server never delivers it."""
+        source = iter(messages)
+        ahead: list[Outgoing] = []  # at most one message, taken while the server worked
+
+        def look_ahead() -> None:
+            if not ahead:
+                following = next(source, None)
+                if following is not None:
+                    ahead.append(following)
+
         try:
-            for message in messages:
+            while True:
+                message = ahead.pop() if ahead else next(source, None)
+                if message is None:
+                    break
                 problem = _address_problem(message.envelope_from, message.recipient)
                 if problem is not None:
                     yield message.key, problem
                     continue
                 raw = self._sign(message.raw) if self._sign is not None else message.raw
-                yield from self._advance(_InFlight(message.key, message.envelope_from, message.recipient, raw))
-            yield from self._advance(None)
+                yield from self._advance(_InFlight(message.key, message.envelope_from, message.recipient, raw),
+                                         look_ahead)
+            yield from self._advance(None, look_ahead)
         finally:
             if self._open is not None:
                 self._drop()
 
-    def _advance(self, message: _InFlight | None) -> Iterator[Outcome]:
+    def _advance(self, message: _InFlight | None, while_waiting: Callable[[], None]) -> Iterator[Outcome]:
         """Put one message on its way, or with None end the open one; yield outcomes as they come."""
         finishing = message is None
         queue: deque[_InFlight] = deque([] if message is None else [message])
@@ -238,7 +252,7 @@ class SmtpTransport:
             if self._open is not None and (not queue or self._limiter is not None or self._full()):
                 # End the open message on its own: nothing follows, the connection is full, or a rate
                 # limit counts a message once its content is out.
-                outcomes, again = self._exchange(None)
+                outcomes, again = self._exchange(None, while_waiting)
             else:
                 next_message = queue.popleft()
                 if self._full():
@@ -247,7 +261,7 @@ class SmtpTransport:
                     self._limiter.wait()
                 smtp = self._connection()
                 if self._pipelining:
-                    outcomes, again = self._exchange(next_message)
+                    outcomes, again = self._exchange(next_message, while_waiting)
                 else:
                     outcomes, again = self._step_by_step(smtp, next_message)
             yield from outcomes
@@ -256,11 +270,14 @@ class SmtpTransport:
     def _full(self) -> bool:
         return self._smtp is not None and self._started_on_connection >= self._max_per_connection
 
-    def _exchange(self, message: _InFlight | None) -> tuple[list[Outcome], list[_InFlight]]:
+    def _exchange(
+        self, message: _InFlight | None, while_waiting: Callable[[], None]
+    ) -> tuple[list[Outcome], list[_InFlight]]:
         """One write and its replies: the open message's content and end, then RSET if a refusal
-        left the server mid-transaction, then `message`'s MAIL, RCPT and DATA."""
-        assert self._smtp is not None and self._replies is not None
-        ended, replies = self._open, self._replies
+        left the server mid-transaction, then `message`'s MAIL, RCPT and DATA. `while_waiting` runs
+        between the two, while the server reads."""
+        assert self._smtp is not None
+        ended = self._open
         in_flight = [m for m in (ended, message) if m is not None]
         outcomes: list[Outcome] = []
         parts: list[bytes] = []
@@ -277,40 +294,64 @@ class SmtpTransport:
             self._started_on_connection += 1
         try:
             self._smtp.sock.sendall(b"".join(parts))
-            if ended is not None:
-                self._open = None
-                code, text = replies.read()
-                in_flight.remove(ended)
-                outcomes.append((ended.key, None if code == 250 else self._refused(code, text)))
-                if self._smtp is None:  # the server is closing (421): the envelope after it is lost
-                    return self._lost(outcomes, in_flight, "the server closed the connection")
-            if message is None:
-                return outcomes, []
-            if reset:
-                code, _text = replies.read()
-                self._needs_reset = False
-                if code == 421:
-                    return self._lost(outcomes, in_flight, "the server closed the connection", drop=True)
-            answers: list[tuple[int, bytes]] = []
-            while len(answers) < 3 and (not answers or answers[-1][0] != 421):
-                answers.append(replies.read())
-            in_flight.remove(message)
-            refusal = next(((c, t) for (c, t), ok in zip(answers, _ACCEPTED) if c not in ok), None)
-            if refusal is None:
-                self._open = message
-                return outcomes, []
-            if answers[-1][0] == 354:  # a server that opened DATA anyway: close it empty
-                self._smtp.sock.sendall(b".\r\n")
-                replies.read()
-            outcomes.append((message.key, self._refused(*refusal)))
-            self._needs_reset = self._smtp is not None
-            return outcomes, []
-        except (socket.timeout, TimeoutError) as exc:
-            return self._lost(outcomes, in_flight, f"timed out: {exc}", drop=True, retry=False)
-        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-            return self._lost(outcomes, in_flight, f"connection lost: {exc}", drop=True)
         except OSError as exc:
-            return self._lost(outcomes, in_flight, f"connection error: {exc}", drop=True, retry=False)
+            return self._broken(exc, outcomes, in_flight)
+        try:
+            while_waiting()
+        except BaseException:
+            self._drop()  # replies left unread: this connection cannot be used again
+            raise
+        try:
+            return self._read_group(ended, message, reset, outcomes, in_flight)
+        except OSError as exc:
+            return self._broken(exc, outcomes, in_flight)
+
+    def _read_group(
+        self, ended: _InFlight | None, message: _InFlight | None, reset: bool, outcomes: list[Outcome],
+        in_flight: list[_InFlight],
+    ) -> tuple[list[Outcome], list[_InFlight]]:
+        """The replies to one group, in order; `in_flight` keeps the messages still without an outcome."""
+        assert self._smtp is not None and self._replies is not None
+        replies = self._replies
+        if ended is not None:
+            self._open = None
+            code, text = replies.read()
+            in_flight.remove(ended)
+            outcomes.append((ended.key, None if code == 250 else self._refused(code, text)))
+            if self._smtp is None:  # the server is closing (421): the envelope after it is lost
+                return self._lost(outcomes, in_flight, "the server closed the connection")
+        if message is None:
+            return outcomes, []
+        if reset:
+            code, _text = replies.read()
+            self._needs_reset = False
+            if code == 421:
+                return self._lost(outcomes, in_flight, "the server closed the connection", drop=True)
+        answers: list[tuple[int, bytes]] = []
+        while len(answers) < 3 and (not answers or answers[-1][0] != 421):
+            answers.append(replies.read())
+        in_flight.remove(message)
+        refusal = next(((c, t) for (c, t), ok in zip(answers, _ACCEPTED) if c not in ok), None)
+        if refusal is None:
+            self._open = message
+            return outcomes, []
+        if answers[-1][0] == 354:  # a server that opened DATA anyway: close it empty
+            self._smtp.sock.sendall(b".\r\n")
+            replies.read()
+        outcomes.append((message.key, self._refused(*refusal)))
+        self._needs_reset = self._smtp is not None
+        return outcomes, []
+
+    def _broken(
+        self, exc: OSError, outcomes: list[Outcome], in_flight: list[_InFlight]
+    ) -> tuple[list[Outcome], list[_InFlight]]:
+        """The socket failed mid-conversation: a timeout fails what was in flight, a lost connection
+        may be retried once (see _lost), anything else fails it."""
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return self._lost(outcomes, in_flight, f"timed out: {exc}", drop=True, retry=False)
+        if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError)):
+            return self._lost(outcomes, in_flight, f"connection lost: {exc}", drop=True)
+        return self._lost(outcomes, in_flight, f"connection error: {exc}", drop=True, retry=False)
 
     def _step_by_step(self, smtp: smtplib.SMTP, message: _InFlight) -> tuple[list[Outcome], list[_InFlight]]:
         """A server without PIPELINING: smtplib's sendmail, which also sends RSET after a refusal."""
@@ -323,12 +364,8 @@ class SmtpTransport:
             return [(message.key, self._refused(code, response))], []
         except smtplib.SMTPResponseException as exc:  # sender refused, data refused, ...
             return [(message.key, self._refused(exc.smtp_code, exc.smtp_error))], []
-        except (socket.timeout, TimeoutError) as exc:
-            return self._lost([], [message], f"timed out: {exc}", drop=True, retry=False)
-        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-            return self._lost([], [message], f"connection lost: {exc}", drop=True)
         except OSError as exc:
-            return self._lost([], [message], f"connection error: {exc}", drop=True, retry=False)
+            return self._broken(exc, [], [message])
         return [(message.key, None)], []
 
     def _lost(
