@@ -48,10 +48,20 @@ class AnnouncementMail:
         self._tokens = TokenMaker(secret_key, clock)
         self._mailto = unsubscribe_mailto
         self._templates: dict[tuple[int, datetime], MailTemplate] = {}
+        self._contents: dict[tuple[int, datetime], AnnouncementContent] = {}
         self._for_members = PrebuiltMessage(
             settings, transactional=False, constant_headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         )
         self._for_tests = PrebuiltMessage(settings, transactional=True)
+
+    def known_content(self, announcement_id: int, updated_at: datetime) -> AnnouncementContent | None:
+        """Content read earlier in this renderer's life, if the announcement has not changed since."""
+        return self._contents.get((announcement_id, updated_at))
+
+    def remember_content(self, content: AnnouncementContent) -> None:
+        if len(self._contents) >= 50:
+            self._contents.clear()
+        self._contents[(content.id, content.updated_at)] = content
 
     def template(self, content: AnnouncementContent) -> MailTemplate:
         key = (content.id, content.updated_at)

@@ -199,7 +199,7 @@ def send_delivery_batch(
     started = time.monotonic()
     with transaction(session):
         recipients = _load_recipients(session, ids)
-        contents = _load_contents(session, {r.announcement_id for r in recipients})
+        contents = _load_contents(session, mail, {r.announcement_id for r in recipients})
     results: list[tuple[_Recipient, DeliveryState, SendFailure | None]] = []
     settled: set[int] = set()  # delivery ids with an outcome, written or about to be
 
@@ -325,14 +325,25 @@ def _load_group_names(session: Session, member_ids: set[int]) -> dict[int, tuple
     return {member_id: tuple(names) for member_id, names in found.items()}
 
 
-def _load_contents(session: Session, announcement_ids: set[int]) -> dict[int, AnnouncementContent]:
-    rows = session.execute(
-        select(Announcement.id, Announcement.subject, Announcement.body_markdown, Announcement.updated_at).where(
-            Announcement.id.in_(announcement_ids)
-        )
-    ).all()
-    documents = find_document_links(session, announcement_ids)
-    return {row[0]: AnnouncementContent(*row, documents=documents.get(row[0], ())) for row in rows}
+def _load_contents(session: Session, mail: AnnouncementMail, announcement_ids: set[int]) -> dict[int, AnnouncementContent]:
+    """Each announcement's content; one small query when the renderer already read it this tick."""
+    versions = dict(session.execute(
+        select(Announcement.id, Announcement.updated_at).where(in_ids(session, Announcement.id, announcement_ids))
+    ).all())
+    contents = {a_id: mail.known_content(a_id, updated_at) for a_id, updated_at in versions.items()}
+    missing = {a_id for a_id, content in contents.items() if content is None}
+    if missing:
+        rows = session.execute(
+            select(Announcement.id, Announcement.subject, Announcement.body_markdown, Announcement.updated_at).where(
+                Announcement.id.in_(missing)
+            )
+        ).all()
+        documents = find_document_links(session, missing)
+        for row in rows:
+            content = AnnouncementContent(*row, documents=documents.get(row[0], ()))
+            mail.remember_content(content)
+            contents[content.id] = content
+    return {a_id: content for a_id, content in contents.items() if content is not None}
 
 
 def _recheck(session: Session, rest: list[_Recipient]) -> tuple[set[int], set[int]]:

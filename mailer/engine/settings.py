@@ -30,6 +30,7 @@ class EngineSettings:
     retry_max: timedelta = timedelta(hours=1)
     lease: timedelta = timedelta(minutes=5)
     recheck_seconds: float = 0.2
+    outbox_check_seconds: float = 1.0  # during a long send, transactional mail waits at most this long
     bounce_threshold: int = 3
     suppression_key: bytes = b""
     hold_after: timedelta = timedelta(hours=6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -67,19 +68,25 @@ def run_tick(
     """Start due announcements and take back rows whose claim expired, then send outbox mail and
     deliveries in turn over one connection.
 
-    Alternating batches keeps a confirmation email from waiting behind a long send."""
+    During a long send the outbox is looked at between delivery batches at most every
+    outbox_check_seconds: a confirmation email never waits behind the send for longer."""
     summary = TickSummary()
     start_due_announcements(session, clock=clock, hold_after=settings.hold_after, summary=summary.deliveries)
     release_expired_outbox(session, settings=settings, clock=clock)
     release_expired_deliveries(session, settings=settings, clock=clock)
     with open_transport() as transport:
+        outbox_checked, outbox_claimed = float("-inf"), 0
         while True:
-            outbox_claimed, outbox = send_outbox_batch(
-                session, transport, mail, announcement_mail, settings=settings, clock=clock
-            )
-            summary.outbox.add(outbox)
-            if outbox.server_unavailable:
-                break
+            if outbox_claimed >= settings.batch_size or time.monotonic() - outbox_checked >= settings.outbox_check_seconds:
+                outbox_claimed, outbox = send_outbox_batch(
+                    session, transport, mail, announcement_mail, settings=settings, clock=clock
+                )
+                outbox_checked = time.monotonic()
+                summary.outbox.add(outbox)
+                if outbox.server_unavailable:
+                    break
+            else:
+                outbox_claimed = 0  # not looked at this time round: a claim costs more than a batch's wait
             delivery_claimed, deliveries = send_delivery_batch(
                 session, transport, announcement_mail, settings=settings, clock=clock
             )

@@ -1,5 +1,7 @@
-"""queue indexes end with id, in the order claims take rows: a claim is a range scan that stops
-after one batch, instead of reading and sorting every row still to send
+"""queue indexes end with id, the order claims take rows in (engine/claims.py)
+
+A claim is then a range scan that stops after one batch, instead of reading and sorting every
+row still to send.
 
 Revision ID: 0007
 Revises: 0006

@@ -27,6 +27,7 @@ from mailer.models import (
 from mailer.runner import run_tick_for_app
 from support.factories import add_member, add_members, due_announcement
 from support.processes import WorkerProcess
+from support.web import join
 
 
 def delivery_states(app) -> Counter:  # type: ignore[no-untyped-def]
@@ -91,6 +92,34 @@ def test_smtp_server_stopped_mid_send_then_back(make_app, clock, smtp):
     recipients = Counter(r.rcpt_tos[0] for r in smtp.received)
     assert len(recipients) == 120
     assert delivery_states(app) == Counter({DeliveryState.SENT: 120})
+
+
+def test_confirmation_email_does_not_wait_behind_a_long_send(make_app, clock, smtp):
+    """A parent joins while a slowed 300-member send runs: their confirmation email goes out between
+    delivery batches within about a second (the engine looks at the outbox at least once a second during
+    a send), not after the last member's copy."""
+    app = make_app(MAILER_BATCH_SIZE=20)
+    add_members(app, clock, 300)
+    due_announcement(app, clock, subject="Long send")
+    smtp.slow_down(0.01)  # 300 messages: over three seconds
+    tick = threading.Thread(target=run_tick_for_app, args=(app,))
+    tick.start()
+    smtp.wait_for(20, timeout=20)
+    response = join(app.test_client(), email="new.parent@example.org")
+    assert response.status_code in (302, 303), response.status_code
+    joined_at = len(smtp.received)
+    joined = time.monotonic()
+    smtp.wait_for(joined_at + 1)
+    while not smtp.to("new.parent@example.org") and time.monotonic() - joined < 10:
+        time.sleep(0.01)
+    confirmation_after = time.monotonic() - joined
+    tick.join(timeout=60)
+    assert not tick.is_alive()
+    received = [r.rcpt_tos[0] for r in smtp.received]
+    position = received.index("new.parent@example.org")
+    assert len(received) == 301
+    assert confirmation_after < 2.0, f"the confirmation waited {confirmation_after:.1f}s"
+    assert position < len(received) - 50, f"it went out as message {position} of {len(received)}"
 
 
 def test_server_that_drops_the_connection_every_few_messages(make_app, clock, smtp):
