@@ -219,17 +219,23 @@ class SmtpTransport:
         early (closing the generator, or an error) hangs up on a message still open in DATA, so the
         server never delivers it."""
         source = iter(messages)
-        ahead: list[Outgoing] = []  # at most one message, taken while the server worked
+        ahead: list[Outgoing | Exception] = []  # at most one message, taken while the server worked
 
         def look_ahead() -> None:
             if not ahead:
-                following = next(source, None)
+                try:
+                    following = next(source, None)
+                except Exception as exc:  # raised below, once this group's replies are read and yielded
+                    ahead.append(exc)
+                    return
                 if following is not None:
                     ahead.append(following)
 
         try:
             while True:
                 message = ahead.pop() if ahead else next(source, None)
+                if isinstance(message, Exception):
+                    raise message
                 if message is None:
                     break
                 problem = _address_problem(message.envelope_from, message.recipient)
@@ -299,7 +305,7 @@ class SmtpTransport:
         try:
             while_waiting()
         except BaseException:
-            self._drop()  # replies left unread: this connection cannot be used again
+            self._drop()  # interrupted with replies unread: this connection cannot be used again
             raise
         try:
             return self._read_group(ended, message, reset, outcomes, in_flight)

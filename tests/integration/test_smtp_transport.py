@@ -19,6 +19,7 @@ from flask_mail import Mail
 
 from conftest import skip_or_fail
 from mailer.engine.transport import (
+    Outgoing,
     PermanentFailure,
     ServerUnavailable,
     SmtpTransport,
@@ -198,6 +199,109 @@ def test_idle_connection_closed_by_the_server_is_reopened(start_sink, pipelining
     assert [(r.rcpt_tos[0], r.connection) for r in sink.received] == [("before@example.org", 1),
                                                                        ("after@example.org", 2)]
     assert "QUIT" not in sink.verbs(1)  # closed by the server, not by us
+
+
+# --- a stream of messages (send_all): one round trip a message with PIPELINING -----------
+
+
+def outgoing(n: int, to: str | None = None) -> Outgoing:
+    to = to or f"member{n}@example.org"
+    return Outgoing(n, SENDER, to, message(n, to))
+
+
+def test_stream_sends_each_content_with_the_next_envelope(start_sink, pipelining):
+    """Five messages as a stream: each arrives once, in order, on one connection; with PIPELINING every
+    message but the last ended in the same write as the next one's MAIL, RCPT and DATA."""
+    sink = start_sink(pipelining=pipelining)
+    with SmtpTransport(opener_for(sink)) as transport:
+        outcomes = list(transport.send_all(outgoing(n) for n in range(5)))
+        assert transport.connections_opened == 1
+    assert outcomes == [(n, None) for n in range(5)]
+    assert [r.rcpt_tos for r in sink.received] == [[f"member{n}@example.org"] for n in range(5)]
+    assert [r.raw for r in sink.received] == [message(n, f"member{n}@example.org") for n in range(5)]
+    ends_pipelined = [c for c, what in sink.pipelined if what == "END"]
+    assert ends_pipelined == ([1] * 4 if pipelining else [])
+    assert sink.verbs(1) == ["EHLO", *["MAIL", "RCPT", "DATA"] * 5, "QUIT"]
+
+
+def test_stream_refusals_fail_their_own_message_only(start_sink, pipelining):
+    """In a stream, 550 to one RCPT and 451 to another's end of data fail those two with their kind; the
+    others are delivered over the same connection, with RSET after the refused envelope."""
+    sink = start_sink(pipelining=pipelining)
+    sink.reply_to_rcpt("member1@example.org", "550 5.1.1 no such user")
+    sink.reply_to_data("member3@example.org", "451 4.3.0 try again later")
+    with SmtpTransport(opener_for(sink)) as transport:
+        outcomes = dict(transport.send_all(outgoing(n) for n in range(5)))
+        assert transport.connections_opened == 1
+    assert sorted(outcomes) == [0, 1, 2, 3, 4]
+    assert type(outcomes[1]) is PermanentFailure and outcomes[1].code == 550
+    assert type(outcomes[3]) is TransientFailure and outcomes[3].code == 451
+    assert [outcomes[n] for n in (0, 2, 4)] == [None, None, None]
+    assert [r.rcpt_tos[0] for r in sink.received] == [f"member{n}@example.org" for n in (0, 2, 4)]
+    assert transactions(sink.verbs(1))[1][-1] == "RSET"  # after the refused RCPT, before the next MAIL
+
+
+def test_stream_connection_lost_mid_content_resends_what_was_in_flight(start_sink, pipelining):
+    """The server hangs up at every 3rd message of a connection: the message whose content was cut off
+    (and, with PIPELINING, the envelope sent behind it) go again on a new connection; six messages,
+    each delivered once."""
+    sink = start_sink(pipelining=pipelining)
+    sink.drop_connection_every(3)
+    with SmtpTransport(opener_for(sink)) as transport:
+        outcomes = list(transport.send_all(outgoing(n) for n in range(6)))
+        assert transport.connections_opened == 3
+    assert sorted(key for key, _ in outcomes) == list(range(6)) and {f for _, f in outcomes} == {None}
+    assert Counter(r.rcpt_tos[0] for r in sink.received) == Counter(f"member{n}@example.org" for n in range(6))
+    assert sink.dropped == 2
+
+
+def test_stream_max_per_connection(start_sink, pipelining):
+    """MAILER_SMTP_MAX_PER_CONNECTION=3 on a stream of 7: the open message is ended before QUIT, and
+    connections carry 3, 3 and 1 messages."""
+    sink = start_sink(pipelining=pipelining)
+    with SmtpTransport(opener_for(sink), max_per_connection=3) as transport:
+        assert [f for _, f in transport.send_all(outgoing(n) for n in range(7))] == [None] * 7
+        assert transport.connections_opened == 3
+    assert Counter(r.connection for r in sink.received) == Counter({1: 3, 2: 3, 3: 1})
+    assert [r.rcpt_tos[0] for r in sink.received] == [f"member{n}@example.org" for n in range(7)]
+    for connection in (1, 2, 3):
+        assert sink.verbs(connection)[-1] == "QUIT"
+
+
+def test_stream_stopped_by_an_error_never_delivers_the_open_message(start_sink):
+    """The caller's message source fails after three messages (say, the database went away): the two
+    answered ones were delivered and reported, the third, already in DATA, is never delivered (the
+    transport hangs up instead of ending it), and the error reaches the caller."""
+    sink = start_sink(pipelining=True)
+
+    def source() -> Iterator[Outgoing]:
+        yield from (outgoing(n) for n in range(3))
+        raise RuntimeError("database went away")
+
+    reported: list[Any] = []
+    transport = SmtpTransport(opener_for(sink))
+    with pytest.raises(RuntimeError, match="database went away"):
+        for key, failure in transport.send_all(source()):
+            reported.append((key, failure))
+    transport.close()
+    assert reported == [(0, None), (1, None)]
+    time.sleep(0.2)  # let the server notice the hang-up
+    assert [r.rcpt_tos[0] for r in sink.received] == ["member0@example.org", "member1@example.org"]
+    assert sink.verbs(1)[-3:] == ["MAIL", "RCPT", "DATA"]  # member2's envelope, then no QUIT
+
+
+def test_stream_closed_early_by_the_caller_hangs_up_on_the_open_message(start_sink):
+    """A caller that stops reading outcomes (closes the stream) leaves no half-sent message behind."""
+    sink = start_sink(pipelining=True)
+    transport = SmtpTransport(opener_for(sink))
+    stream = transport.send_all(outgoing(n) for n in range(10))
+    assert next(stream) == (0, None)
+    stream.close()
+    transport.close()
+    time.sleep(0.2)
+    delivered = [r.rcpt_tos[0] for r in sink.received]
+    assert delivered == ["member0@example.org"]  # member1 was open in DATA (member2 was being built)
+    assert "QUIT" not in sink.verbs(1)
 
 
 # --- refusals: failure kind, RSET, the connection kept --------------------------------

@@ -93,6 +93,10 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if getattr(server, "_reader", None) is not None and getattr(server._reader, "_buffer", b""):
+            # The next commands came in the same write as this message's end of data.
+            with self.sink._lock:
+                self.sink.pipelined.append((getattr(server, "mailer_connection", 0), "END"))
         delay = self.sink._rules.delay_seconds
         if delay:
             await asyncio.sleep(delay)
@@ -175,7 +179,9 @@ class SmtpSink:
         self.dropped = 0
         self.pipelining = pipelining
         self.commands: list[tuple[int, str]] = []  # (connection number, verb) in the order handled
-        self.pipelined: list[tuple[int, str]] = []  # commands that arrived with a further command already waiting
+        # Commands that arrived with a further command already waiting, and ("END") message contents
+        # whose end of data came with the next commands behind it.
+        self.pipelined: list[tuple[int, str]] = []
         self.logins: list[tuple[int, str]] = []  # successful AUTH: (connection number, user)
         self.refused_logins: list[tuple[int, str]] = []
         self.connections = 0  # connections that sent at least one command
