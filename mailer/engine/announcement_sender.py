@@ -13,7 +13,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, and_, exists, func, insert, literal, select, text, update
+from sqlalchemy import Integer, Select, and_, exists, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from .. import bounces
@@ -148,9 +148,14 @@ def _create_deliveries(session: Session, announcement: Announcement, now: dateti
     return session.scalar(select(func.count()).where(Delivery.announcement_id == announcement.id)) or 0
 
 
+def _sending_ids() -> Select[tuple[int]]:
+    """The announcements being sent: only their deliveries are claimed, or released after a crash."""
+    return select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
+
+
 def release_expired_deliveries(session: Session, *, settings: EngineSettings, clock: Clock) -> None:
     """Deliveries claimed by a worker that stopped (its lease ran out) go back in the queue (S3)."""
-    sending = select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
+    sending = _sending_ids()
     with transaction(session):
         released = release_expired(
             session, Delivery, pending=DeliveryState.PENDING, sending=DeliveryState.SENDING, now=clock.now(),
@@ -163,7 +168,7 @@ def release_expired_deliveries(session: Session, *, settings: EngineSettings, cl
 def claim_deliveries(session: Session, *, settings: EngineSettings, clock: Clock) -> list[int]:
     """Claim up to a batch of due deliveries, announcement by announcement in the order they started,
     and commit: each claim is a range of the queue index for one announcement (engine/claims.py)."""
-    sending = select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
+    sending = _sending_ids()
     ids: list[int] = []
     with transaction(session):
         for announcement_id in session.scalars(sending.order_by(Announcement.started_at, Announcement.id)).all():
