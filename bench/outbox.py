@@ -166,15 +166,7 @@ def drain_with_engine(app: Any, expected: int) -> int:
 def prebuild(app: Any, clock: FrozenClock, members: list[tuple[int, str, str]]) -> tuple[str, list[tuple[str, bytes]]]:
     """Untimed: the same CONFIRM messages the engine would build, as wire bytes."""
     with app.app_context():
-        config = app.config
-        settings = MailSettings.from_config(config)
-        mail = TransactionalMail(
-            app.jinja_env,
-            settings,
-            secret_key=config["SECRET_KEY"],
-            confirm_days=int(config["MAILER_CONFIRM_MAX_AGE_DAYS"]),
-            clock=clock,
-        )
+        mail = TransactionalMail.from_config(app.jinja_env, app.config, clock=clock)  # as the worker builds it
         messages = [
             (
                 email,
@@ -189,7 +181,7 @@ def prebuild(app: Any, clock: FrozenClock, members: list[tuple[int, str, str]]) 
             )
             for member_id, email, name in members
         ]
-    return settings.from_address, messages
+    return MailSettings.from_config(app.config).from_address, messages
 
 
 def send_with_smtplib(sink: CountingSink, envelope_from: str, messages: list[tuple[str, bytes]]) -> None:

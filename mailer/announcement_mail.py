@@ -3,9 +3,10 @@ saying who sent it and why, unsubscribe and preferences links, and the one-click
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from jinja2 import Environment
 
@@ -53,6 +54,17 @@ class AnnouncementMail:
             settings, transactional=False, constant_headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         )
         self._for_tests = PrebuiltMessage(settings, transactional=True)
+
+    @classmethod
+    def from_config(cls, jinja: Environment, config: Mapping[str, Any], *, clock: Clock) -> AnnouncementMail:
+        """The renderer the app's settings describe (the worker, previews and test sends use the same)."""
+        return cls(
+            jinja,
+            MailSettings.from_config(config),
+            secret_key=config["SECRET_KEY"],
+            clock=clock,
+            unsubscribe_mailto=config["MAILER_UNSUBSCRIBE_MAILTO"],
+        )
 
     def known_content(self, announcement_id: int, updated_at: datetime) -> AnnouncementContent | None:
         """Content read earlier in this renderer's life, if the announcement has not changed since."""

@@ -368,16 +368,9 @@ def record_bounce(
 
     The counter is the number of permanent failures within the decay window, so old ones
     expire. Idempotent per source_key: returns False when this cause was already recorded."""
-    if session.scalar(select(BounceEvent.id).where(BounceEvent.source_key == source_key)) is not None:
+    if not _add_event(session, source_key, member_id, kind, (reason or "")[:500], occurred_at or clock.now(),
+                      delivery_id=delivery_id, outbox_id=outbox_id, bounce_message_id=bounce_message_id):
         return False
-    session.add(
-        BounceEvent(
-            source_key=source_key, member_id=member_id, delivery_id=delivery_id, outbox_id=outbox_id,
-            bounce_message_id=bounce_message_id, kind=kind, reason=(reason or "")[:500],
-            occurred_at=occurred_at or clock.now(),
-        )
-    )
-    session.flush()
     if member_id is None or kind is not BounceKind.PERMANENT:
         return True
     member = session.get(Member, member_id)
@@ -403,16 +396,10 @@ def record_complaint(
     bounce_message_id: int | None = None,
 ) -> bool:
     """A spam complaint unsubscribes the member at once and keeps the address off the list (C2, C3)."""
-    if session.scalar(select(BounceEvent.id).where(BounceEvent.source_key == source_key)) is not None:
+    if not _add_event(session, source_key, member_id, BounceKind.COMPLAINT, (reason or "complaint")[:500],
+                      occurred_at or clock.now(), delivery_id=delivery_id, outbox_id=outbox_id,
+                      bounce_message_id=bounce_message_id):
         return False
-    session.add(
-        BounceEvent(
-            source_key=source_key, member_id=member_id, delivery_id=delivery_id, outbox_id=outbox_id,
-            bounce_message_id=bounce_message_id, kind=BounceKind.COMPLAINT, reason=(reason or "complaint")[:500],
-            occurred_at=occurred_at or clock.now(),
-        )
-    )
-    session.flush()
     member = session.get(Member, member_id) if member_id is not None else None
     if member is None:
         return True
@@ -425,6 +412,23 @@ def record_complaint(
             detail={"reason": "complaint", "note": "marked one of our emails as spam (a feedback-loop complaint)"},
         )
         log.warning("member %d: unsubscribed after a complaint", member.id)
+    return True
+
+
+def _add_event(
+    session: Session, source_key: str, member_id: int | None, kind: BounceKind, reason: str, occurred_at: datetime,
+    *, delivery_id: int | None, outbox_id: int | None, bounce_message_id: int | None,
+) -> bool:
+    """Store one bounce event; False (and nothing stored) when its cause was recorded before."""
+    if session.scalar(select(BounceEvent.id).where(BounceEvent.source_key == source_key)) is not None:
+        return False
+    session.add(
+        BounceEvent(
+            source_key=source_key, member_id=member_id, delivery_id=delivery_id, outbox_id=outbox_id,
+            bounce_message_id=bounce_message_id, kind=kind, reason=reason, occurred_at=occurred_at,
+        )
+    )
+    session.flush()
     return True
 
 

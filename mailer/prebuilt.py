@@ -66,15 +66,7 @@ class PrebuiltMessage:
         headers: dict[str, str] | None = None,
     ) -> bytes:
         """Bytes for one recipient, ready for SMTP: CRLF, no line over 998 octets (E1-E3)."""
-        lines = [
-            _to_header(header_safe(to_name), to_address),
-            self._subject(subject),
-            b"Date: " + format_datetime(now).encode("ascii") + b"\r\n",
-            b"Message-ID: " + make_msgid(domain=self._domain).encode("ascii") + b"\r\n",
-        ]
-        lines.extend(_fold(key, header_safe(value)) for key, value in (headers or {}).items())
-        body = self._body.replace(self._TEXT, _qp(text_body), 1).replace(self._HTML, _qp(html_body), 1)
-        return b"".join(lines) + self._head + b"\r\n" + body
+        return self._assemble(to_address, to_name, subject, _qp(text_body), _qp(html_body), now, headers)
 
     def render_template(
         self,
@@ -93,6 +85,15 @@ class PrebuiltMessage:
         for key, marker in template.slots.items():
             if marker in subject:
                 subject = subject.replace(marker, header_safe(values.get(key, "")))
+        escaped = {template.slots[k]: html.escape(v, quote=True) for k, v in values.items() if k in template.slots}
+        raw = {template.slots[k]: v for k, v in values.items() if k in template.slots}
+        return self._assemble(to_address, to_name, subject, text.fill(raw), html_body.fill(escaped), now, headers)
+
+    def _assemble(
+        self, to_address: str, to_name: str, subject: str, text_qp: bytes, html_qp: bytes, now: datetime,
+        headers: dict[str, str] | None,
+    ) -> bytes:
+        """The recipient's headers, the constant head, and the two encoded bodies in the skeleton."""
         lines = [
             _to_header(header_safe(to_name), to_address),
             self._subject(subject),
@@ -100,9 +101,7 @@ class PrebuiltMessage:
             b"Message-ID: " + make_msgid(domain=self._domain).encode("ascii") + b"\r\n",
         ]
         lines.extend(_fold(key, header_safe(value)) for key, value in (headers or {}).items())
-        escaped = {template.slots[k]: html.escape(v, quote=True) for k, v in values.items() if k in template.slots}
-        raw = {template.slots[k]: v for k, v in values.items() if k in template.slots}
-        body = self._body.replace(self._TEXT, text.fill(raw), 1).replace(self._HTML, html_body.fill(escaped), 1)
+        body = self._body.replace(self._TEXT, text_qp, 1).replace(self._HTML, html_qp, 1)
         return b"".join(lines) + self._head + b"\r\n" + body
 
     def _encoded_bodies(self, template: MailTemplate) -> tuple[_EncodedBody, _EncodedBody]:

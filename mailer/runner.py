@@ -57,20 +57,8 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
         settings = MailSettings.from_config(config)
         engine_settings = EngineSettings.from_config(config, envelope_from=settings.from_address)
         opener = smtp_opener_for(app)
-        mail = TransactionalMail(
-            app.jinja_env,
-            settings,
-            secret_key=config["SECRET_KEY"],
-            confirm_days=int(config["MAILER_CONFIRM_MAX_AGE_DAYS"]),
-            clock=clock,
-        )
-        announcement_mail = AnnouncementMail(
-            app.jinja_env,
-            settings,
-            secret_key=config["SECRET_KEY"],
-            clock=clock,
-            unsubscribe_mailto=config["MAILER_UNSUBSCRIBE_MAILTO"],
-        )
+        mail = TransactionalMail.from_config(app.jinja_env, config, clock=clock)
+        announcement_mail = AnnouncementMail.from_config(app.jinja_env, config, clock=clock)
         signer = DkimSigner.from_config(config, settings.message_id_domain)
         try:
             return run_tick(

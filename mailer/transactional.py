@@ -4,7 +4,9 @@ Each kind is rendered once per sender and filled in per recipient (see emails.py
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from jinja2 import Environment
 
@@ -32,6 +34,17 @@ class TransactionalMail:
         self._templates: dict[MailKind, MailTemplate] = {}
         self._prebuilt = PrebuiltMessage(settings, transactional=True)
         self._tokens = TokenMaker(secret_key, clock)
+
+    @classmethod
+    def from_config(cls, jinja: Environment, config: Mapping[str, Any], *, clock: Clock) -> TransactionalMail:
+        """The builder the app's settings describe."""
+        return cls(
+            jinja,
+            MailSettings.from_config(config),
+            secret_key=config["SECRET_KEY"],
+            confirm_days=int(config["MAILER_CONFIRM_MAX_AGE_DAYS"]),
+            clock=clock,
+        )
 
     def build(
         self, kind: MailKind, *, to_address: str, to_name: str, member_id: int, token_version: int, now: datetime

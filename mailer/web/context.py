@@ -8,7 +8,6 @@ from flask import current_app, request
 
 from ..addresses import suppression_key
 from ..announcement_mail import AnnouncementMail
-from ..emails import MailSettings
 from ..clock import Clock
 from ..consent import Evidence
 from ..membership import MembershipPolicy
@@ -37,11 +36,4 @@ def confirm_max_age_seconds() -> int:
 
 
 def announcement_mail() -> AnnouncementMail:
-    config = current_app.config
-    return AnnouncementMail(
-        current_app.jinja_env,
-        MailSettings.from_config(config),
-        secret_key=config["SECRET_KEY"],
-        clock=clock(),
-        unsubscribe_mailto=config["MAILER_UNSUBSCRIBE_MAILTO"],
-    )
+    return AnnouncementMail.from_config(current_app.jinja_env, current_app.config, clock=clock())
