@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +18,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from mailer import create_app  # noqa: E402
-from mailer.clock import FrozenClock  # noqa: E402
-from mailer.extensions import db  # noqa: E402
-from support.smtp_sink import SmtpSink  # noqa: E402
+from mailer import create_app
+from mailer.clock import FrozenClock
+from mailer.extensions import db
+from support.smtp_sink import SmtpSink
 
 REQUIRE_ALL = os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("MAILER_REQUIRE_ALL_TESTS") == "1"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
