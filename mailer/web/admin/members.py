@@ -291,13 +291,14 @@ def import_apply(import_id: str):  # type: ignore[no-untyped-def]
         clock=clock(),
         admin_id=current_user.id,
     )
-    member_csv.discard_upload(directory, import_id)
     try:
         member_csv.save_result(directory, import_id, summary)
     except StorageFull:
         # The import is done; only the page that shows it could not be kept. Show it now instead.
         log.error("admin %d: an import's result could not be stored: the disk is full", current_user.id)
         return _result_page(summary)
+    finally:
+        member_csv.discard_upload(directory, import_id)
     return redirect(url_for("admin.import_result", import_id=import_id), 303)
 
 
