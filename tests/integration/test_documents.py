@@ -387,7 +387,7 @@ FORMAT_CHARACTERS = "\u202e\u202d\u2066\u2067\u2068\u2069\u200b\u200d\u200e\u200
 @pytest.mark.parametrize(
     ("original", "expected"),
     [
-        ("invoice\u202egnp.exe.pdf", "invoicegnp.exe.pdf"),  # shown as "invoiceexe.png" before
+        ("invoice\u202egnp.exe.pdf", "invoicegnp.exe.pdf"),  # shown as "invoicefdp.exe.png" before
         ("\u2067letter\u2069 \u200bfor\u00ad you.pdf", "letter for you.pdf"),
         ("\ufeff\u200e\u200f.pdf", "document.pdf"),
         (f"a{FORMAT_CHARACTERS}b.pdf", "ab.pdf"),
