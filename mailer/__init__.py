@@ -28,7 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     load_config(app, test_config)
     configure_logging(app)
     install_request_ids(app)  # first, so every later hook's log lines carry the id
-    _sqlite_lock_timeout(app)
+    _engine_options(app)
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
@@ -61,12 +61,15 @@ def _proxy_fix(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{name}": count for name, count in counts.items()})  # type: ignore[method-assign]
 
 
-def _sqlite_lock_timeout(app: Flask) -> None:
-    """SQLite: wait for the other process's lock instead of failing at once."""
+def _engine_options(app: Flask) -> None:
+    """Statements are logged without their values, whatever the configuration says: a failing
+    statement's error (and the traceback logged for it) would otherwise carry a member's name or
+    address. SQLite also waits for the other process's lock instead of failing at once."""
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options["hide_parameters"] = True
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options["connect_args"] = {"timeout": 30, **(options.get("connect_args") or {})}
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -7,7 +7,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .extensions import db
-from .housekeeping import Retention, purge
+from .housekeeping import Retention, purge, remove_old_import_files
+from .member_csv import import_dir
 from .transaction import transaction
 
 
@@ -95,11 +96,16 @@ def _terminal_progress():  # type: ignore[no-untyped-def]
 @click.command("purge")
 @with_appcontext
 def purge_command() -> None:
-    """Delete unconfirmed signups and old outbox rows past their retention period (C3)."""
+    """Delete unconfirmed signups and old outbox rows past their retention period, and CSV
+    import files more than a day old (C3)."""
     config = current_app.config
+    clock = current_app.extensions["mailer.clock"]
     with transaction(db.session):
-        counts = purge(db.session, clock=current_app.extensions["mailer.clock"], retention=Retention.from_config(config))
-    click.echo(counts.describe())
+        counts = purge(db.session, clock=clock, retention=Retention.from_config(config))
+    import_files = remove_old_import_files(
+        import_dir(config["MAILER_IMPORT_DIR"], current_app.instance_path), clock=clock
+    )
+    click.echo(f"{counts.describe()}; removed {import_files} import file(s) more than a day old")
 
 
 @click.command("dev-mailbox")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import secrets
+import struct
 import unicodedata
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,10 +24,22 @@ from .announcements import EDITABLE, _require
 from .clock import Clock
 from .errors import InvalidInput
 from .models import Announcement, Document
+from .uploads import make_directory, stream_chunks, write_file
 
 MAX_TITLE_LENGTH = 200
 MAX_NAME_LENGTH = 120
 _CHUNK = 64 * 1024
+# Zip bombs (issue 15): limits on what a DOCX or ODT says it unpacks to, checked before unpacking.
+# A long letter with photos unpacks to a few MB in a few dozen files, packed 2 to 20 to one;
+# a bomb is packed about 1,000 to one.
+MAX_ZIP_ENTRIES = 5_000
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200
+MAX_SNIFF_BYTES = 256 * 1024  # read of one entry when deciding the type
+_UNPACKS_TOO_BIG = (
+    "This file says it unpacks to far more than any document needs, so it was not kept. "
+    "Open it in your word processor, save it as a PDF and upload that."
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,12 @@ class DocumentLink:
 
 
 def sniff_kind(path: Path) -> DocumentKind | None:
-    """PDF, DOCX or ODT by content; None for anything else (an executable or a web page named .pdf)."""
+    """PDF, DOCX or ODT by content; None for anything else (an executable or a web page named .pdf).
+
+    A DOCX or ODT is a zip file, and a small zip can unpack to gigabytes (a "zip bomb"): raises
+    DocumentTooLarge when the archive says it holds too many files, too much in all, or is packed
+    tighter than documents are, before anything is unpacked; then at most a few hundred KB of one
+    or two entries is read, never a whole entry."""
     with path.open("rb") as stream:
         head = stream.read(8)
     if head.startswith(b"%PDF-"):
@@ -76,22 +94,69 @@ def sniff_kind(path: Path) -> DocumentKind | None:
     if not head.startswith(b"PK\x03\x04"):
         return None
     try:
+        _check_entry_count(path)  # before ZipFile reads the whole central directory into memory
         with zipfile.ZipFile(path) as archive:
+            _check_declared_sizes(archive.infolist(), path.stat().st_size)
             names = set(archive.namelist())
-            if "mimetype" in names and archive.read("mimetype")[:100].strip() == ODT.content_type.encode():
+            if "mimetype" in names and _read_prefix(archive, "mimetype", 100).strip() == ODT.content_type.encode():
                 return ODT
             if "[Content_Types].xml" in names and "word/document.xml" in names:
-                types = archive.read("[Content_Types].xml")[:200_000]
+                types = _read_prefix(archive, "[Content_Types].xml", MAX_SNIFF_BYTES)
                 if b"wordprocessingml.document.main+xml" in types:
                     return DOCX
-    except (zipfile.BadZipFile, OSError, KeyError, RuntimeError, NotImplementedError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, KeyError, RuntimeError, NotImplementedError,
+            EOFError, ValueError):
         return None
     return None
 
 
+def _read_prefix(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """The first `limit` bytes of an entry: zipfile unpacks as it is read, so this never unpacks more."""
+    with archive.open(name) as entry:
+        return entry.read(limit)
+
+
+def _check_entry_count(path: Path) -> None:
+    """Refuse an archive whose end record says it lists more files than any document has.
+
+    The end-of-central-directory record is the last 22 bytes plus a comment of up to 64 KB
+    (APPNOTE 4.3.16); 0xFFFF entries means a ZIP64 archive, which no letter needs either."""
+    with path.open("rb") as stream:
+        stream.seek(0, 2)
+        size = stream.tell()
+        stream.seek(max(0, size - (22 + 0xFFFF)))
+        tail = stream.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise zipfile.BadZipFile("no end record")
+    _, _, on_disk, total, _, _, _ = struct.unpack("<HHHHIIH", tail[at + 4 : at + 22])
+    if max(on_disk, total) > MAX_ZIP_ENTRIES:
+        raise DocumentTooLarge(_UNPACKS_TOO_BIG, field="document")
+
+
+def _check_declared_sizes(entries: list[zipfile.ZipInfo], file_size: int) -> None:
+    """What the archive says it unpacks to, in all and against its own size: a letter is never
+    more than MAX_UNPACKED_BYTES, nor packed more than MAX_COMPRESSION_RATIO to one."""
+    unpacked = sum(entry.file_size for entry in entries)
+    if (
+        len(entries) > MAX_ZIP_ENTRIES
+        or unpacked > MAX_UNPACKED_BYTES
+        or unpacked > MAX_COMPRESSION_RATIO * max(file_size, 1)
+    ):
+        raise DocumentTooLarge(_UNPACKS_TOO_BIG, field="document")
+
+
+def without_format_characters(text: str) -> str:
+    """`text` without invisible format characters (Unicode category Cf): the bidi overrides and
+    isolates that make "gnp\u202eexe.pdf" show as "gnpfdp.exe", zero-width joiners and spaces,
+    soft hyphens. None of them belongs in a file name or a link text."""
+    return "".join(char for char in text if unicodedata.category(char) != "Cf")
+
+
 def safe_file_name(original: str, kind: DocumentKind) -> str:
-    """The uploaded name without folders, control or reserved characters, ending in the real extension."""
-    name = unicodedata.normalize("NFC", original or "").replace("\\", "/").rsplit("/", 1)[-1]
+    """The uploaded name without folders, control, format or reserved characters, ending in the real extension."""
+    name = without_format_characters(unicodedata.normalize("NFC", original or ""))
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"[\x00-\x1f\x7f\u2028\u2029\"*:<>?|%#;]+", " ", name)
     stem = name.rsplit(".", 1)[0] if "." in name else name
     stem = " ".join(stem.split()).strip(" .-_")[:MAX_NAME_LENGTH]
@@ -122,26 +187,29 @@ def store_document(
     clock: Clock,
 ) -> Document:
     """Save an upload for a draft announcement. Raises WrongState once sending has started,
-    DocumentTooLarge over max_bytes, NotADocument when the content is not PDF/DOCX/ODT,
-    InvalidInput for a bad title."""
+    DocumentTooLarge over max_bytes (or a zip that unpacks to too much), NotADocument when the
+    content is not PDF/DOCX/ODT, InvalidInput for a bad title, StorageFull when the disk is full."""
     _require(announcement, EDITABLE, "Documents can only be added before sending starts.")
-    title = " ".join((title or "").split())
+    title = " ".join(without_format_characters(title or "").split())
     if len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"The link text must be {MAX_TITLE_LENGTH} characters or fewer.", field="title")
-    directory.mkdir(parents=True, exist_ok=True)
+    make_directory(directory)
     storage_name = secrets.token_hex(16)
     path = directory / storage_name
-    size = 0
+
+    def chunks() -> Iterator[bytes]:
+        size = 0
+        for chunk in stream_chunks(stream, _CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise DocumentTooLarge(
+                    f"The document is larger than {human_size(max_bytes)}. Make it smaller and try again.",
+                    field="document",
+                )
+            yield chunk
+
+    size = write_file(path, chunks())  # all or nothing: a full disk leaves no partial file (StorageFull)
     try:
-        with path.open("xb") as out:
-            while chunk := stream.read(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DocumentTooLarge(
-                        f"The document is larger than {human_size(max_bytes)}. Make it smaller and try again.",
-                        field="document",
-                    )
-                out.write(chunk)
         if size == 0:
             raise NotADocument("The file is empty. Choose the document again.", field="document")
         kind = sniff_kind(path)
@@ -208,12 +276,18 @@ def find_document(session: Session, public_id: str) -> Document | None:
 
 
 def document_path(document: Document) -> str:
-    return f"/documents/{document.public_id}/{document.file_name}"
+    return f"/documents/{document.public_id}/{download_name(document)}"
+
+
+def download_name(document: Document) -> str:
+    """The name a browser saves the file as; also cleans names stored before format characters were removed."""
+    return without_format_characters(document.file_name) or f"document.{document.kind}"
 
 
 def link_for(document: Document) -> DocumentLink:
     return DocumentLink(
-        title=document.title, label=KINDS[document.kind].label if document.kind in KINDS else document.kind.upper(),
+        title=without_format_characters(document.title),
+        label=KINDS[document.kind].label if document.kind in KINDS else document.kind.upper(),
         size_bytes=document.size_bytes, path=document_path(document),
     )
 

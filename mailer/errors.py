@@ -64,3 +64,14 @@ class BounceTooLarge(MailerError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__()
         self.size, self.limit = size, limit
+
+
+class StorageFull(MailerError):
+    """The disk (or the quota, or the file size limit) has no room for a file we were writing.
+
+    The partial file is already removed when this is raised; nothing half-written is kept."""
+
+    message = (
+        "There is not enough space on the server to keep this file, so nothing was saved. "
+        "Ask whoever looks after the server to free some space, then try again."
+    )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .clock import Clock
+from .member_csv import UPLOAD_KEEP, remove_stale_uploads
 from .models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,3 +86,13 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
         outbox_messages=finished.rowcount or 0,
         deliveries_anonymised=anonymised.rowcount or 0,
     )
+
+
+def remove_old_import_files(directory: Path, *, clock: Clock, keep: timedelta = UPLOAD_KEEP) -> int:
+    """Delete CSV uploads and import results older than a day (they list people's addresses);
+    returns how many. A directory that cannot be read is logged, never an error for the caller."""
+    try:
+        return remove_stale_uploads(directory, clock=clock, keep=keep)
+    except OSError as exc:
+        log.warning("housekeeping: could not clear old import files: %s", type(exc).__name__)
+        return 0

@@ -15,13 +15,20 @@ _ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za
 # The secret part of a signed link: /confirm/<token>, /unsubscribe/<token>, /preferences/<token>.
 _TOKEN_PATH = re.compile(r"/(confirm|unsubscribe|preferences)/(?!link-sent\b)[A-Za-z0-9_.~%=-]{8,}")
 
+# PostgreSQL's error details quote the row or key values ("Failing row contains (1, Zoë, ...)",
+# "Key (email_key)=(zoe@...) already exists"): a member's name and address. The engine already logs
+# statements without their parameters (hide_parameters); these are the server's own words.
+_ROW_VALUES = re.compile(r"(Failing row contains |Key \((?:[^()\n]|\([^()\n]*\))*\)=)\(.*\)")
+
 ADDRESS_MARK = "[address]"
 TOKEN_MARK = "[token]"
+VALUES_MARK = "[values]"
 
 
 def redact(text: str) -> str:
-    """The text with anything like an email address or a token path replaced by a marker."""
+    """The text with anything like an email address, a token path or a database row's values replaced by a marker."""
     text = _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/{TOKEN_MARK}", text)
+    text = _ROW_VALUES.sub(lambda m: f"{m.group(1)}({VALUES_MARK})", text)
     return _ADDRESS.sub(ADDRESS_MARK, text)
 
 

@@ -52,6 +52,7 @@ from .models import (
     member_group,
 )
 from .transaction import transaction
+from .uploads import PARTIAL_SUFFIX, make_directory, stream_chunks, write_file
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,8 @@ class ImportSummary:
         return lines
 
     def to_json(self) -> str:
+        """The summary without any email address: what a result file keeps (issue 15). A member
+        erased after the import must not stay listed in it; rows are told apart by line number."""
         return json.dumps(
             {
                 "total": self.total,
@@ -381,11 +384,32 @@ _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 UPLOAD_KEEP = timedelta(hours=24)
 
 
+def import_dir(configured: str, instance_path: str) -> Path:
+    """MAILER_IMPORT_DIR, or instance/imports."""
+    return Path(configured) if configured else Path(instance_path) / "imports"
+
+
 def new_upload_path(directory: Path) -> tuple[str, Path]:
     """A random, unguessable name for an uploaded file in `directory` (created if needed)."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_directory(directory, mode=0o700)
     import_id = secrets.token_urlsafe(16)
     return import_id, directory / f"{import_id}.csv"
+
+
+def save_upload(directory: Path, stream: BinaryIO) -> tuple[str, Path]:
+    """Store an uploaded CSV under a new random id; returns (id, path).
+
+    All or nothing: raises StorageFull when the disk is full, and no partial file is left."""
+    import_id, path = new_upload_path(directory)
+    write_file(path, stream_chunks(stream))
+    return import_id, path
+
+
+def save_result(directory: Path, import_id: str, summary: ImportSummary) -> None:
+    """Keep what an applied import did, without addresses, for the result page (a day at most).
+
+    Raises StorageFull when the disk is full; nothing partial is left."""
+    write_file(result_path(directory, import_id), [summary.to_json().encode("utf-8")])
 
 
 def upload_path(directory: Path, import_id: str) -> Path:
@@ -411,13 +435,20 @@ def discard_upload(directory: Path, import_id: str) -> None:
 
 
 def remove_stale_uploads(directory: Path, *, clock: Clock, keep: timedelta = UPLOAD_KEEP) -> int:
-    """Delete uploads and results older than `keep`: they hold personal data nobody applied."""
+    """Delete uploads, results and unfinished writes last changed more than `keep` ago: an
+    upload lists people nobody imported. Daily housekeeping and `flask purge` call this."""
     if not directory.is_dir():
         return 0
     cutoff = (clock.now() - keep).timestamp()
     removed = 0
     for path in directory.iterdir():
-        if path.suffix in (".csv", ".json") and path.stat().st_mtime < cutoff:
+        if path.suffix not in (".csv", ".json", PARTIAL_SUFFIX) or not path.is_file():
+            continue
+        try:
+            stale = path.stat().st_mtime < cutoff
+        except FileNotFoundError:  # applied or cancelled meanwhile
+            continue
+        if stale:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -857,12 +888,11 @@ def _export_evidence(session: Session, member_ids: list[int]) -> dict[int, tuple
 
 
 def _row_dict(row: RowOutcome) -> dict[str, Any]:
-    return {"line": row.line, "email": row.email, "outcome": row.outcome.value, "reason": row.reason,
-            "duplicate_of": row.duplicate_of}
+    return {"line": row.line, "outcome": row.outcome.value, "reason": row.reason, "duplicate_of": row.duplicate_of}
 
 
 def _row_from(data: dict[str, Any]) -> RowOutcome:
-    return RowOutcome(data["line"], data["email"], Outcome(data["outcome"]), data["reason"], data["duplicate_of"])
+    return RowOutcome(data["line"], "", Outcome(data["outcome"]), data["reason"], data["duplicate_of"])
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -22,7 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from .bounces import purge_bounce_messages
 from .extensions import db
 from .heartbeat import purge_heartbeats, record_tick, worker_id_for
-from .housekeeping import Retention, purge
+from .housekeeping import Retention, purge, remove_old_import_files
+from .member_csv import import_dir
 from .logconfig import set_process_fields
 from .runner import process_bounces_for_app, run_tick_for_app
 from .transaction import transaction
@@ -90,7 +91,11 @@ def housekeeping_job(app: Flask) -> None:
                     older_than=app.extensions["mailer.clock"].now()
                     - timedelta(days=float(app.config["MAILER_BOUNCE_RETENTION_DAYS"])),
                 )
-            log.info("housekeeping: %s; %d old bounce message(s)", counts.describe(), bounce_messages)
+            import_files = remove_old_import_files(
+                import_dir(app.config["MAILER_IMPORT_DIR"], app.instance_path), clock=app.extensions["mailer.clock"]
+            )
+            log.info("housekeeping: %s; %d old bounce message(s); %d old import file(s)", counts.describe(),
+                     bounce_messages, import_files)
         finally:
             db.session.remove()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, abort, request
-from werkzeug.routing import IntegerConverter
 
 from .errors import register_error_pages
+from .numbers import DatabaseIdConverter
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -48,15 +48,6 @@ def _unsubscribe_token(member: Any) -> str:
         current_app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member.id, member.token_version,
         clock=current_app.extensions["mailer.clock"],
     )
-
-
-class DatabaseIdConverter(IntegerConverter):
-    """<int:...> in a URL is a row id: a number no integer column can hold finds no page (404),
-    instead of overflowing in the database driver (a 500)."""
-
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**31 - 1)
-        super().__init__(map, *args, **kwargs)
 
 
 def _refuse_nul_characters() -> None:

@@ -8,7 +8,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import InvalidInput, MailerError, NotPending, TokenExpired, TokenInvalid, WrongState
+from ..errors import InvalidInput, MailerError, NotPending, StorageFull, TokenExpired, TokenInvalid, WrongState
 from ..extensions import db
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ PAGES: dict[type[MailerError], tuple[int, str]] = {
     NotPending: (409, "errors/not_pending.html"),
     InvalidInput: (400, "errors/bad_request.html"),
     WrongState: (409, "errors/bad_request.html"),
+    StorageFull: (507, "errors/storage_full.html"),
 }
 
 HTTP_TITLES = {

@@ -393,3 +393,162 @@ def test_control_characters_in_the_user_agent_are_kept_out_of_the_evidence(app, 
     assert response.status_code == 303
     with app.app_context():
         assert db.session.scalar(select(ConsentEvent.user_agent)) == "EvilAgent/1.0"
+
+
+# --- numbers from a request (issue 15) ------------------------------------------------
+
+TOO_BIG = ["2147483648", "99999999999999999999"]  # PostgreSQL's integer, SQLite's driver
+
+
+@pytest.mark.parametrize("after", [*TOO_BIG, "-1", "0", "abc", "1e3", "\u0663"])
+def test_a_members_list_page_number_out_of_range_is_a_400(app, clock, after):
+    """?after= on the members list: a number no id holds, or not a number, is a clear 400, not a 500."""
+    admin = logged_in_admin(app, clock)
+    with app.app_context():
+        add_member("listed@example.org", clock=clock, name="Listed Member")
+    before = counts(app)
+    response = admin.get(f"/admin/members?q=Listed&after={after}")
+    assert_clear_page(response, 400, "A number in this page’s address is not right")
+    assert counts(app) == before
+    assert admin.get("/admin/members?after=2147483647").status_code == 200  # the largest id is fine
+
+
+@pytest.mark.parametrize("group", [*TOO_BIG, "-2147483649"])
+def test_a_group_number_out_of_range_on_the_announcement_form_is_a_400(app, clock, group):
+    """groups= on the new-announcement form: the audience count runs before validation, and must not
+    send the number to the database; the form comes back with the error, nothing is stored."""
+    from mailer.models import Announcement
+
+    admin = logged_in_admin(app, clock)
+    page = admin.get("/admin/announcements/new")
+    response = admin.post("/admin/announcements/new", data={
+        "csrf_token": csrf_token(page.get_data(as_text=True)), "subject": "Hello", "body": "Hi", "groups": ["1", group],
+    })
+    body = assert_clear_page(response, 400)
+    assert 'id="groups-error"' in body
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Announcement)) == 0
+
+
+SWEEP_VALUES = [*TOO_BIG, "-1", "\u0663"]  # and an Arabic-Indic 3, which int() would take
+SWEEP_NAMES = ["after", "page", "sample", "group", "groups", "status", "id", "member_id", "announcement_id",
+               "document_id", "template_id", "public", "documents"]
+# Routes that remove what others need run last, in this order (logging out ends the sweep).
+LAST = ("delete", "cancel", "unsubscribe", "erase", "logout")
+
+
+def _sweep_order(rule: Any) -> tuple[int, str]:
+    return next((i for i, word in enumerate(LAST) if word in rule.endpoint), -1), rule.rule
+
+
+def _sweep_arguments(app: Any, client: Any, smtp: Any) -> dict[str, Any]:
+    """One real value per URL variable: a confirmed member's links (from their emails), an announcement
+    with a document, a template."""
+    import io
+
+    from mailer.announcement_templates import list_templates
+    from mailer.models import Document
+    from support.documents import tiny_pdf
+    from support.factories import compose
+    from support.mail import parts, text_links
+    from support.web import join_and_confirm
+
+    join_and_confirm(app, client, smtp, "sweep@example.org", name="Sweep Member")
+    links = {}
+    for received in smtp.received:
+        for link in text_links(parts(received.message)[0]):
+            path = link.removeprefix("https://forum.test")
+            links.setdefault(path.split("/")[1], path.split("/")[2] if path.count("/") >= 2 else "")
+    announcement_id = compose(client, subject="Sweep", body="Sweep.", groups=[1])
+    page = f"/admin/announcements/{announcement_id}/documents/new"
+    client.post(page, data={"csrf_token": csrf_token(client.get(page).get_data(as_text=True)),
+                            "document": (io.BytesIO(tiny_pdf()), "letter.pdf")}, content_type="multipart/form-data")
+    with app.app_context():
+        member_id = db.session.scalar(select(Member.id))
+        document = db.session.scalars(select(Document)).one()
+        template_id = list_templates(db.session)[0].id
+        return {"member_id": member_id, "announcement_id": announcement_id, "document_id": document.id,
+                "template_id": template_id, "public_id": document.public_id, "name": "letter.pdf",
+                "import_id": "A" * 22, "links": links}
+
+
+def test_generated_sweep_numbers_no_column_holds_are_never_a_500(make_app, clock, smtp, tmp_path):
+    """Every route of the url_map, as a logged-in admin with a valid CSRF token: out-of-range numbers in the
+    URL, in every query argument and form field that takes a number, get a 4xx (or the page), never a 500."""
+    from flask import url_for
+    from werkzeug.routing import IntegerConverter
+
+    app = make_app(MAILER_DOCUMENT_DIR=str(tmp_path / "documents"), MAILER_IMPORT_DIR=str(tmp_path / "imports"))
+    client = logged_in_admin(app, clock)
+    values = _sweep_arguments(app, client, smtp)
+    token = csrf_token(client.get("/admin/announcements/new").get_data(as_text=True))
+    rules = sorted(
+        (rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"),
+        key=_sweep_order,
+    )
+    seen: list[tuple[str, str, int]] = []
+
+    def path_for(rule: Any, args: dict[str, Any]) -> str:
+        with app.test_request_context():
+            return url_for(rule.endpoint, **args)
+
+    def check(method: str, path: str, **kwargs: Any) -> None:
+        response = client.open(path, method=method, **kwargs)
+        assert response.status_code < 500, (method, path, kwargs.get("data") or kwargs.get("query_string"))
+        seen.append((method, path, response.status_code))
+
+    for rule in rules:
+        int_arguments = [a for a in rule.arguments if isinstance(rule._converters[a], IntegerConverter)]
+        args = {}
+        for argument in rule.arguments:
+            if argument == "token":
+                args[argument] = values["links"].get(rule.rule.split("/")[1], "not-a-token")
+            elif argument == "action":
+                args[argument] = "pause"
+            else:
+                args[argument] = values.get(argument, "x")
+        path = path_for(rule, args)
+        methods = [m for m in ("GET", "POST") if m in (rule.methods or ())]
+        for value in SWEEP_VALUES:
+            numbers = {name: value for name in SWEEP_NAMES}
+            for method in methods:
+                if method == "GET":
+                    check("GET", path, query_string=numbers)
+                else:
+                    check("POST", path, data={"csrf_token": token, **numbers})
+                    check("POST", path, json=numbers)
+            for argument in int_arguments if value in TOO_BIG else ():  # in the URL: finds no page
+                check(methods[0], path_for(rule, {**args, argument: 7654321}).replace("/7654321", f"/{value}"))
+    assert len({path for _, path, _ in seen}) >= 40
+    assert ("GET", "/admin/members", 400) in seen
+
+
+def test_a_failing_statement_is_logged_without_its_parameters(make_app, clock, caplog):
+    """A statement that fails (a bug, a driver limit) is logged with its SQL but without the values it carried
+    or PostgreSQL's quote of the row, which would put a member's name and address in the log."""
+    import logging
+
+    from sqlalchemy import update
+
+    from mailer.logconfig import KeyValueFormatter
+    from mailer.logsafe import RedactFilter
+
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+    name = "Zoë Secretname"  # not on the failing line, which the traceback quotes
+
+    @app.get("/test-only/failing-statement")
+    def failing_statement():  # type: ignore[no-untyped-def]
+        db.session.execute(update(Member).values(name=name, email=None))  # NOT NULL: fails
+        return "not reached"
+
+    with app.app_context():
+        add_member("zoe.secretname@example.org", clock=clock, name=name)
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/test-only/failing-statement")
+    assert response.status_code == 500
+    # Each line as the production handler writes it (mailer.logconfig.configure_logging).
+    formatter, redaction = KeyValueFormatter(), RedactFilter()
+    logged = "\n".join(formatter.format(record) for record in caplog.records if redaction.filter(record))
+    assert "UPDATE member SET" in logged  # the statement is there, to find the bug
+    assert "SQL parameters hidden" in logged
+    assert "secretname" not in logged.lower(), logged

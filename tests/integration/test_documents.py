@@ -278,3 +278,189 @@ def test_an_announcement_that_is_sending_cannot_be_deleted(documents_app, clock,
     assert admin_post(admin, page, f"{page}/delete").status_code == 409
     with documents_app.app_context():
         assert db.session.get(Announcement, announcement_id) is not None
+
+
+# --- issue 15: zip bombs, names with format characters, caching ---------------------------------
+
+BOMB_ENTRY_BYTES = 400 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A .docx of about 400 KB whose [Content_Types].xml unpacks to 400 MB (the one in the report)."""
+    import zipfile
+
+    path = tmp_path_factory.mktemp("bomb") / "bomb.docx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("[Content_Types].xml", "w") as entry:
+            entry.write(b'<?xml version="1.0"?><Types><Override ContentType="application/vnd.openxmlformats-'
+                        b'officedocument.wordprocessingml.document.main+xml"/></Types>')
+            chunk = b" " * (4 * 1024 * 1024)
+            for _ in range(BOMB_ENTRY_BYTES // len(chunk)):
+                entry.write(chunk)
+        archive.writestr("word/document.xml", "<w:document/>")
+    return path.read_bytes()
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(make_app, clock, tmp_path, zip_bomb):
+    """A 400 KB .docx that unpacks to 400 MB gets a clear 400 on the upload form, nothing is kept,
+    and the upload costs the worker a few MB at most (it used to unpack the whole entry)."""
+    import tracemalloc
+
+    app = make_app(MAILER_DOCUMENT_DIR=str(tmp_path / "documents"), MAILER_DOCUMENT_MAX_BYTES=1024 * 1024)
+    assert len(zip_bomb) < 1024 * 1024
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    tracemalloc.start()
+    try:
+        response = upload(admin, announcement_id, zip_bomb, "letter.docx")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "There is a problem" in page and "unpacks to far more than any document needs" in page
+    assert documents(app) == [] and stored_files(tmp_path) == []
+    assert peak < 16 * 1024 * 1024, f"the upload allocated {peak / 1048576:.0f} MB"
+
+
+def _zip(entries: list[tuple[str, bytes]], compression: int) -> bytes:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # Packed far tighter than any document: 20 MB of one byte.
+        _zip([("[Content_Types].xml", b"wordprocessingml.document.main+xml" + b"a" * 20_000_000),
+              ("word/document.xml", b"<w:document/>")], 8),
+        # More files than any letter has (the central directory alone would cost memory).
+        _zip([("[Content_Types].xml", b"wordprocessingml.document.main+xml"), ("word/document.xml", b"<w/>")]
+             + [(f"word/media/{i}", b"") for i in range(6000)], 0),
+        # An ODT whose mimetype entry is a bomb.
+        _zip([("mimetype", b"application/vnd.oasis.opendocument.text" + b" " * 20_000_000),
+              ("content.xml", b"<office:document-content/>")], 8),
+    ],
+    ids=["ratio", "entries", "odt-mimetype"],
+)
+def test_sniffing_refuses_archives_by_their_declared_sizes(tmp_path, content):
+    """The declared sizes and the entry count are checked before anything is unpacked."""
+    from mailer.documents import DocumentTooLarge, sniff_kind
+
+    path = tmp_path / "upload"
+    path.write_bytes(content)
+    with pytest.raises(DocumentTooLarge, match="unpacks to far more"):
+        sniff_kind(path)
+
+
+def test_sniffing_reads_only_a_bounded_prefix_of_an_entry(tmp_path):
+    """A real-looking DOCX within the limits: only the first few hundred KB of its content types are unpacked."""
+    import tracemalloc
+
+    from mailer.documents import DOCX, MAX_SNIFF_BYTES, sniff_kind
+
+    # 12 MB of varied XML, packed about 100 to one: within the declared limits, so it is read, in part.
+    filler = b"".join(b'<Default Extension="x%07d" ContentType="application/xml"/>' % i for i in range(200_000))
+    content = _zip([("[Content_Types].xml", b"wordprocessingml.document.main+xml" + filler),
+                    ("word/document.xml", b"<w:document/>")], 8)
+    path = tmp_path / "letter.docx"
+    path.write_bytes(content)
+    tracemalloc.start()
+    try:
+        assert sniff_kind(path) is DOCX
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(filler) > 40 * MAX_SNIFF_BYTES
+    assert peak < 8 * MAX_SNIFF_BYTES < len(filler) / 4, f"sniffing allocated {peak / 1048576:.1f} MB"
+
+
+FORMAT_CHARACTERS = "\u202e\u202d\u2066\u2067\u2068\u2069\u200b\u200d\u200e\u200f\u00ad\ufeff\u061c"
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [
+        ("invoice\u202egnp.exe.pdf", "invoicegnp.exe.pdf"),  # shown as "invoicefdp.exe.png" before
+        ("\u2067letter\u2069 \u200bfor\u00ad you.pdf", "letter for you.pdf"),
+        ("\ufeff\u200e\u200f.pdf", "document.pdf"),
+        (f"a{FORMAT_CHARACTERS}b.pdf", "ab.pdf"),
+        ("Zo\u0308e\u200d.pdf", "Zöe.pdf"),  # a combining mark (Mn) is kept and composed
+    ],
+)
+def test_safe_file_name_drops_bidi_controls_and_other_format_characters(original, expected):
+    """U+202E and every other format character (Unicode category Cf) is taken out of the name."""
+    import unicodedata
+
+    from mailer.documents import PDF, safe_file_name
+
+    name = safe_file_name(original, PDF)
+    assert name == unicodedata.normalize("NFC", expected)
+    assert not any(unicodedata.category(char) == "Cf" for char in name)
+
+
+def test_format_characters_never_reach_a_document_name_page_header_or_email(documents_app, clock, smtp, tmp_path):
+    """An upload named with a right-to-left override: stored, listed, served and linked without it; a name
+    stored before the fix is cleaned when served."""
+    import unicodedata
+
+    def clean(text: str) -> bool:
+        return not any(unicodedata.category(char) == "Cf" for char in unquote(text))
+
+    app = documents_app
+    with app.app_context():
+        add_member("reader@example.org", clock=clock)
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    response = upload(admin, announcement_id, tiny_pdf(), "invoice\u202egnp.exe.pdf", title="Invoice\u202e\u200b fdp")
+    assert response.status_code == 303
+    [document] = documents(app)
+    assert (document.file_name, document.title) == ("invoicegnp.exe.pdf", "Invoice fdp")
+    page = admin.get(f"/admin/announcements/{announcement_id}").get_data(as_text=True)
+    assert clean(page) and "Invoice fdp" in page
+    served = app.test_client().get(f"/documents/{document.public_id}/any-name.pdf")
+    assert served.status_code == 200 and clean(served.headers["Content-Disposition"])
+
+    # A row stored before names were cleaned is cleaned on the way out.
+    with app.app_context():
+        row = db.session.get(Document, document.id)
+        row.file_name, row.title = "old\u202egnp.exe.pdf", "Old\u2066 letter"
+        db.session.commit()
+    served = app.test_client().get(f"/documents/{document.public_id}/x.pdf")
+    assert served.headers["Content-Disposition"] == "inline; filename=oldgnp.exe.pdf"
+    page = f"/admin/announcements/{announcement_id}"
+    assert admin_post(admin, page, f"{page}/send-now").status_code == 303
+    run_tick_for_app(app)
+    text, html = parts(smtp.wait_for(1)[0].message)
+    assert clean(text) and clean(html)
+    assert "Old letter (PDF, 1 KB)" in flat(text)
+    assert f"/documents/{document.public_id}/oldgnp.exe.pdf" in text_links(text)[0]
+
+
+def test_documents_are_revalidated_so_a_removed_one_is_gone_from_caches(documents_app, clock, tmp_path):
+    """Served `no-cache` with an ETag and Last-Modified: a cache asks each time, gets a 304 while it is
+    unchanged, and a 404 once an admin removed it (it used to be `public, max-age=3600`)."""
+    admin = logged_in_admin(documents_app, clock)
+    announcement_id = compose(admin, subject="Letter", body="A letter.")
+    upload(admin, announcement_id, tiny_pdf(), "letter.pdf")
+    [document] = documents(documents_app)
+    url = f"/documents/{document.public_id}/letter.pdf"
+    cache = documents_app.test_client()
+    served = cache.get(url)
+    assert served.status_code == 200
+    assert served.headers["Cache-Control"] == "no-cache"
+    assert "public" not in served.headers["Cache-Control"] and "Expires" not in served.headers
+    etag, modified = served.headers["ETag"], served.headers["Last-Modified"]
+    again = cache.get(url, headers={"If-None-Match": etag, "If-Modified-Since": modified})
+    assert again.status_code == 304 and again.data == b""
+
+    confirm_path = f"/admin/announcements/{announcement_id}/documents/{document.id}/delete"
+    assert admin_post(admin, confirm_path, confirm_path).status_code == 303
+    gone = cache.get(url, headers={"If-None-Match": etag, "If-Modified-Since": modified})
+    assert gone.status_code == 404

@@ -104,6 +104,12 @@ def row_outcomes(page_html: str) -> list[tuple[int, str, str]]:
     ]
 
 
+def result_rows(page_html: str) -> list[tuple[int, str]]:
+    """(line, outcome) from the 'Row by row' table of a result page, which names no address."""
+    table = page_html.split('id="rows"', 1)[1]
+    return [(int(line), outcome) for outcome, line in re.findall(r'<tr data-outcome="(\w+)"><td>(\d+)</td>', table)]
+
+
 def page_text(response: Any) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))).split())
 
@@ -166,8 +172,13 @@ def test_mixed_import_preview_matches_result_and_only_new_pending_people_are_ask
     assert applied.status_code == 303
     result = admin.get(path_of(applied.headers["Location"]))
     assert result.status_code == 200 and "Import finished" in result.get_data(as_text=True)
-    assert row_outcomes(result.get_data(as_text=True)) == EXPECTED
+    assert result_rows(result.get_data(as_text=True)) == [(line, outcome) for line, _, outcome in EXPECTED]
     assert not (import_dir / f"{import_id}.csv").exists()  # the upload is deleted once applied
+    # The result keeps no address, on the page or on disk (a member erased later must not stay listed).
+    result_file = import_dir / f"{import_id}.result.json"
+    assert [p.name for p in import_dir.iterdir()] == [result_file.name]
+    for _, email, _ in EXPECTED:
+        assert email not in result.get_data(as_text=True) and email not in result_file.read_text(encoding="utf-8")
 
     with app.app_context():
         members = {m.email: m for m in db.session.scalars(select(Member))}
@@ -487,3 +498,155 @@ def test_dashboard_shows_members_signups_schedule_last_send_and_outbox_health(ap
     assert "Next scheduled announcement: Coffee morning , Friday 20 March 2026 at 10:00 (UK time)." in text
     assert "Last send: Council letter , started 12 March 2026 at 09:00: 1 sent, 1 failed." in text
     assert "1 waiting to go, the oldest for 25 minutes. That is longer than it should be" in text
+
+
+# --- issue 15: a full disk, and import files kept no longer than a day ----------------------------
+
+
+@pytest.fixture
+def small_import_dir(tmp_path: Path) -> Any:
+    """The import directory on a 64 KB tmpfs: writes past that fail with ENOSPC, as on a full disk."""
+    from conftest import skip_or_fail
+    from support.disk import small_disk
+
+    try:
+        with small_disk(tmp_path / "small-imports", size="64k") as directory:
+            yield directory
+    except PermissionError as exc:
+        skip_or_fail(str(exc))
+
+
+def big_csv(rows: int) -> bytes:
+    lines = ["email,name,groups,social_media,consent_date,consent_source,consent_wording"]
+    lines += [f"person{i:05d}@example.org,Person {i:05d},Forum news,no,,," for i in range(rows)]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def test_an_upload_that_fills_the_disk_is_a_507_and_leaves_no_cut_off_file(make_app, clock, small_import_dir):
+    """A CSV bigger than the room left: a clear 507 on the upload page, no partial file of members in the
+    import directory (not even under a temporary name), nothing imported; a small one still works."""
+    app = make_app(MAILER_IMPORT_DIR=str(small_import_dir))
+    admin = logged_in_admin(app, clock)
+    before = table_counts(app)
+    data = big_csv(3000)
+    assert len(data) > 2 * 64 * 1024
+    response = upload(admin, data)
+    assert response.status_code == 507
+    text = page_text(response)
+    assert "There is not enough space on the server to keep this file, so nothing was saved." in text
+    assert text.startswith("Error: Add members from a CSV file")
+    assert list(small_import_dir.iterdir()) == []
+    assert table_counts(app) == before
+    assert upload(admin, big_csv(3)).status_code == 303  # the failure left the room it found
+
+
+def test_when_the_result_cannot_be_kept_the_import_still_shows_what_it_did(make_app, clock, small_import_dir):
+    """The disk fills between preview and apply: the import is done, its page is shown at once instead of kept,
+    and neither the upload nor a partial result file is left behind."""
+    from support.disk import fill
+
+    app = make_app(MAILER_IMPORT_DIR=str(small_import_dir))
+    admin = logged_in_admin(app, clock)
+    uploaded = upload(admin, big_csv(3))
+    preview_url = path_of(uploaded.headers["Location"])
+    assert admin.get(preview_url).status_code == 200
+    filler = fill(small_import_dir)
+    try:
+        applied = admin_post(admin, preview_url, f"{preview_url}/apply")
+        assert applied.status_code == 200
+        assert "Import finished" in page_text(applied) and "3 Added and sent an email asking them to confirm" in \
+            page_text(applied)
+        assert [p.name for p in small_import_dir.iterdir()] == ["filler"]
+    finally:
+        filler.unlink()
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Member)) == 3
+
+
+def test_a_document_upload_that_fills_the_disk_is_a_507_and_keeps_nothing(make_app, clock, tmp_path):
+    """The same for hosted documents: 507 on the upload form, no partial file, no row."""
+    from conftest import skip_or_fail
+    from mailer.models import Document
+    from support.disk import small_disk
+    from support.documents import tiny_pdf
+
+    try:
+        with small_disk(tmp_path / "small-documents", size="64k") as directory:
+            app = make_app(MAILER_DOCUMENT_DIR=str(directory))
+            admin = logged_in_admin(app, clock)
+            announcement_id = compose(admin, subject="Letter", body="A letter.")
+            page = f"/admin/announcements/{announcement_id}/documents/new"
+            response = admin.post(page, data={
+                "csrf_token": csrf_token(admin.get(page).get_data(as_text=True)),
+                "document": (io.BytesIO(tiny_pdf(padding=200 * 1024)), "letter.pdf"),
+            }, content_type="multipart/form-data")
+            assert response.status_code == 507
+            assert "There is not enough space on the server" in page_text(response)
+            assert list(directory.iterdir()) == []
+            with app.app_context():
+                assert db.session.scalar(select(func.count()).select_from(Document)) == 0
+    except PermissionError as exc:
+        skip_or_fail(str(exc))
+
+
+def _age(path: Path, clock: Any, **ago: float) -> None:
+    import os
+    from datetime import timedelta
+
+    moment = (clock.now() - timedelta(**ago)).timestamp()
+    os.utime(path, (moment, moment))
+
+
+def _uploaded_and_applied(app: Any, admin: Any, import_dir: Path) -> tuple[Path, Path]:
+    """One upload left waiting and one applied import's result: the two kinds of file an import leaves."""
+    waiting = path_of(upload(admin, big_csv(2)).headers["Location"]).rsplit("/", 1)[1]
+    applied_url = path_of(upload(admin, b"email\r\nsomeone@example.org\r\n").headers["Location"])
+    assert admin_post(admin, applied_url, f"{applied_url}/apply").status_code == 303
+    return import_dir / f"{waiting}.csv", import_dir / f"{applied_url.rsplit('/', 1)[1]}.result.json"
+
+
+@pytest.mark.parametrize("how", ["flask purge", "daily housekeeping"])
+def test_import_files_are_removed_after_a_day_by_purge_and_housekeeping(app, clock, import_dir, how):
+    """Uploads, results and unfinished writes older than a day are deleted without waiting for the next upload;
+    younger ones stay (the clock is frozen, the files' times set from it)."""
+    from mailer.scheduling import housekeeping_job
+
+    admin = logged_in_admin(app, clock)
+    old_upload, old_result = _uploaded_and_applied(app, admin, import_dir)
+    fresh_upload, fresh_result = _uploaded_and_applied(app, admin, import_dir)
+    unfinished = import_dir / ".abc.csv.0000.part"
+    unfinished.write_bytes(b"email\r\ncut-off@exa")
+    for path in (old_upload, old_result, unfinished):
+        _age(path, clock, hours=24, minutes=1)
+    for path in (fresh_upload, fresh_result):
+        _age(path, clock, hours=23)
+
+    if how == "flask purge":
+        ran = app.test_cli_runner().invoke(args=["purge"])
+        assert ran.exit_code == 0, ran.output
+        assert "removed 3 import file(s) more than a day old" in ran.output
+    else:
+        housekeeping_job(app)
+    assert sorted(import_dir.iterdir()) == sorted([fresh_upload, fresh_result])
+    assert admin.get(f"/admin/members/import/{old_upload.stem}").status_code == 400  # "upload it again"
+
+
+def test_a_result_file_names_nobody_so_an_erased_member_is_in_none(app, clock, import_dir):
+    """Result files keep no address (the decision for issue 15): a member imported and then erased is not
+    listed in the result that stays on disk for a day, nor on its page."""
+    admin = logged_in_admin(app, clock)
+    uploaded = upload(admin, b"email,name\r\nerase.me@example.org,Erase Me\r\nkept@example.org,Kept\r\n")
+    preview_url = path_of(uploaded.headers["Location"])
+    assert "erase.me@example.org" in admin.get(preview_url).get_data(as_text=True)  # the preview reads the upload
+    result_url = path_of(admin_post(admin, preview_url, f"{preview_url}/apply").headers["Location"])
+    with app.app_context():
+        member_id = db.session.scalar(select(Member.id).where(Member.email == "erase.me@example.org"))
+    erase = f"/admin/members/{member_id}/erase"
+    assert admin_post(admin, erase, erase).status_code == 303
+    files = list(import_dir.iterdir())
+    assert [p.suffixes for p in files] == [[".result", ".json"]]
+    stored = files[0].read_text(encoding="utf-8")
+    page = admin.get(result_url).get_data(as_text=True)
+    assert result_rows(page) == [(2, "new_pending"), (3, "new_pending")]
+    for text in (stored, page):
+        assert "erase.me" not in text and "Erase Me" not in text and "@example.org" not in text

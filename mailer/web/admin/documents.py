@@ -16,7 +16,7 @@ from wtforms import StringField
 
 from ... import documents as domain
 from ...announcements import EDITABLE
-from ...errors import InvalidInput
+from ...errors import InvalidInput, StorageFull
 from ...extensions import db
 from ...models import Announcement, Document
 from ...transaction import transaction
@@ -46,6 +46,7 @@ def document_upload_limit(endpoint: str | None, values: dict[str, object] | None
 def upload_document(announcement_id: int):  # type: ignore[no-untyped-def]
     item = db.get_or_404(Announcement, announcement_id)
     form = DocumentForm()
+    status = 400 if form.is_submitted() else 200
     if form.validate_on_submit():
         upload = form.document.data
         try:
@@ -63,11 +64,14 @@ def upload_document(announcement_id: int):  # type: ignore[no-untyped-def]
         except InvalidInput as exc:
             field = form.title if exc.field == "title" else form.document
             field.errors = [*field.errors, str(exc)]
+        except StorageFull as exc:
+            log.error("admin %d: a document could not be stored: the disk is full", current_user.id)
+            form.document.errors = [*form.document.errors, str(exc)]
+            status = 507
         else:
             log.info("admin %d: added document %d to announcement %d", current_user.id, document.id, item.id)
             flash(f"“{document.title}” is attached. The email links to it.")
             return redirect(url_for("admin.announcement", announcement_id=item.id) + "#documents-title", 303)
-    status = 400 if form.is_submitted() else 200
     if item.state not in EDITABLE:
         flash(f"This announcement is {item.state.value}: documents can no longer be added.")
         return redirect(url_for("admin.announcement", announcement_id=item.id), 303)

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, PasswordField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from ..numbers import database_id
 from ..public.forms import CheckboxesField
 
 
@@ -17,7 +18,7 @@ class LoginForm(FlaskForm):
 class AnnouncementForm(FlaskForm):
     subject = StringField("Subject", validators=[DataRequired("Enter a subject.")])
     body = TextAreaField("Message", validators=[DataRequired("Write the announcement.")])
-    groups = CheckboxesField("Who should get it?", coerce=int, validate_choice=True)
+    groups = CheckboxesField("Who should get it?", coerce=database_id, validate_choice=True)
     only_without_social_media = BooleanField("Only members who said they do not use social media")
 
 

@@ -18,12 +18,13 @@ from wtforms.validators import Length, Optional
 
 from ... import bounces, member_admin, member_csv
 from ...announcements import to_london
-from ...errors import InvalidInput, NotPending, Suppressed
+from ...errors import InvalidInput, NotPending, StorageFull, Suppressed
 from ...extensions import db
 from ...membership import list_groups
 from ...models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
 from ...transaction import transaction
 from ..context import clock, membership_policy
+from ..numbers import int_arg
 from . import bp
 from .forms import ActionForm
 
@@ -112,7 +113,7 @@ def members():  # type: ignore[no-untyped-def]
     groups = list_groups(db.session)
     form = MemberFilterForm(formdata=request.args)
     form.group.choices = [SelectChoice("", "Any group")] + [SelectChoice(str(g.id), g.name) for g in groups]
-    after = request.args.get("after", type=int)
+    after = int_arg("after")
     page = None
     if form.validate():
         page = member_admin.list_members(
@@ -120,7 +121,7 @@ def members():  # type: ignore[no-untyped-def]
             search=form.q.data or "",
             status=MemberStatus(form.status.data) if form.status.data else None,
             group_id=int(form.group.data) if form.group.data else None,
-            after_id=after if after and after > 0 else None,
+            after_id=after,
             limit=PAGE_SIZE,
         )
     filters = {k: v for k, v in {"q": form.q.data, "status": form.status.data, "group": form.group.data}.items() if v}
@@ -239,8 +240,12 @@ def import_members():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         directory = _import_dir()
         member_csv.remove_stale_uploads(directory, clock=clock())
-        import_id, path = member_csv.new_upload_path(directory)
-        form.file.data.save(path)
+        try:
+            import_id, path = member_csv.save_upload(directory, form.file.data.stream)
+        except StorageFull as exc:
+            log.error("admin %d: an import file could not be stored: the disk is full", current_user.id)
+            form.file.errors = [str(exc)]
+            return _upload_page(form), 507
         log.info("admin %d: uploaded an import file (%d bytes)", current_user.id, path.stat().st_size)
         return redirect(url_for("admin.import_preview", import_id=import_id), 303)
     status = 400 if form.is_submitted() else 200
@@ -286,8 +291,14 @@ def import_apply(import_id: str):  # type: ignore[no-untyped-def]
         clock=clock(),
         admin_id=current_user.id,
     )
-    member_csv.result_path(directory, import_id).write_text(summary.to_json(), encoding="utf-8")
-    member_csv.discard_upload(directory, import_id)
+    try:
+        member_csv.save_result(directory, import_id, summary)
+    except StorageFull:
+        # The import is done; only the page that shows it could not be kept. Show it now instead.
+        log.error("admin %d: an import's result could not be stored: the disk is full", current_user.id)
+        return _result_page(summary)
+    finally:
+        member_csv.discard_upload(directory, import_id)
     return redirect(url_for("admin.import_result", import_id=import_id), 303)
 
 
@@ -303,7 +314,10 @@ def import_result(import_id: str):  # type: ignore[no-untyped-def]
     path = member_csv.result_path(_import_dir(), import_id)
     if not path.is_file():
         raise InvalidInput("There is no result for that import. It may be more than a day old.")
-    summary = member_csv.ImportSummary.from_json(path.read_text(encoding="utf-8"))
+    return _result_page(member_csv.ImportSummary.from_json(path.read_text(encoding="utf-8")))
+
+
+def _result_page(summary: member_csv.ImportSummary) -> str:
     return render_template("admin/members/result.html", summary=summary, **_template_words())
 
 
@@ -318,5 +332,4 @@ def _upload_page(form: ImportUploadForm) -> str:
 
 
 def _import_dir() -> Path:
-    configured = current_app.config["MAILER_IMPORT_DIR"]
-    return Path(configured) if configured else Path(current_app.instance_path) / "imports"
+    return member_csv.import_dir(current_app.config["MAILER_IMPORT_DIR"], current_app.instance_path)

@@ -6,7 +6,6 @@ import logging
 
 from flask import (
     Response,
-    abort,
     current_app,
     flash,
     jsonify,
@@ -33,6 +32,7 @@ from ...models import Announcement, Delivery, MailKind, Member
 from ...outbox import enqueue_mail
 from ...transaction import transaction
 from ..context import announcement_mail, clock, membership_policy
+from ..numbers import int_arg
 from . import bp
 from .forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
 
@@ -246,9 +246,7 @@ def progress_json(announcement_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/announcements/<int:announcement_id>/report")
 def report(announcement_id: int):  # type: ignore[no-untyped-def]
     item = db.get_or_404(Announcement, announcement_id)
-    page = request.args.get("page", default=1, type=int) or 1
-    if page < 1 or page > 100_000:
-        abort(404)
+    page = int_arg("page", default=1, maximum=100_000) or 1
     only_failed = request.args.get("show") == "failed"
     query = (
         select(Delivery, Member.email, Member.name)
@@ -316,7 +314,7 @@ def _sample_member(item: Announcement) -> tuple[list[domain.SampleMember], domai
     """The preview's member (?sample=<id>, one of a few in the audience); none: the test email's
     values, a member with no name and no groups, so the default preview is exactly the test send."""
     samples = domain.list_sample_members(db.session, [g.id for g in item.groups], item.only_without_social_media)
-    wanted = request.args.get("sample", type=int)
+    wanted = int_arg("sample")
     return samples, next((s for s in samples if s.id == wanted), None)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, send_file
 
-from ...documents import KINDS, document_dir, find_document, stored_path
+from ...documents import KINDS, document_dir, download_name, find_document, stored_path
 from ...extensions import db
 from . import bp
 
@@ -23,9 +23,13 @@ def document(public_id: str, name: str):  # type: ignore[no-untyped-def]
     kind = KINDS[item.kind]
     # send_file writes Content-Disposition with an RFC 6266 filename* for non-ASCII names.
     response = send_file(
-        path, mimetype=kind.content_type, as_attachment=not kind.inline, download_name=item.file_name,
-        conditional=True, max_age=3600,
+        path, mimetype=kind.content_type, as_attachment=not kind.inline, download_name=download_name(item),
+        conditional=True,
     )
+    # Any cache (the reader's, or a shared one at a school or workplace) asks again each time, with
+    # the ETag and Last-Modified send_file sets; unchanged, that is a small 304. A document an admin
+    # removes is then gone at once, not still served from a cache for an hour.
+    response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
     # No scripts or styles of its own; object-src must allow the browser's built-in PDF viewer.
     response.headers["Content-Security-Policy"] = "default-src 'none'; object-src 'self'; frame-ancestors 'none'"

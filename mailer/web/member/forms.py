@@ -6,12 +6,13 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from ..numbers import database_id
 from ..public.forms import SOCIAL_MEDIA_CHOICES, CheckboxesField
 
 
 class PreferencesForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired("Enter your name."), Length(max=100, message="Your name must be 100 characters or fewer.")])
-    groups = CheckboxesField("Which news would you like?", coerce=int, validate_choice=True)
+    groups = CheckboxesField("Which news would you like?", coerce=database_id, validate_choice=True)
     social_media = RadioField(
         "Do you follow the forum on social media?",
         choices=SOCIAL_MEDIA_CHOICES,

@@ -8,6 +8,7 @@ from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...models import SocialMedia
+from ..numbers import database_id
 
 SOCIAL_MEDIA_CHOICES = [
     SelectChoice(SocialMedia.YES.value, "Yes"),
@@ -32,7 +33,7 @@ class JoinForm(FlaskForm):
             Length(max=254, message="Enter a valid email address, like name@example.com."),
         ],
     )
-    groups = CheckboxesField("Which news would you like?", coerce=int, validate_choice=True)
+    groups = CheckboxesField("Which news would you like?", coerce=database_id, validate_choice=True)
     social_media = RadioField(
         "Do you follow the forum on social media?",
         choices=SOCIAL_MEDIA_CHOICES,

@@ -1,0 +1,60 @@
+"""Writing an uploaded or generated file to disk: all of it or nothing.
+
+An upload that fills the disk must not leave a cut-off file of members behind (issue 15): the
+bytes go to a hidden temporary name next to the target and are renamed into place only when
+every byte is written and flushed; on any failure the temporary file is removed. A full disk,
+quota or file size limit becomes StorageFull, which the pages show as a 507."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import StorageFull
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+PARTIAL_SUFFIX = ".part"
+CHUNK_SIZE = 64 * 1024
+
+
+def stream_chunks(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterable[bytes]:
+    while chunk := stream.read(chunk_size):
+        yield chunk
+
+
+def write_file(path: Path, chunks: Iterable[bytes]) -> int:
+    """Write `chunks` to `path` (replacing it), all or nothing; returns the size written.
+
+    Raises StorageFull when there is no room; any other error (including one raised by
+    `chunks`, such as a size check) is raised as it is. Either way nothing is left at `path`
+    or under a temporary name."""
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+    size = 0
+    try:
+        with partial.open("xb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            raise StorageFull() from exc
+        raise
+    return size
+
+
+def make_directory(directory: Path, *, mode: int = 0o777) -> None:
+    """mkdir -p, with a full disk reported as StorageFull like a failed write."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=mode)
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise StorageFull() from exc
+        raise
