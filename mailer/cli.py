@@ -241,10 +241,11 @@ def members_import_command(file: str, dry_run: bool) -> None:
 def members_export_command(output: str | None) -> None:
     """Write every member as CSV (UTF-8, header row), streamed in batches."""
     from . import member_csv
+    from .uploads import open_private
 
     lines = member_csv.export_lines(db.session)
     if output:
-        with open(output, "w", encoding="utf-8", newline="") as target:
+        with open_private(output, "w", encoding="utf-8", newline="") as target:
             target.writelines(lines)
         click.echo(f"Exported the members to {output}", err=True)
     else:

@@ -33,6 +33,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from .uploads import open_private
+
 DEFAULT_DIRECTORY = Path("instance/mailbox")
 TEMPLATE_FOLDER = Path(__file__).resolve().parent.parent / "templates"
 SMTP_SERVER_HOSTNAME = "mailbox.local"
@@ -65,7 +67,7 @@ class MailboxStore:
 
     def __init__(self, directory: Path | str = DEFAULT_DIRECTORY) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
         self._last_number = max((int(n) for n in self._stored_ids()), default=0)
 
@@ -86,10 +88,12 @@ class MailboxStore:
             while self._eml_path(f"{self._last_number:06d}").exists():
                 self._last_number += 1
             message_id = f"{self._last_number:06d}"
-            self._sidecar_path(message_id).write_text(json.dumps(envelope), "utf-8")
+            with open_private(self._sidecar_path(message_id), "w", encoding="utf-8") as sidecar:
+                sidecar.write(json.dumps(envelope))
             # Write then rename, so a reader never sees half a message.
             partial = self.directory / f"{message_id}.eml.partial"
-            partial.write_bytes(raw)
+            with open_private(partial, "wb") as out:
+                out.write(raw)
             partial.replace(self._eml_path(message_id))
         return message_id
 

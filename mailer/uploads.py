@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 from .errors import StorageFull
 
@@ -26,6 +26,27 @@ def stream_chunks(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterable[by
         yield chunk
 
 
+PRIVATE_FILE_MODE = 0o600
+
+
+def open_private(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> IO[Any]:
+    """Open a file for writing that only the service's own user can read (issue 15).
+
+    Files we write hold members' data (exports, uploads, results, the development mailbox): they
+    are created 0600 whatever the umask, not world-readable. `mode` is "w"/"x" with "b" or text
+    options as for open(); an existing file is truncated and narrowed to 0600 as well."""
+    if mode[0] not in "wx":
+        raise ValueError("open_private is for writing new files")
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if mode[0] == "x" else os.O_TRUNC)
+    descriptor = os.open(path, flags, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE_MODE)
+        return os.fdopen(descriptor, "w" + mode[1:], **kwargs)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def write_file(path: Path, chunks: Iterable[bytes]) -> int:
     """Write `chunks` to `path` (replacing it), all or nothing; returns the size written.
 
@@ -35,7 +56,7 @@ def write_file(path: Path, chunks: Iterable[bytes]) -> int:
     partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
     size = 0
     try:
-        with partial.open("xb") as out:
+        with open_private(partial, "xb") as out:
             for chunk in chunks:
                 out.write(chunk)
                 size += len(chunk)
