@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from .config import DEV_SECRET_KEY, is_production, message_id_domain, sender_parts
+from .config import DEV_SECRET_KEY, MIN_SECRET_LENGTH, is_production, message_id_domain, sender_parts
 from .logsafe import redact
 
-MIN_SECRET_LENGTH = 24
 
 
 class Level(enum.StrEnum):

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 DEV_SECRET_KEY = "dev-only-not-secret"
+# Who knows SECRET_KEY can forge every link and admin session; 32 random characters are out of reach.
+MIN_SECRET_LENGTH = 32
 
 
 class Defaults:
@@ -125,6 +127,14 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
                 "MAILER_ENV is production but SECRET_KEY is the development default: "
                 "set FLASK_SECRET_KEY to a long random value."
             )
+        for key in ("SECRET_KEY", "MAILER_SUPPRESSION_KEY"):
+            value = str(app.config.get(key) or "")
+            if value and len(value) < MIN_SECRET_LENGTH:
+                raise ConfigurationError(
+                    f"MAILER_ENV is production but {key} is only {len(value)} characters: "
+                    f"set FLASK_{key} to at least {MIN_SECRET_LENGTH} random characters "
+                    "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')."
+                )
 
 
 def is_production(config: dict[str, Any]) -> bool:

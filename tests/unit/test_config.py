@@ -19,6 +19,9 @@ def config_for(tmp_path: Path, **values: Any) -> dict[str, Any]:
     return {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'mailer.db'}", **values}
 
 
+PRODUCTION_SECRET = "a-long-random-production-secret-of-48-characters"
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No FLASK_* or MAILER_ENV from the machine running the tests."""
@@ -46,7 +49,7 @@ def test_production_is_matched_whatever_the_case(tmp_path):
 
 def test_production_with_a_real_secret_starts_with_secure_cookies(tmp_path):
     """Security: production session cookies are Secure, HttpOnly and SameSite=Lax."""
-    app = create_app(config_for(tmp_path, MAILER_ENV="production", SECRET_KEY="a-long-random-production-secret"))
+    app = create_app(config_for(tmp_path, MAILER_ENV="production", SECRET_KEY=PRODUCTION_SECRET))
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
@@ -55,7 +58,7 @@ def test_production_with_a_real_secret_starts_with_secure_cookies(tmp_path):
 def test_production_cookies_are_secure_even_if_configured_otherwise(tmp_path):
     """Security: a leftover SESSION_COOKIE_SECURE=False does not weaken production."""
     app = create_app(
-        config_for(tmp_path, MAILER_ENV="production", SECRET_KEY="a-long-random-production-secret",
+        config_for(tmp_path, MAILER_ENV="production", SECRET_KEY=PRODUCTION_SECRET,
                    SESSION_COOKIE_SECURE=False)
     )
     assert app.config["SESSION_COOKIE_SECURE"] is True
@@ -99,7 +102,7 @@ def test_production_from_the_environment_needs_a_secret_from_the_environment(cle
     clean_env.setenv("MAILER_ENV", "production")
     with pytest.raises(ConfigurationError):
         create_app(None)
-    clean_env.setenv("FLASK_SECRET_KEY", "a-long-random-production-secret")
+    clean_env.setenv("FLASK_SECRET_KEY", PRODUCTION_SECRET)
     app = create_app(None)
     assert app.config["MAILER_ENV"] == "production"
     assert app.config["SESSION_COOKIE_SECURE"] is True
@@ -118,10 +121,62 @@ def test_flask_command_in_production_without_a_secret_exits_with_a_clear_message
     assert "SECRET_KEY" in last_line and "FLASK_SECRET_KEY" in last_line, result.stderr
     assert "/healthz" not in result.stdout  # no routes were listed: the app never started
 
-    env["FLASK_SECRET_KEY"] = "a-long-random-production-secret"
+    env["FLASK_SECRET_KEY"] = PRODUCTION_SECRET
     started = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "routes"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )
     assert started.returncode == 0, started.stderr
     assert "/healthz" in started.stdout
+
+
+@pytest.mark.parametrize("key", ["SECRET_KEY", "MAILER_SUPPRESSION_KEY"])
+def test_production_refuses_a_key_shorter_than_32_characters(tmp_path, key):
+    """Issue 15: a short key can be guessed; production refuses it at start-up, naming the key and the fix."""
+    config = config_for(tmp_path, MAILER_ENV="production", SECRET_KEY=PRODUCTION_SECRET)
+    config[key] = "x" * 31
+    with pytest.raises(ConfigurationError, match=f"{key} is only 31 characters.*FLASK_{key}"):
+        create_app(config)
+    config[key] = "x" * 32
+    assert create_app(config).config[key] == "x" * 32
+
+
+def _gunicorn(tmp_path: Path, secret: str | None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+    env.update(MAILER_ENV="production", FLASK_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'mailer.db'}")
+    if secret is not None:
+        env["FLASK_SECRET_KEY"] = secret
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:0", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+@pytest.mark.parametrize("secret", [None, "twenty-characters-xx"])
+def test_gunicorn_stops_instead_of_restarting_a_worker_that_refuses_to_start(tmp_path, secret):
+    """Issue 15: under gunicorn a refused configuration stops the master with one clear line,
+    so systemd sees a failure, instead of workers being restarted forever with the port open."""
+    server = _gunicorn(tmp_path, secret)
+    try:
+        output, _ = server.communicate(timeout=60)
+    finally:
+        server.kill()
+    assert server.returncode not in (0, None)
+    refusals = [line for line in output.splitlines() if line.startswith("mailer: refusing to start:")]
+    assert len(refusals) <= 2, output  # at most once per worker it booted: no restart loop
+    assert refusals and "SECRET_KEY" in refusals[0], output
+    assert output.count("Booting worker") <= 2, output
+
+
+def test_gunicorn_starts_with_a_long_enough_key(tmp_path):
+    """The same command with a 48-character key serves: the refusal above is about the key alone."""
+    server = _gunicorn(tmp_path, PRODUCTION_SECRET)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            server.communicate(timeout=4)
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert "refusing to start" not in output
+    assert "Booting worker" in output
