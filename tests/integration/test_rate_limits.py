@@ -13,11 +13,13 @@ from sqlalchemy import func, select
 from conftest import base_config
 from mailer import create_app
 from mailer.admins import create_admin
+from mailer.clock import SystemClock
 from mailer.extensions import db
 from mailer.housekeeping import Retention, purge
 from mailer.models import RateLimitCounter
 from mailer.rate_limits import find_count, find_window_end, increment_counter, stored_key
 from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD
+from support.gunicorn import Browser, Gunicorn
 from support.web import csrf_token, join
 
 MINUTE = timedelta(minutes=1)
@@ -145,3 +147,58 @@ def test_memory_storage_can_still_be_chosen(make_app, clock):
     assert statuses == [303, 303, 429]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(RateLimitCounter)) == 0
+
+
+# --- real processes -------------------------------------------------------------------------------
+
+
+def test_two_gunicorn_workers_share_the_log_in_limit_and_a_restart_keeps_it(database_uri, tmp_path, clock):
+    """Issue 15 (2): under gunicorn with two worker processes, wrong admin passwords spread over both get a
+    429 after exactly the limit (5), not 5 per process; after gunicorn is stopped and started again the
+    count is still there, so the next guess is refused at once."""
+    setup = create_app(base_config(database_uri))
+    with setup.app_context():
+        create_admin(db.session, ADMIN_EMAIL, ADMIN_PASSWORD, clock=SystemClock())
+        db.session.commit()
+        db.engine.dispose()
+    settings = {"SQLALCHEMY_DATABASE_URI": database_uri, "SECRET_KEY": "test-only-secret-" + "x" * 32,
+                "MAILER_PROXY_FIX_X_FOR": 1, "MAILER_LOG_LEVEL": "WARNING"}
+
+    def guess(server: Gunicorn, ip: str, password: str) -> int:
+        browser = Browser(server.port, {"X-Forwarded-For": ip})
+        _, page = browser.request("GET", "/admin/login")
+        status, _ = browser.request("POST", "/admin/login", {
+            "csrf_token": csrf_token(page), "email": ADMIN_EMAIL, "password": password})
+        return status
+
+    def guess_elsewhere(server: Gunicorn, ip: str, password: str) -> int:
+        with server.one_worker_held():
+            return guess(server, ip, password)
+
+    server = Gunicorn(tmp_path, workers=2, **settings)
+    try:
+        # Each round is one attacker address. Every other guess is made while one worker is held busy,
+        # so the guesses reach both workers; should a round still not reach both, another round
+        # (from a new address) is made.
+        for round_number in range(1, 6):
+            ip = f"203.0.113.{round_number}"
+            before = len(server.served())
+            statuses = [(guess_elsewhere if i % 2 else guess)(server, ip, f"guess {i}") for i in range(8)]
+            assert statuses == [400] * 5 + [429] * 3, (ip, statuses)
+            posts = [row for row in server.served()[before:] if row[1] == "POST"]
+            if {pid for pid, *_ in posts[:6]} == server.worker_pids():
+                break
+        else:
+            raise AssertionError(f"five rounds never reached both workers: {server.served()}")
+        assert guess(server, ip, ADMIN_PASSWORD) == 429, "the right password from that address waits too"
+    finally:
+        assert server.stop() == 0, server.log()[-3000:]
+
+    restarted = Gunicorn(tmp_path, workers=2, **settings)
+    try:
+        assert restarted.worker_pids().isdisjoint(server.worker_pids())
+        assert guess(restarted, ip, "guess after restart") == 429
+        assert guess(restarted, "198.51.100.20", ADMIN_PASSWORD) == 303, "the admin elsewhere logs in"
+    finally:
+        assert restarted.stop() == 0, restarted.log()[-3000:]
+    assert "Traceback" not in server.log() + restarted.log()
