@@ -152,7 +152,7 @@ def test_memory_storage_can_still_be_chosen(make_app, clock):
 # --- real processes -------------------------------------------------------------------------------
 
 
-def test_two_gunicorn_workers_share_the_log_in_limit_and_a_restart_keeps_it(database_uri, tmp_path, clock):
+def test_two_gunicorn_workers_share_the_log_in_limit_and_a_restart_keeps_it(database_uri, tmp_path):
     """Issue 15 (2): under gunicorn with two worker processes, wrong admin passwords spread over both get a
     429 after exactly the limit (5), not 5 per process; after gunicorn is stopped and started again the
     count is still there, so the next guess is refused at once."""
