@@ -36,6 +36,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     mail.init_app(app)
     csrf.init_app(app)
+    from .web import limit_storage  # noqa: F401  registers RATELIMIT_STORAGE_URI "database://" with limits
+
     limiter.init_app(app)
     login_manager.init_app(app)
     app.extensions["mailer.clock"] = SystemClock()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -12,6 +14,9 @@ from .errors import InvalidInput
 from .models import Admin
 
 MIN_PASSWORD_LENGTH = 12
+# What `flask seed-dev` creates for trying mailer out; published in the README, so never for real use.
+DEV_ADMIN_EMAIL = "admin@forum.example"
+DEV_ADMIN_PASSWORD = "change-me-please"
 # Checked against when the account does not exist, so both paths take the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password-just-timing", method="scrypt")
 
@@ -48,3 +53,41 @@ def authenticate(session: Session, email: str, password: str, *, clock: Clock) -
         return None
     admin.last_login_at = clock.now()
     return admin
+
+
+def find_admin_for_session(
+    session: Session,
+    admin_id: int,
+    version: int,
+    *,
+    last_seen_at: datetime | None,
+    now: datetime,
+    idle: timedelta,
+) -> Admin | None:
+    """The admin a login session names, or None when that session has ended: logged out, the
+    password changed or reset (each bumps session_version, issue 15), or left idle longer than `idle`."""
+    if last_seen_at is None or now - last_seen_at > idle:
+        return None
+    admin = session.get(Admin, admin_id)
+    if admin is None or admin.session_version != version:
+        return None
+    return admin
+
+
+def end_admin_sessions(session: Session, admin_id: int) -> None:
+    """Log an admin out everywhere: every session cookie issued so far stops working (issue 15).
+
+    One conditional UPDATE, so a copied cookie is refused by every web process at its next request."""
+    session.execute(
+        update(Admin).where(Admin.id == admin_id).values(session_version=Admin.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def find_admins_with_password(session: Session, password: str) -> list[str]:
+    """Addresses of the admins whose password is `password` (for `check`: the published development one)."""
+    return [
+        admin.email
+        for admin in session.scalars(select(Admin).order_by(Admin.id))
+        if check_password_hash(admin.password_hash, password)
+    ]

@@ -168,6 +168,20 @@ def check_settings(config: dict[str, Any]) -> list[Finding]:
     ]
 
 
+def check_admin_passwords(with_dev_password: list[str], config: dict[str, Any]) -> list[Finding]:
+    """`seed-dev`'s password is in the README: an admin who still has it is open to anyone (issue 15).
+
+    Takes the addresses of the admins whose password is the development one (admins.find_admins_with_password)."""
+    if not with_dev_password:
+        return [ok("no admin has the development password")]
+    who = ", ".join(with_dev_password)
+    if is_production(config):
+        return [error(f"admin {who} has the development password from seed-dev, which anyone can read in the "
+                      "README: set a new one with `flask --app wsgi create-admin ADDRESS`")]
+    return [warning(f"admin {who} has the development password from seed-dev: fine for trying out, never for "
+                    "real members (set a new one with create-admin)")]
+
+
 # --- things we have to reach ------------------------------------------------------
 
 

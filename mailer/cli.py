@@ -147,22 +147,30 @@ def create_admin_command(email: str) -> None:
 @click.command("seed-dev")
 @with_appcontext
 def seed_dev_command() -> None:
-    """For trying it out: an admin (admin@forum.example / change-me-please) and two sample drafts."""
+    """For trying it out: an admin (admin@forum.example / change-me-please) and two sample drafts.
+
+    Refused when MAILER_ENV is production: that password is published in the README."""
     from pathlib import Path
 
     from sqlalchemy import select
 
-    from .admins import create_admin
+    from .admins import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, create_admin
     from .announcements import AnnouncementDraft, create_announcement
+    from .config import is_production
     from .models import Admin, Announcement
 
+    if is_production(current_app.config):
+        raise click.ClickException(
+            "seed-dev is for trying mailer out: it makes an admin whose password is published in the README. "
+            "MAILER_ENV is production, so nothing was created. Make your admin with `create-admin ADDRESS`."
+        )
     clock = current_app.extensions["mailer.clock"]
     samples = Path(__file__).resolve().parent.parent / "tests" / "data" / "samples"
     with transaction(db.session):
-        admin = db.session.scalar(select(Admin).where(Admin.email == "admin@forum.example"))
+        admin = db.session.scalar(select(Admin).where(Admin.email == DEV_ADMIN_EMAIL))
         if admin is None:
-            admin = create_admin(db.session, "admin@forum.example", "change-me-please", clock=clock)
-            click.echo("Created admin admin@forum.example with password change-me-please")
+            admin = create_admin(db.session, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, clock=clock)
+            click.echo(f"Created admin {DEV_ADMIN_EMAIL} with password {DEV_ADMIN_PASSWORD}")
         if db.session.scalar(select(Announcement.id).limit(1)) is None:
             for path in sorted(samples.glob("*.md")):
                 body = path.read_text(encoding="utf-8")
@@ -259,15 +267,20 @@ def members_export_command(output: str | None) -> None:
 @click.option("--smtp-timeout", default=5.0, show_default=True, help="Seconds to wait for the SMTP server.")
 def check_command(smtp_timeout: float) -> None:
     """Report missing or unsafe settings, one line each; exit 1 when something blocks sending."""
-    from .checks import blocks_sending, check_database, check_settings, check_smtp
+    from .admins import DEV_ADMIN_PASSWORD, find_admins_with_password
+    from .checks import blocks_sending, check_admin_passwords, check_database, check_settings, check_smtp
     from .runner import smtp_opener_for
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    database = check_database(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["migrate"].directory)
     findings = [
         *check_settings(app.config),
         *check_smtp(smtp_opener_for(app, smtp_timeout), app.config),
-        *check_database(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["migrate"].directory),
+        *database,
     ]
+    if not blocks_sending(database):  # only a reachable, migrated database has admins to look at
+        with transaction(db.session):
+            findings += check_admin_passwords(find_admins_with_password(db.session, DEV_ADMIN_PASSWORD), app.config)
     for finding in findings:
         click.echo(finding.line())
     if blocks_sending(findings):

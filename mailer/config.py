@@ -74,7 +74,8 @@ class Defaults:
     MAILER_JOIN_RATE_LIMIT = "20 per hour"  # join form posts per IP
     MAILER_JOIN_RATE_LIMIT_PER_ADDRESS = "5 per hour"  # join form posts per email address, from any IP
     MAILER_LOGIN_RATE_LIMIT_IP = "20 per 10 minutes"
-    MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts only
+    MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts for one account from one IP address
+    MAILER_ADMIN_IDLE_MINUTES = 480  # an admin session this long without a request must log in again
     MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE = 60  # spreads an import's confirmation emails out; 0 sends at once
     MAILER_IMPORT_MAX_BYTES = 20 * 1024 * 1024  # CSV upload limit, for the import page only (J6)
     MAILER_IMPORT_DIR = ""  # where uploads wait between preview and apply; empty: instance/imports
@@ -101,7 +102,9 @@ class Defaults:
     # The CSRF token and SameSite=Lax cookies are the protection.
     WTF_CSRF_SSL_STRICT = False
     MAX_CONTENT_LENGTH = 1 * 1024 * 1024
-    RATELIMIT_STORAGE_URI = "memory://"
+    # Log-in and join limits: "database://" keeps the counters in the app's own database, shared by
+    # every process and kept over restarts; "redis://host:6379" works too; "memory://" is per process.
+    RATELIMIT_STORAGE_URI = "database://"
     RATELIMIT_HEADERS_ENABLED = False
 
 

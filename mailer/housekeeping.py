@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from .clock import Clock
 from .member_csv import UPLOAD_KEEP, remove_stale_uploads
 from .models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
+from .rate_limits import purge_rate_limits
 
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,13 @@ class PurgeCounts:
     unconfirmed_members: int
     outbox_messages: int
     deliveries_anonymised: int = 0
+    rate_limit_windows: int = 0
 
     def describe(self) -> str:
         return (
             f"purged {self.unconfirmed_members} unconfirmed signup(s), {self.outbox_messages} old outbox "
-            f"message(s); anonymised {self.deliveries_anonymised} old delivery record(s)"
+            f"message(s), {self.rate_limit_windows} ended rate-limit window(s); anonymised "
+            f"{self.deliveries_anonymised} old delivery record(s)"
         )
 
 
@@ -47,7 +50,8 @@ class Retention:
 
 
 def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCounts:
-    """Delete signups never confirmed within the retention period, and finished outbox rows.
+    """Delete signups never confirmed within the retention period, finished outbox rows and
+    rate-limit windows that have ended.
 
     A pending member who was once a member (re-joining after leaving) is kept: their
     consent history is evidence we must not lose."""
@@ -85,6 +89,7 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
         unconfirmed_members=len(stale),
         outbox_messages=finished.rowcount or 0,
         deliveries_anonymised=anonymised.rowcount or 0,
+        rate_limit_windows=purge_rate_limits(session, now=now),
     )
 
 

@@ -316,6 +316,19 @@ class WorkerHeartbeat(db.Model):
     last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class RateLimitCounter(db.Model):
+    """One rate-limit window: how many hits a key has had until the window expires (issue 15).
+
+    Kept in the database every deployment already has, so log-in and join limits hold across
+    gunicorn's processes and restarts. Keys name an IP address or a keyed hash of an address,
+    never an address itself; expired rows are deleted by the daily housekeeping."""
+
+    __tablename__ = "rate_limit"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class BounceKind(enum.StrEnum):
     PERMANENT = "permanent"
     TEMPORARY = "temporary"

@@ -58,7 +58,9 @@ def test_compose_preview_test_schedule_and_watch_it_send(page: Page, live_server
     clock.set(datetime(2026, 3, 3, 10, 0, 5, tzinfo=UTC))
     run_tick_for_app(live_server.app)
     assert len(smtp.wait_for(4)) == 4
-    page.reload()
+    announcement_url = page.url
+    log_in(page, live_server, clock)  # back the next day: the idle session has ended (issue 15)
+    page.goto(announcement_url)
     expect(page.locator("#state")).to_have_text("Sent")
     expect(page.locator("#progress")).to_contain_text("3 sent, 0 waiting, 0 failed")
     axe(page)

@@ -15,6 +15,7 @@ from mailer import create_app
 from mailer.checks import (
     Level,
     blocks_sending,
+    check_admin_passwords,
     check_base_url,
     check_database,
     check_dkim,
@@ -129,6 +130,14 @@ def test_dkim_key_configured_but_unusable_blocks_sending(tmp_path, problem):
     assert blocks_sending(findings)
 
 
+def test_an_admin_with_the_development_password_is_an_error_in_production():
+    """Issue 15 (14): seed-dev's password is in the README; in production an admin who has it blocks, else a warning."""
+    assert levels(check_admin_passwords([], PRODUCTION)) == [Level.OK]
+    flagged = check_admin_passwords(["admin@forum.example"], PRODUCTION)
+    assert levels(flagged) == [Level.ERROR] and "admin@forum.example" in flagged[0].message
+    assert levels(check_admin_passwords(["admin@forum.example"], {})) == [Level.WARNING]
+
+
 def test_dkim_off_is_fine_when_trying_out_and_a_warning_in_production():
     """E4: DKIM is optional (a relay may sign), but production without it deserves a reminder."""
     assert levels(check_dkim({})) == [Level.OK]
@@ -239,3 +248,63 @@ def test_check_command_reports_each_problem_on_one_line_and_exits_non_zero(tmp_p
     assert any("DKIM key" in line for line in errors), result.output
     assert any(line.startswith("WARNING") and "SECRET_KEY" in line for line in lines), result.output
     assert any(line.startswith("OK") and "database" in line for line in lines), result.output
+
+
+# --- the development admin (issue 15, item 14) -----------------------------------------------------
+
+
+def production_config(database_uri: str, **extra: Any) -> dict[str, Any]:
+    return {**base_config(database_uri), "TESTING": False, "MAILER_LOG_SETUP": False, "MAILER_ENV": "production",
+            "SECRET_KEY": "p" * 48, "MAILER_SUPPRESSION_KEY": "q" * 48, **extra}
+
+
+def count_rows(config: dict[str, Any]) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from mailer.models import Admin, Announcement
+
+    app = create_app(config)
+    with app.app_context():
+        counts = (db.session.scalar(select(func.count()).select_from(Admin)),
+                  db.session.scalar(select(func.count()).select_from(Announcement)))
+        db.session.remove()
+        db.engine.dispose()
+    return counts
+
+
+def run_command(config: dict[str, Any], *args: str) -> Any:
+    app = create_app(config)
+    try:
+        return app.test_cli_runner().invoke(args=list(args))
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_seed_dev_refuses_in_production_and_creates_nothing(sqlite_uri):
+    """Issue 15 (14): `seed-dev` with MAILER_ENV=production exits non-zero with a clear message and
+    creates neither the admin with the published password nor the sample drafts."""
+    result = run_command(production_config(sqlite_uri), "seed-dev")
+    assert result.exit_code != 0
+    assert "production" in result.output and "nothing was created" in result.output, result.output
+    assert "create-admin" in result.output
+    assert count_rows(production_config(sqlite_uri)) == (0, 0)
+
+
+def test_seed_dev_works_when_trying_out_and_check_then_flags_its_password(sqlite_uri, smtp):
+    """Issue 15 (14): seed-dev still makes the development admin outside production; `check` then names that
+    admin: a warning when trying out, an error (exit 1) once MAILER_ENV is production."""
+    trying_out = {**base_config(sqlite_uri, smtp), "TESTING": False, "MAILER_LOG_SETUP": False}
+    seeded = run_command(trying_out, "seed-dev")
+    assert seeded.exit_code == 0, seeded.output
+    assert count_rows(trying_out)[0] == 1
+
+    checked = run_command(trying_out, "check", "--smtp-timeout", "2")
+    assert any(line.startswith("WARNING") and "admin@forum.example" in line and "development password" in line
+               for line in checked.output.splitlines()), checked.output
+
+    checked = run_command(production_config(sqlite_uri, MAIL_SERVER=smtp.host, MAIL_PORT=smtp.port), "check",
+                          "--smtp-timeout", "2")
+    assert checked.exit_code == 1, checked.output
+    assert any(line.startswith("ERROR") and "admin@forum.example" in line for line in checked.output.splitlines())

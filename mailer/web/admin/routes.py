@@ -8,19 +8,22 @@ from flask import (
     Response,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
 from ... import announcements as domain
 from ... import consent
-from ...admins import authenticate
+from ...addresses import address_hash
+from ...admins import authenticate, end_admin_sessions
 from ...announcement_mail import AnnouncementContent
 from ...documents import document_path, find_document_links, human_size, list_documents
 from ...errors import InvalidInput, WrongState
@@ -31,6 +34,7 @@ from ...membership import list_groups
 from ...models import Announcement, Delivery, MailKind, Member
 from ...outbox import enqueue_mail
 from ...transaction import transaction
+from ..auth import mark_seen
 from ..context import announcement_mail, clock, membership_policy
 from ..numbers import int_arg
 from . import bp
@@ -41,7 +45,10 @@ REPORT_PAGE_SIZE = 100
 
 
 def _login_account_key() -> str:
-    return "login:" + (request.form.get("email") or "").strip().lower()[:320]
+    """Failures count per account *and* IP address (issue 15): someone guessing from elsewhere
+    cannot lock the real admin out. The address is a keyed hash, so the table names nobody."""
+    typed = (request.form.get("email") or "").strip().lower()[:320]
+    return f"login:{get_remote_address()}:{address_hash(membership_policy().suppression_key, typed)}"
 
 
 def _login_limit_ip() -> str:
@@ -53,7 +60,8 @@ def _login_limit_account() -> str:
 
 
 def _failed_login(response: Response) -> bool:
-    return response.status_code != 303
+    """Only a password that was checked and wrong counts, not a missing CSRF token or a blank form."""
+    return bool(g.get("login_failed"))
 
 
 @bp.before_request
@@ -80,9 +88,10 @@ def login():  # type: ignore[no-untyped-def]
             admin = authenticate(db.session, form.email.data or "", form.password.data or "", clock=clock())
         if admin is not None:
             login_user(admin)
+            mark_seen(clock().now())
             log.info("admin %d: logged in", admin.id)
             return redirect(url_for("admin.dashboard"), 303)
-        failed = True
+        failed = g.login_failed = True
         key = membership_policy().suppression_key
         log.warning("admin login failed for address %s", address_tag(form.email.data or "", key=key))
     status = 400 if form.is_submitted() else 200
@@ -92,6 +101,10 @@ def login():  # type: ignore[no-untyped-def]
 @bp.post("/logout")
 @login_required
 def logout():  # type: ignore[no-untyped-def]
+    """Ends the session on the server too: the cookie, even a copy of it, no longer logs anyone in."""
+    with transaction(db.session):
+        end_admin_sessions(db.session, current_user.id)
+    log.info("admin %d: logged out", current_user.id)
     logout_user()
     return redirect(url_for("admin.login"), 303)
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from wtforms import SelectChoice, ValidationError
 
 from ... import consent, membership
+from ...addresses import address_hash
 from ...errors import InvalidInput
 from ...extensions import csrf, db, limiter
 from ...heartbeat import find_sending_health
@@ -33,8 +34,10 @@ def _join_address_rate_limit() -> str:
 
 
 def _join_address_key() -> str:
-    """The address as typed, folded: one person hammering the form from many IPs is still one key."""
-    return "join-address:" + " ".join((request.form.get("email") or "").split()).lower()[:320]
+    """The address as typed, folded: one person hammering the form from many IPs is still one key.
+    Kept as a keyed hash, so the rate-limit table (in the database) names nobody."""
+    typed = " ".join((request.form.get("email") or "").split()).lower()[:320]
+    return "join-address:" + address_hash(membership_policy().suppression_key, typed)
 
 
 @bp.get("/")

@@ -1,0 +1,126 @@
+"""The web app under real gunicorn with several worker processes, and a small HTTP client for it.
+
+The access log names the worker process (pid) that answered each request, so a test can tell that
+its requests were spread over the workers."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from support.smtp_sink import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCESS_FORMAT = "%(p)s %(m)s %(U)s %(s)s"
+ACCESS_LINE = re.compile(r"^<(\d+)> (\S+) (\S+) (\d+)$")
+
+
+class Gunicorn:
+    """`gunicorn --workers N wsgi:app` on a free loopback port, settings as FLASK_* variables (as deploy/ does)."""
+
+    def __init__(self, log_dir: Path, *, workers: int = 2, **config: Any) -> None:
+        self.port = free_port()
+        self.workers = workers
+        self.access_log = log_dir / f"access-{self.port}.log"
+        self.error_log = log_dir / f"gunicorn-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAILER_"))}
+        env["PYTHONUNBUFFERED"] = "1"
+        for key, value in config.items():
+            env[f"FLASK_{key}"] = str(value)
+        with self.error_log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
+                 "--access-logfile", str(self.access_log), "--access-logformat", ACCESS_FORMAT, "wsgi:app"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._wait_until_ready()
+
+    def log(self) -> str:
+        return self.error_log.read_text(errors="replace")
+
+    def worker_pids(self) -> set[int]:
+        return {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", self.log())}
+
+    def _wait_until_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.worker_pids()) < self.workers or not self._answers():
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited ({self.process.returncode}):\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gunicorn did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    @contextmanager
+    def one_worker_held(self) -> Iterator[None]:
+        """Keep one worker busy with a connection that sends nothing, so requests meanwhile go to another.
+
+        The kernel otherwise gives a lone client's connections mostly to the same worker; a sync worker
+        that accepted this connection waits for its request until it is closed."""
+        holder = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            yield
+        finally:
+            holder.close()
+
+    def served(self) -> list[tuple[int, str, str, int]]:
+        """(worker pid, method, path, status) for each request answered so far."""
+        if not self.access_log.exists():
+            return []
+        lines = (ACCESS_LINE.match(line) for line in self.access_log.read_text().splitlines())
+        return [(int(m[1]), m[2], m[3], int(m[4])) for m in lines if m]
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+
+class Browser:
+    """Plain HTTP with a cookie jar; no redirects followed, so a test sees each status."""
+
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.headers = headers or {}
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = dict(self.headers)
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                self.cookies[name] = morsel.value
+        return response.status, text
