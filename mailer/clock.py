@@ -18,7 +18,8 @@ class SystemClock:
 
 
 class FrozenClock:
-    """A clock that only moves when told to; for tests and benchmarks."""
+    """A clock that only moves when told to: for tests and benchmarks, and for carrying out a
+    queued request as of the moment it was made (a join form post, J1)."""
 
     def __init__(self, at: datetime | None = None) -> None:
         self._now = at or datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import consent
-from .addresses import normalise_address
-from .clock import Clock
+from .addresses import normalise_address, suppression_key
+from .clock import Clock, FrozenClock
 from .consent import Evidence
 from .errors import InvalidInput, NotPending, TokenInvalid
-from .models import ConsentAction, Group, MailKind, Member, MemberStatus, SocialMedia
+from .models import ConsentAction, ConsentMethod, Group, JoinRequest, MailKind, Member, MemberStatus, SocialMedia
 from .outbox import enqueue_mail
 
 MAX_NAME_LENGTH = 100
@@ -48,6 +51,15 @@ class MembershipPolicy:
     suppression_key: bytes
     forum_name: str
     confirmation_interval: timedelta = timedelta(hours=1)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MembershipPolicy:
+        """The one reading of these settings, for the pages and the worker alike."""
+        return cls(
+            suppression_key=suppression_key(config["MAILER_SUPPRESSION_KEY"], config["SECRET_KEY"]),
+            forum_name=config["MAILER_FORUM_NAME"],
+            confirmation_interval=timedelta(minutes=float(config["MAILER_CONFIRMATION_INTERVAL_MINUTES"])),
+        )
 
 
 def clean_name(raw: str) -> str:
@@ -83,6 +95,15 @@ def request_join(
         enqueue_mail(session, MailKind.ALREADY_MEMBER, member_id=member.id, clock=clock)
         return JoinOutcome.ALREADY_MEMBER
 
+    if member is not None and member.status is MemberStatus.PENDING:
+        # Someone else may have typed this pending address: their name and groups stay as they
+        # were, and the owner of the address only gets the confirmation link again (issue 15).
+        if not _may_send_confirmation(member, policy, clock):
+            return JoinOutcome.THROTTLED
+        member.last_confirmation_sent_at = now
+        enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
+        return JoinOutcome.CONFIRMATION_RESENT
+
     outcome = JoinOutcome.CONFIRMATION_RESENT
     if member is None:
         outcome = JoinOutcome.NEW
@@ -112,6 +133,61 @@ def request_join(
     member.last_confirmation_sent_at = now
     enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
     return outcome
+
+
+def queue_join(session: Session, details: JoinDetails, evidence: Evidence, *, clock: Clock) -> JoinRequest:
+    """Check a join form post and store it for the worker (J1).
+
+    The web request does this and nothing else, the same statements whatever the address is (new,
+    pending, a member or suppressed), so neither the page nor the time it takes tells anyone who is
+    on the list; process_join_requests does the rest on the worker's next tick.
+    Raises InvalidInput for a bad address, name or group, and then stores nothing."""
+    email, _ = normalise_address(details.email)
+    name = clean_name(details.name)
+    groups = _groups(session, details.group_ids)
+    request = JoinRequest(
+        email=email,
+        name=name,
+        social_media=details.social_media,
+        group_ids=[g.id for g in groups],
+        ip_address=(evidence.ip_address or None) and evidence.ip_address[:45],
+        user_agent=(evidence.user_agent or None) and evidence.user_agent[:300],
+        created_at=clock.now(),
+    )
+    session.add(request)
+    session.flush()
+    return request
+
+
+def process_join_requests(
+    session: Session, *, policy: MembershipPolicy, limit: int = 100
+) -> list[JoinOutcome]:
+    """Carry out queued join form posts in order, each as of the moment it was posted.
+
+    Each request runs in a savepoint and is deleted when done; one that fails on a database
+    conflict (two workers, the same new address) stays for the next tick. On PostgreSQL several
+    workers skip each other's rows. The caller commits."""
+    outcomes = []
+    requests = session.scalars(
+        select(JoinRequest).order_by(JoinRequest.id).limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    for request in requests:
+        details = JoinDetails(
+            email=request.email, name=request.name, social_media=request.social_media, group_ids=request.group_ids
+        )
+        evidence = Evidence(method=ConsentMethod.FORM, ip_address=request.ip_address, user_agent=request.user_agent)
+        try:
+            with session.begin_nested():
+                outcome = request_join(session, details, evidence, policy=policy, clock=FrozenClock(request.created_at))
+        except InvalidInput:
+            outcome = None  # a group retired since the post: nothing to do but forget it
+        except IntegrityError:
+            continue
+        session.delete(request)
+        if outcome is not None:
+            outcomes.append(outcome)
+    session.flush()
+    return outcomes
 
 
 def confirm_membership(

@@ -194,6 +194,22 @@ class Suppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class JoinRequest(db.Model):
+    """A join form post waiting for the worker (J1). The web request only checks the form and
+    stores this row, the same work whoever the address belongs to, so the time the page takes
+    tells nobody whether someone is a member, pending or suppressed. Deleted once processed."""
+
+    __tablename__ = "join_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    social_media: Mapped[SocialMedia] = mapped_column(_enum(SocialMedia))
+    group_ids: Mapped[list[int]] = mapped_column(JSON)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class OutboxMessage(db.Model):
     """Transactional mail waiting to go, written in the same transaction as its cause (S6).
 

@@ -8,6 +8,7 @@ import logging
 import smtplib
 import time
 from collections.abc import Callable
+from functools import partial
 
 from flask import Flask
 
@@ -21,6 +22,8 @@ from .engine.rate_limit import RateLimiter
 from .engine.tick import TickSummary, run_tick
 from .engine.transport import SmtpTransport, flask_mail_opener
 from .extensions import db
+from .membership import MembershipPolicy, process_join_requests
+from .transaction import transaction
 from .transactional import TransactionalMail
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
         announcement_mail = AnnouncementMail.from_config(app.jinja_env, config, clock=clock)
         signer = DkimSigner.from_config(config, settings.message_id_domain)
         try:
+            take_joins = partial(_carry_out_join_requests, MembershipPolicy.from_config(config))
+            take_joins()  # also when the mail server is down: the confirmation then waits in the outbox
             return run_tick(
                 db.session,
                 open_transport=lambda: SmtpTransport(
@@ -74,9 +79,26 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
                 settings=engine_settings,
                 clock=clock,
                 on_batch=on_batch,
+                take_new_work=take_joins,
             )
         finally:
             db.session.remove()
+
+
+def process_join_requests_for_app(app: Flask) -> None:
+    """Carry out the join form posts stored since the last look (J1), without sending anything."""
+    with app.app_context():
+        try:
+            _carry_out_join_requests(MembershipPolicy.from_config(app.config))
+        finally:
+            db.session.remove()
+
+
+def _carry_out_join_requests(policy: MembershipPolicy) -> None:
+    with transaction(db.session):
+        outcomes = process_join_requests(db.session, policy=policy)
+    for outcome in outcomes:
+        log.info("join: %s", outcome.value)
 
 
 def bounce_policy_for(app: Flask) -> BouncePolicy:

@@ -64,12 +64,15 @@ def run_tick(
     settings: EngineSettings,
     clock: Clock,
     on_batch: Callable[[TickSummary], None] | None = None,
+    take_new_work: Callable[[], None] | None = None,
 ) -> TickSummary:
     """Start due announcements and take back rows whose claim expired, then send outbox mail and
     deliveries in turn over one connection.
 
     During a long send the outbox is looked at between delivery batches at most every
-    outbox_check_seconds: a confirmation email never waits behind the send for longer."""
+    outbox_check_seconds: a confirmation email never waits behind the send for longer.
+    `take_new_work` runs just before each look at the outbox (the worker carries out queued join
+    form posts there), so what it queues goes out in the same look."""
     summary = TickSummary()
     start_due_announcements(session, clock=clock, hold_after=settings.hold_after, summary=summary.deliveries)
     release_expired_outbox(session, settings=settings, clock=clock)
@@ -78,6 +81,8 @@ def run_tick(
         outbox_checked, outbox_claimed = float("-inf"), 0
         while True:
             if outbox_claimed >= settings.batch_size or time.monotonic() - outbox_checked >= settings.outbox_check_seconds:
+                if take_new_work is not None:
+                    take_new_work()
                 outbox_claimed, outbox = send_outbox_batch(
                     session, transport, mail, announcement_mail, settings=settings, clock=clock
                 )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from flask import current_app, request
 
-from ..addresses import suppression_key
 from ..announcement_mail import AnnouncementMail
 from ..clock import Clock
 from ..consent import Evidence
@@ -19,12 +17,7 @@ def clock() -> Clock:
 
 
 def membership_policy() -> MembershipPolicy:
-    config = current_app.config
-    return MembershipPolicy(
-        suppression_key=suppression_key(config["MAILER_SUPPRESSION_KEY"], config["SECRET_KEY"]),
-        forum_name=config["MAILER_FORUM_NAME"],
-        confirmation_interval=timedelta(minutes=float(config["MAILER_CONFIRMATION_INTERVAL_MINUTES"])),
-    )
+    return MembershipPolicy.from_config(current_app.config)
 
 
 def evidence(method: ConsentMethod) -> Evidence:

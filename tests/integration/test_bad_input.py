@@ -12,9 +12,9 @@ from sqlalchemy import delete, func, select
 from mailer import consent
 from mailer.addresses import normalise_address, suppression_key
 from mailer.extensions import db
-from mailer.models import ConsentEvent, MailKind, Member, MemberStatus, OutboxMessage
+from mailer.models import ConsentEvent, JoinRequest, MailKind, Member, MemberStatus, OutboxMessage
 from mailer.outbox import enqueue_mail
-from mailer.runner import run_tick_for_app
+from mailer.runner import process_join_requests_for_app, run_tick_for_app
 from mailer.tokens import Purpose, make_token
 from support.factories import add_member, logged_in_admin
 from support.web import csrf_token, join
@@ -27,11 +27,12 @@ CONFIRM_SUBJECT = "Please confirm you want to join Test Parent Carer Forum"
 sqlite_only = pytest.mark.parametrize("database_uri", ["sqlite"], indirect=True)
 
 
-def counts(app: Any) -> tuple[int, int, int]:
-    """(members, consent events, outbox rows): what a rejected request must leave alone."""
+def counts(app: Any) -> tuple[int, int, int, int]:
+    """(members, consent events, outbox rows, queued join posts): what a rejected request must leave alone."""
     with app.app_context():
         return tuple(  # type: ignore[return-value]
-            db.session.scalar(select(func.count()).select_from(model)) for model in (Member, ConsentEvent, OutboxMessage)
+            db.session.scalar(select(func.count()).select_from(model))
+            for model in (Member, ConsentEvent, OutboxMessage, JoinRequest)
         )
 
 
@@ -391,6 +392,7 @@ def test_control_characters_in_the_user_agent_are_kept_out_of_the_evidence(app, 
         headers={"User-Agent": "Evil\x00Agent\x1b/1.0"},
     )
     assert response.status_code == 303
+    process_join_requests_for_app(app)
     with app.app_context():
         assert db.session.scalar(select(ConsentEvent.user_agent)) == "EvilAgent/1.0"
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 
 from mailer.extensions import db
 from mailer.models import MailKind, Member, MemberStatus, OutboxMessage, OutboxState
-from mailer.runner import run_tick_for_app
+from mailer.runner import process_join_requests_for_app, run_tick_for_app
 from mailer.tokens import Purpose, make_token
 from support.web import csrf_token, join
 
@@ -53,6 +53,7 @@ def test_stopped_server_keeps_mail_pending_without_an_attempt_then_sends_on_rest
     smtp.stop()
     response = join(client, email="down@example.org")
     assert response.status_code == 303
+    process_join_requests_for_app(app)
     assert only_row(app).state is OutboxState.PENDING
 
     summary = run_tick_for_app(app)
@@ -164,6 +165,7 @@ def test_erased_members_queued_confirmation_is_dropped(app, client, smtp):
     """S5/C3: a member erased before the tick gets nothing; the row is marked dropped, not sent or retried."""
     join(client, email="erased@example.org")
     join(client, email="kept@example.org")
+    process_join_requests_for_app(app)
     erased_id = member_id_of(app, "erased@example.org")
     with app.app_context():
         db.session.execute(delete(Member).where(Member.id == erased_id))
@@ -185,6 +187,7 @@ def test_web_requests_never_open_smtp(app, client, smtp, clock):
     """S6: with the mail server down, joining and confirming both succeed; their mail waits in the outbox."""
     smtp.stop()
     assert join(client, email="offline@example.org").status_code == 303
+    process_join_requests_for_app(app)  # the worker's part, which needs no mail server
     member_id = member_id_of(app, "offline@example.org")
     token = make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, member_id, 1, clock=clock)
 

@@ -34,6 +34,7 @@ from mailer.announcements import AnnouncementDraft, create_announcement
 from mailer.clock import SystemClock
 from mailer.extensions import db
 from mailer.models import ConsentEvent, Member, OutboxMessage, OutboxState, WorkerHeartbeat
+from mailer.runner import process_join_requests_for_app
 from mailer.tokens import Purpose, make_token
 from support.factories import add_member, add_members, logged_in_admin
 from support.mail import link_to
@@ -474,6 +475,7 @@ def test_sqlite_backup_restores_into_a_working_app(sqlite_uri, clock, tmp_path):
     add_members(app, clock, 40)
     client = app.test_client()
     join(client, email="after@example.org")  # uncommitted pages, open connections: the app is live
+    process_join_requests_for_app(app)
     output = tmp_path / "backups" / "nightly.db"
     result = app.test_cli_runner().invoke(args=["backup", "--output", str(output)])
     assert result.exit_code == 0, result.output
@@ -631,6 +633,7 @@ def test_rate_limits_see_the_visitor_behind_the_proxy_only_when_told(sqlite_uri,
                 "consent": "y", "email": f"v{i}-{visitor.replace('.', '-')}@example.org"})
             codes.append(response.status_code)
         statuses[visitor] = codes
+    process_join_requests_for_app(app)
     with app.app_context():
         stored = set(db.session.scalars(select(ConsentEvent.ip_address)))
         db.engine.dispose()

@@ -71,13 +71,10 @@ def join():  # type: ignore[no-untyped-def]
         )
         try:
             with transaction(db.session):
-                outcome = membership.request_join(
-                    db.session, details, evidence(ConsentMethod.FORM), policy=membership_policy(), clock=clock()
-                )
+                membership.queue_join(db.session, details, evidence(ConsentMethod.FORM), clock=clock())
         except InvalidInput as exc:
             getattr(form, exc.field or "email").errors.append(str(exc))
         else:
-            log.info("join: %s", outcome.value)
             return redirect(url_for(".join_done"), 303)
     status = 400 if form.is_submitted() else 200
     wording_text = consent.wording_as_shown(wording, current_app.config["MAILER_FORUM_NAME"])
