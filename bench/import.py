@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import platform
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -184,11 +185,11 @@ def run_baseline(database: str, csv_path: str) -> int:
 
 def _baseline_chunk(connection: sqlite3.Connection, chunk: list[list[str]], groups: dict[str, int], now: str) -> None:
     connection.executemany(
-        "INSERT INTO member (email, email_key, name, status, social_media, token_version, bounce_count, created_at, "
-        "updated_at, confirmed_at, last_confirmation_sent_at) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, ?, ?)",
+        "INSERT INTO member (email, email_key, name, status, social_media, token_version, link_key, bounce_count, "
+        "created_at, updated_at, confirmed_at, last_confirmation_sent_at) VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?, ?)",
         [
-            (c[0], c[0].lower(), c[1], "member" if c[4] else "pending", c[3] or "prefer_not_to_say", now, now,
-             now if c[4] else None, None if c[4] else now)
+            (c[0], c[0].lower(), c[1], "member" if c[4] else "pending", c[3] or "prefer_not_to_say",
+             secrets.token_urlsafe(16), now, now, now if c[4] else None, None if c[4] else now)
             for c in chunk
         ],
     )

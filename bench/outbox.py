@@ -82,8 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- the data ----------------------------------------------------------------
 
 
-def seed(app: Any, count: int, clock: FrozenClock, tag: str) -> list[tuple[int, str, str]]:
-    """N pending members with one CONFIRM outbox row each; returns (id, email, name) per member."""
+def seed(app: Any, count: int, clock: FrozenClock, tag: str) -> list[tuple[str, str, str]]:
+    """N pending members with one CONFIRM outbox row each; returns (link key, email, name) per member."""
     now = clock.now()
     rows = []
     for i in range(count):
@@ -104,15 +104,16 @@ def seed(app: Any, count: int, clock: FrozenClock, tag: str) -> list[tuple[int, 
         session = db.session
         session.execute(insert(Member), rows)
         members = session.execute(
-            select(Member.id, Member.email, Member.name).where(Member.email.like(f"parent.{tag}.%")).order_by(Member.id)
+            select(Member.id, Member.link_key, Member.email, Member.name)
+            .where(Member.email.like(f"parent.{tag}.%")).order_by(Member.id)
         ).all()
-        for member_id, _, _ in members:
+        for member_id, _, _, _ in members:
             enqueue_mail(session, MailKind.CONFIRM, member_id=member_id, clock=clock)
         session.commit()
         session.remove()
     if len(members) != count:
         raise SystemExit(f"seeding made {len(members)} members, expected {count}")
-    return [(member_id, email, name) for member_id, email, name in members]
+    return [(link_key, email, name) for _, link_key, email, name in members]
 
 
 def clear(app: Any) -> None:
@@ -163,7 +164,7 @@ def drain_with_engine(app: Any, expected: int) -> int:
     return ticks
 
 
-def prebuild(app: Any, clock: FrozenClock, members: list[tuple[int, str, str]]) -> tuple[str, list[tuple[str, bytes]]]:
+def prebuild(app: Any, clock: FrozenClock, members: list[tuple[str, str, str]]) -> tuple[str, list[tuple[str, bytes]]]:
     """Untimed: the same CONFIRM messages the engine would build, as wire bytes."""
     with app.app_context():
         mail = TransactionalMail.from_config(app.jinja_env, app.config, clock=clock)  # as the worker builds it
@@ -174,12 +175,12 @@ def prebuild(app: Any, clock: FrozenClock, members: list[tuple[int, str, str]]) 
                     MailKind.CONFIRM,
                     to_address=email,
                     to_name=name,
-                    member_id=member_id,
+                    link_key=link_key,
                     token_version=1,
                     now=clock.now(),
                 ),
             )
-            for member_id, email, name in members
+            for link_key, email, name in members
         ]
     return MailSettings.from_config(app.config).from_address, messages
 

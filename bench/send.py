@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from mailer.announcement_mail import AnnouncementContent, AnnouncementMail  # noqa: E402
 from mailer.announcements import AnnouncementDraft, create_announcement, send_announcement_now  # noqa: E402
+from mailer.tokens import new_link_key  # noqa: E402
 from mailer.clock import SystemClock  # noqa: E402
 from mailer.emails import MailSettings  # noqa: E402
 from mailer.extensions import db  # noqa: E402
@@ -44,18 +45,19 @@ from mailer.runner import run_tick_for_app  # noqa: E402
 SAMPLE = (Path(__file__).resolve().parents[1] / "tests" / "data" / "samples" / "revisit-survey.md").read_text()
 
 
-def seed(app: Any, count: int) -> list[tuple[int, str, str]]:
+def seed(app: Any, count: int) -> list[tuple[str, str, str]]:
     now = SystemClock().now()
     with app.app_context():
         db.session.execute(insert(Member), [
             {"email": f"parent{i:06d}@example.org", "email_key": f"parent{i:06d}@example.org",
              "name": f"Zoë Parent {i}" if i % 10 == 0 else f"Parent {i}", "status": MemberStatus.MEMBER,
-             "social_media": SocialMedia.NO, "token_version": 1, "bounce_count": 0, "created_at": now,
+             "social_media": SocialMedia.NO, "token_version": 1, "link_key": new_link_key(), "bounce_count": 0,
+             "created_at": now,
              "updated_at": now, "confirmed_at": now}
             for i in range(count)
         ])
         db.session.commit()
-        members = db.session.execute(select(Member.id, Member.email, Member.name).order_by(Member.id)).all()
+        members = db.session.execute(select(Member.link_key, Member.email, Member.name).order_by(Member.id)).all()
         db.session.remove()
     return [tuple(m) for m in members]  # type: ignore[misc]
 
@@ -77,7 +79,7 @@ def warm_up(app: Any) -> None:
         item = db.session.scalars(select(Announcement)).first()
         mail = AnnouncementMail(app.jinja_env, MailSettings.from_config(app.config), secret_key="warm", clock=SystemClock())
         content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
-        mail.build_for_member(content, member_id=1, token_version=1, to_address="warm@example.org", to_name="Warm",
+        mail.build_for_member(content, link_key=new_link_key(), token_version=1, to_address="warm@example.org", to_name="Warm",
                               now=SystemClock().now())
         db.session.remove()
 
@@ -111,8 +113,8 @@ def baseline_once(database_uri: str, sink: Any, count: int) -> float:
         mail = AnnouncementMail(app.jinja_env, MailSettings.from_config(app.config), secret_key="bench", clock=SystemClock())
         content = AnnouncementContent(1, "Inspectors are coming back", SAMPLE, SystemClock().now())
         now = SystemClock().now()
-        prebuilt = [(email, mail.build_for_member(content, member_id=mid, token_version=1, to_address=email,
-                                                  to_name=name, now=now)) for mid, email, name in members]
+        prebuilt = [(email, mail.build_for_member(content, link_key=key, token_version=1, to_address=email,
+                                                  to_name=name, now=now)) for key, email, name in members]
     dispose(app)
     started = time.perf_counter()
     with smtplib.SMTP(sink.host, sink.port) as smtp:

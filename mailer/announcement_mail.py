@@ -94,18 +94,18 @@ class AnnouncementMail:
             )
         return self._templates[key]
 
-    def links(self, member_id: int, token_version: int) -> dict[str, str]:
+    def links(self, link_key: str, token_version: int) -> dict[str, str]:
         base = self._settings.base_url
         return {
-            "unsubscribe_url": f"{base}/unsubscribe/{self._tokens.make(Purpose.UNSUBSCRIBE, member_id, token_version)}",
-            "preferences_url": f"{base}/preferences/{self._tokens.make(Purpose.PREFERENCES, member_id, token_version)}",
+            "unsubscribe_url": f"{base}/unsubscribe/{self._tokens.make(Purpose.UNSUBSCRIBE, link_key, token_version)}",
+            "preferences_url": f"{base}/preferences/{self._tokens.make(Purpose.PREFERENCES, link_key, token_version)}",
         }
 
     def build_for_member(
         self,
         content: AnnouncementContent,
         *,
-        member_id: int,
+        link_key: str,
         token_version: int,
         to_address: str,
         to_name: str,
@@ -114,7 +114,7 @@ class AnnouncementMail:
     ) -> bytes:
         """The message as it goes on the wire (E1-E6), from the announcement rendered once;
         only the member's values and links are put in here (issue 9: no MIME build per member)."""
-        links = self.links(member_id, token_version)
+        links = self.links(link_key, token_version)
         unsubscribe = f"<{links['unsubscribe_url']}>"
         if self._mailto:
             unsubscribe += f", <mailto:{self._mailto}?subject=unsubscribe>"

@@ -21,9 +21,9 @@ class TokenInvalid(MailerError):
 class TokenExpired(MailerError):
     message = "This link has expired."
 
-    def __init__(self, member_id: int | None = None) -> None:
+    def __init__(self, link_key: str | None = None) -> None:
         super().__init__()
-        self.member_id = member_id
+        self.link_key = link_key
 
 
 class InvalidInput(MailerError):

@@ -51,6 +51,7 @@ from .models import (
     Suppression,
     member_group,
 )
+from .tokens import new_link_key
 from .transaction import transaction
 from .uploads import PARTIAL_SUFFIX, make_directory, stream_chunks, write_file
 
@@ -776,6 +777,7 @@ def _write(
                 }[outcome],
                 "social_media": row.social_media,
                 "token_version": 1,
+                "link_key": new_link_key(),
                 "bounce_count": 0,
                 "created_at": now,
                 "updated_at": now,

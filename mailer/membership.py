@@ -191,13 +191,13 @@ def process_join_requests(
 
 
 def confirm_membership(
-    session: Session, member_id: int, version: int, evidence: Evidence, *, policy: MembershipPolicy, clock: Clock
+    session: Session, link_key: str, version: int, evidence: Evidence, *, policy: MembershipPolicy, clock: Clock
 ) -> tuple[Member, bool]:
     """Confirm a signup and queue the welcome mail; safe to repeat (scanners re-POST, J2).
 
     Returns (member, newly_confirmed). Raises TokenInvalid for an unknown member or a
     revoked link, NotPending when they left after this link was sent."""
-    member = _member_for_link(session, member_id, version)
+    member = _member_for_link(session, link_key, version)
     if member.status is MemberStatus.MEMBER:
         return member, False
     if member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
@@ -231,12 +231,12 @@ def confirm_membership(
 
 
 def resend_confirmation(
-    session: Session, member_id: int, version: int, *, policy: MembershipPolicy, clock: Clock
+    session: Session, link_key: str, version: int, *, policy: MembershipPolicy, clock: Clock
 ) -> bool:
     """Queue a fresh confirmation link for an expired one; False when throttled or not needed.
 
     Raises TokenInvalid when the link was revoked or the member is gone."""
-    member = _member_for_link(session, member_id, version)
+    member = _member_for_link(session, link_key, version)
     if member.status is MemberStatus.MEMBER:
         return False
     if member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
@@ -251,13 +251,13 @@ def resend_confirmation(
 
 
 def withdraw_consent(
-    session: Session, member_id: int, version: int, evidence: Evidence, *, clock: Clock
+    session: Session, link_key: str, version: int, evidence: Evidence, *, clock: Clock
 ) -> tuple[Member, bool]:
     """Unsubscribe at once, from a link or the one-click header (J4, C2); safe to repeat.
 
     Returns (member, newly_withdrawn). Raises TokenInvalid for an unknown member or a
     revoked link."""
-    member = _member_for_link(session, member_id, version)
+    member = _member_for_link(session, link_key, version)
     if member.status is MemberStatus.UNSUBSCRIBED:
         return member, False
     now = clock.now()
@@ -266,17 +266,18 @@ def withdraw_consent(
     return member, True
 
 
-def find_member_for_link(session: Session, member_id: int, version: int) -> Member:
+def find_member_for_link(session: Session, link_key: str, version: int) -> Member:
     """The member a valid link belongs to. Raises TokenInvalid when revoked or gone."""
-    return _member_for_link(session, member_id, version)
+    return _member_for_link(session, link_key, version)
 
 
 def list_groups(session: Session) -> list[Group]:
     return list(session.scalars(select(Group).order_by(Group.position, Group.id)))
 
 
-def _member_for_link(session: Session, member_id: int, version: int) -> Member:
-    member = session.get(Member, member_id)
+def _member_for_link(session: Session, link_key: str, version: int) -> Member:
+    """By the link's random key, never by id: the row that link was made for, or nobody (issue 15)."""
+    member = session.scalar(select(Member).where(Member.link_key == link_key))
     if member is None or member.token_version != version:
         raise TokenInvalid()
     return member

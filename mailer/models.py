@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+from .tokens import new_link_key
 
 
 class UTCDateTime(TypeDecorator):
@@ -125,10 +126,15 @@ class Group(db.Model):
 
 
 class Member(db.Model):
-    """One person on the list. The email is kept as typed (normalised); email_key decides uniqueness."""
+    """One person on the list. The email is kept as typed (normalised); email_key decides uniqueness.
+
+    Ids are never reused (AUTOINCREMENT on SQLite, an identity on PostgreSQL), and links name the
+    random link_key, not the id: a link can only ever open this row (issue 15)."""
 
     __tablename__ = "member"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(primary_key=True)
+    link_key: Mapped[str] = mapped_column(String(64), unique=True, default=new_link_key)
     email: Mapped[str] = mapped_column(String(320))
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="")

@@ -1,18 +1,31 @@
-"""Signed links: one salt per purpose; the payload is ids and the member's token version.
+"""Signed links: one salt per purpose; the payload is the member's link key and token version.
 
 Never the email address: a link forwarded or logged reveals nothing, and bumping the
-member's version revokes every old link at once."""
+member's version revokes every old link at once. The link key is random and belongs to one
+member row for ever, so a link can never open someone else's record, even where a database
+would give a deleted member's id to the next person (issue 15), and it does not show how many
+members there are."""
 
 from __future__ import annotations
 
 import enum
 import hmac
+import re
+import secrets
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from .clock import Clock
 from .errors import TokenExpired, TokenInvalid
+
+
+LINK_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_link_key() -> str:
+    """A member's random link key: 128 bits, URL-safe, so it needs no escaping in a token."""
+    return secrets.token_urlsafe(16)
 
 
 class Purpose(enum.StrEnum):
@@ -29,8 +42,8 @@ def _serializer(secret_key: str, purpose: Purpose, clock: Clock) -> URLSafeTimed
     return URLSafeTimedSerializer(secret_key, salt=f"mailer.{purpose.value}", signer=ClockSigner)
 
 
-def make_token(secret_key: str, purpose: Purpose, member_id: int, version: int, *, clock: Clock) -> str:
-    return _serializer(secret_key, purpose, clock).dumps([member_id, version])
+def make_token(secret_key: str, purpose: Purpose, link_key: str, version: int, *, clock: Clock) -> str:
+    return _serializer(secret_key, purpose, clock).dumps([link_key, version])
 
 
 class TokenMaker:
@@ -49,14 +62,15 @@ class TokenMaker:
         self._second = -1
         self._timestamp = b""
 
-    def make(self, purpose: Purpose, member_id: int, version: int) -> str:
-        if type(member_id) is not int or type(version) is not int:
-            raise TypeError("member id and version must be ints")
+    def make(self, purpose: Purpose, link_key: str, version: int) -> str:
+        if type(version) is not int or not isinstance(link_key, str) or not LINK_KEY_PATTERN.fullmatch(link_key):
+            raise TypeError("a link key (URL-safe text) and an int version are needed")
         second = int(self._clock.now().timestamp())
         if second != self._second:
             self._second, self._timestamp = second, base64_encode(int_to_bytes(second))
-        # URLSafeTimedSerializer's compact JSON of two ints; zlib never shortens it, so it is not used.
-        value = base64_encode(f"[{member_id},{version}]".encode("ascii")) + b"." + self._timestamp
+        # URLSafeTimedSerializer's compact JSON of a URL-safe string and an int (nothing to escape);
+        # zlib never shortens it, so it is not used.
+        value = base64_encode(f'["{link_key}",{version}]'.encode("ascii")) + b"." + self._timestamp
         mac = self._macs[purpose].copy()
         mac.update(value)
         return (value + b"." + base64_encode(mac.digest())).decode("ascii")
@@ -64,10 +78,10 @@ class TokenMaker:
 
 def read_token(
     secret_key: str, purpose: Purpose, token: str, *, clock: Clock, max_age_seconds: int | None = None
-) -> tuple[int, int]:
-    """(member_id, version) from a token.
+) -> tuple[str, int]:
+    """(link_key, version) from a token.
 
-    Raises TokenExpired (carrying the member id, so the page can offer a fresh link)
+    Raises TokenExpired (carrying the link key, so the page can offer a fresh link)
     or TokenInvalid for anything tampered, truncated or of another purpose."""
     serializer = _serializer(secret_key, purpose, clock)
     if len(token) > 500:
@@ -75,25 +89,27 @@ def read_token(
     try:
         payload = serializer.loads(token, max_age=max_age_seconds)
     except SignatureExpired as exc:
-        member_id = _member_id_of(exc.payload, serializer)
-        raise TokenExpired(member_id) from None
+        raise TokenExpired(_link_key_of(exc.payload, serializer)) from None
     except BadSignature:
         raise TokenInvalid() from None
     return _parse(payload)
 
 
-def _member_id_of(raw_payload: bytes | None, serializer: URLSafeTimedSerializer) -> int | None:
+def _link_key_of(raw_payload: bytes | None, serializer: URLSafeTimedSerializer) -> str | None:
     try:
         return _parse(serializer.load_payload(raw_payload))[0] if raw_payload else None
     except (BadSignature, TokenInvalid):
         return None
 
 
-def _parse(payload: object) -> tuple[int, int]:
+def _parse(payload: object) -> tuple[str, int]:
     if (
         isinstance(payload, list)
         and len(payload) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
+        and isinstance(payload[0], str)
+        and LINK_KEY_PATTERN.fullmatch(payload[0])
+        and isinstance(payload[1], int)
+        and not isinstance(payload[1], bool)
     ):
         return payload[0], payload[1]
     raise TokenInvalid()

@@ -47,27 +47,27 @@ class TransactionalMail:
         )
 
     def build(
-        self, kind: MailKind, *, to_address: str, to_name: str, member_id: int, token_version: int, now: datetime
+        self, kind: MailKind, *, to_address: str, to_name: str, link_key: str, token_version: int, now: datetime
     ) -> bytes:
         """The message as it goes on the wire, from the kind's template rendered once."""
         return self._prebuilt.render_template(
             self._template(kind),
-            self._values(kind, to_name, member_id, token_version),
+            self._values(kind, to_name, link_key, token_version),
             to_address=to_address,
             to_name=to_name,
             now=now,
         )
 
-    def link(self, purpose: Purpose, member_id: int, token_version: int) -> str:
-        return f"{self._settings.base_url}/{purpose.value}/{self._tokens.make(purpose, member_id, token_version)}"
+    def link(self, purpose: Purpose, link_key: str, token_version: int) -> str:
+        return f"{self._settings.base_url}/{purpose.value}/{self._tokens.make(purpose, link_key, token_version)}"
 
-    def _values(self, kind: MailKind, name: str, member_id: int, version: int) -> dict[str, str]:
+    def _values(self, kind: MailKind, name: str, link_key: str, version: int) -> dict[str, str]:
         values = {"name": name or NAME_FALLBACK}
         if kind is MailKind.CONFIRM:
-            values["confirm_url"] = self.link(Purpose.CONFIRM, member_id, version)
+            values["confirm_url"] = self.link(Purpose.CONFIRM, link_key, version)
         if kind in (MailKind.WELCOME, MailKind.ALREADY_MEMBER, MailKind.PREFERENCES_LINK):
-            values["unsubscribe_url"] = self.link(Purpose.UNSUBSCRIBE, member_id, version)
-            values["preferences_url"] = self.link(Purpose.PREFERENCES, member_id, version)
+            values["unsubscribe_url"] = self.link(Purpose.UNSUBSCRIBE, link_key, version)
+            values["preferences_url"] = self.link(Purpose.PREFERENCES, link_key, version)
         return values
 
     def _template(self, kind: MailKind) -> MailTemplate:

@@ -51,6 +51,7 @@ class _Recipient:
     delivery_id: int
     announcement_id: int
     member_id: int | None
+    link_key: str
     email: str
     name: str
     token_version: int
@@ -232,7 +233,7 @@ def send_delivery_batch(
             try:
                 raw = mail.build_for_member(
                     contents[recipient.announcement_id],
-                    member_id=recipient.member_id or 0,
+                    link_key=recipient.link_key,
                     token_version=recipient.token_version,
                     to_address=recipient.email,
                     to_name=recipient.name,
@@ -297,7 +298,7 @@ def finish_announcements(session: Session, *, clock: Clock, summary: DeliverySum
 def _load_recipients(session: Session, ids: list[int]) -> list[_Recipient]:
     rows = session.execute(
         select(
-            Delivery.id, Delivery.announcement_id, Member.id, Member.email, Member.name,
+            Delivery.id, Delivery.announcement_id, Member.id, Member.link_key, Member.email, Member.name,
             Member.token_version, Member.status,
         )
         .outerjoin(Member, Member.id == Delivery.member_id)
@@ -307,10 +308,10 @@ def _load_recipients(session: Session, ids: list[int]) -> list[_Recipient]:
     groups = _load_group_names(session, {row[2] for row in rows if row[2] is not None})
     return [
         _Recipient(
-            delivery_id=d_id, announcement_id=a_id, member_id=m_id, email=email or "", name=name or "",
+            delivery_id=d_id, announcement_id=a_id, member_id=m_id, link_key=key or "", email=email or "", name=name or "",
             token_version=version or 0, wanted=status is MemberStatus.MEMBER, group_names=groups.get(m_id, ()),
         )
-        for d_id, a_id, m_id, email, name, version, status in rows
+        for d_id, a_id, m_id, key, email, name, version, status in rows
     ]
 
 

@@ -34,7 +34,7 @@ class _Job:
     kind: MailKind
     to_address: str | None
     to_name: str
-    member_id: int | None
+    link_key: str
     token_version: int
     announcement: AnnouncementContent | None = None
 
@@ -106,7 +106,7 @@ def send_outbox_batch(
                     job.kind,
                     to_address=job.to_address,
                     to_name=job.to_name,
-                    member_id=job.member_id or 0,
+                    link_key=job.link_key,
                     token_version=job.token_version,
                     now=clock.now(),
                 )
@@ -150,7 +150,7 @@ class _Row:
 class _Recipient:
     """The member columns a job needs."""
 
-    id: int
+    link_key: str
     email: str
     name: str
     status: MemberStatus
@@ -166,7 +166,7 @@ def _load_jobs(session: Session, ids: list[int]) -> list[_Job]:
             OutboxMessage.member_id,
             OutboxMessage.to_address,
             OutboxMessage.payload,
-            Member.id,
+            Member.link_key,
             Member.email,
             Member.name,
             Member.status,
@@ -188,15 +188,15 @@ def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
         announcement_id = (row.payload or {}).get("announcement_id")
         item = session.get(Announcement, announcement_id) if isinstance(announcement_id, int) else None
         if item is None:
-            return _Job(row.id, row.kind, None, "", None, 0)
+            return _Job(row.id, row.kind, None, "", "", 0)
         documents = find_document_links(session, [item.id]).get(item.id, ())
         content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at, documents)
-        return _Job(row.id, row.kind, row.to_address, "", None, 0, content)
+        return _Job(row.id, row.kind, row.to_address, "", "", 0, content)
     if row.member_id is None:
-        return _Job(row.id, row.kind, row.to_address, "", None, 0)
+        return _Job(row.id, row.kind, row.to_address, "", "", 0)
     if member is None or not _still_wanted(row.kind, member):
-        return _Job(row.id, row.kind, None, "", row.member_id, 0)
-    return _Job(row.id, row.kind, member.email, member.name, member.id, member.token_version)
+        return _Job(row.id, row.kind, None, "", "", 0)
+    return _Job(row.id, row.kind, member.email, member.name, member.link_key, member.token_version)
 
 
 def _still_wanted(kind: MailKind, member: _Recipient) -> bool:

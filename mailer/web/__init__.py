@@ -45,7 +45,7 @@ def _unsubscribe_token(member: Any) -> str:
     from ..tokens import Purpose, make_token
 
     return make_token(
-        current_app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member.id, member.token_version,
+        current_app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member.link_key, member.token_version,
         clock=current_app.extensions["mailer.clock"],
     )
 

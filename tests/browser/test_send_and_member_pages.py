@@ -16,7 +16,7 @@ from mailer.extensions import db
 from mailer.models import Member, Suppression
 from mailer.runner import run_tick_for_app
 from mailer.tokens import Purpose, make_token
-from support.factories import ADMIN_EMAIL, add_member
+from support.factories import ADMIN_EMAIL, add_member, link_key_of
 from .admin import log_in
 
 pytestmark = pytest.mark.browser
@@ -74,7 +74,7 @@ def test_member_changes_details_downloads_data_and_erases(page: Page, live_serve
     """The preferences page saves changes, the download holds the member's data, erasure removes them."""
     with live_server.app.app_context():
         member_id = add_member("pat@example.org", clock=clock, name="Pat", groups=[1])
-        token = make_token(live_server.app.config["SECRET_KEY"], Purpose.PREFERENCES, member_id, 1, clock=clock)
+        token = make_token(live_server.app.config["SECRET_KEY"], Purpose.PREFERENCES, link_key_of(live_server.app, member_id), 1, clock=clock)
     page.goto(f"/preferences/{token}")
     expect(page.get_by_role("heading", level=1)).to_have_text("Your details")
     axe(page)

@@ -25,7 +25,7 @@ from mailer.models import (
     SocialMedia,
 )
 from mailer.runner import run_tick_for_app
-from support.factories import add_member, add_members, admin_post, compose, logged_in_admin
+from support.factories import add_member, add_members, admin_post, compose, logged_in_admin, link_key_of
 from support.mail import flat, html_links, link_to, parts, text_links, wire_lines
 from support.web import csrf_token, path_of
 
@@ -176,7 +176,7 @@ def test_unsubscribe_while_sending_stops_further_mail(make_app, clock, smtp, rec
     with app.app_context():
         from mailer.tokens import Purpose, make_token
 
-        token = make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, ids[50], 1, clock=clock)
+        token = make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key_of(app, ids[50]), 1, clock=clock)
     response = app.test_client().post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
     arrived_before = len(smtp.received)
@@ -399,7 +399,7 @@ def test_unsubscribe_bad_tokens_and_methods(app, clock):
         member_id = add_member("stay@example.org", clock=clock)
         from mailer.tokens import Purpose, make_token
 
-        token = make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member_id, 1, clock=clock)
+        token = make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock)
     client = app.test_client()
     tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     assert client.get(f"/unsubscribe/{tampered}").status_code == 400

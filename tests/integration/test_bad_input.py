@@ -15,8 +15,8 @@ from mailer.extensions import db
 from mailer.models import ConsentEvent, JoinRequest, MailKind, Member, MemberStatus, OutboxMessage
 from mailer.outbox import enqueue_mail
 from mailer.runner import process_join_requests_for_app, run_tick_for_app
-from mailer.tokens import Purpose, make_token
-from support.factories import add_member, logged_in_admin
+from mailer.tokens import Purpose, make_token, new_link_key
+from support.factories import add_member, logged_in_admin, link_key_of
 from support.web import csrf_token, join
 
 ALREADY_MEMBER_SUBJECT = "You are already a member of Test Parent Carer Forum"
@@ -42,7 +42,7 @@ def pending_member(app: Any, clock: Any, email: str = "pending@example.org") -> 
 
 
 def confirm_token(app: Any, clock: Any, member_id: int, version: int = 1) -> str:
-    return make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, member_id, version, clock=clock)
+    return make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, link_key_of(app, member_id), version, clock=clock)
 
 
 def page_text(response: Any) -> str:
@@ -211,10 +211,10 @@ def _bad_tokens(app: Any, clock: Any, member_id: int) -> dict[str, str]:
         "no-signature": good[: signature_start - 1],
         "garbage": "not-a-token",
         "too-long": good + "A" * 600,
-        "unsubscribe-purpose": make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member_id, 1, clock=clock),
-        "other-secret": make_token("another-secret", Purpose.CONFIRM, member_id, 1, clock=clock),
+        "unsubscribe-purpose": make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock),
+        "other-secret": make_token("another-secret", Purpose.CONFIRM, link_key_of(app, member_id), 1, clock=clock),
         "old-version": confirm_token(app, clock, member_id, version=0),
-        "unknown-member": confirm_token(app, clock, member_id + 1000),
+        "unknown-member": make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, new_link_key(), 1, clock=clock),
     }
 
 

@@ -168,3 +168,23 @@ def test_flask_db_check_finds_no_difference_between_models_and_migrations(databa
         with app.app_context():
             db.engine.dispose()
         database_factory.drop_postgres(name)
+
+
+def test_upgrade_gives_every_member_a_link_key_and_ids_are_never_reused(old_app):
+    """Issue 15: after 0008 every existing member has a distinct random link key, their consent and groups
+    survive the member table's rebuild, and deleting the newest member does not free its id for the next."""
+    with old_app.app_context():
+        upgrade(revision=FIRST)
+        insert_release_one_data(db.engine.dialect.name)
+        upgrade()
+        keys = list(db.session.scalars(select(Member.link_key).order_by(Member.id)))
+        assert len(keys) == 2 and len(set(keys)) == 2 and all(len(key) >= 16 for key in keys)
+        assert_release_one_data_is_intact()
+        db.session.execute(text("DELETE FROM member WHERE id = 2"))
+        db.session.commit()
+        newcomer = Member(email="next@example.org", email_key="next@example.org", created_at=JOINED, updated_at=JOINED)
+        db.session.add(newcomer)
+        db.session.commit()
+        assert newcomer.id == 3, "the erased member's id 2 is not handed out again"
+        assert newcomer.link_key not in keys
+        db.session.remove()

@@ -15,6 +15,7 @@ from mailer.models import MailKind, Member, MemberStatus, OutboxMessage, OutboxS
 from mailer.runner import process_join_requests_for_app, run_tick_for_app
 from mailer.tokens import Purpose, make_token
 from support.web import csrf_token, join
+from support.factories import link_key_of
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def test_web_requests_never_open_smtp(app, client, smtp, clock):
     assert join(client, email="offline@example.org").status_code == 303
     process_join_requests_for_app(app)  # the worker's part, which needs no mail server
     member_id = member_id_of(app, "offline@example.org")
-    token = make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, member_id, 1, clock=clock)
+    token = make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, link_key_of(app, member_id), 1, clock=clock)
 
     page = client.get(f"/confirm/{token}")
     assert page.status_code == 200

@@ -36,7 +36,7 @@ from mailer.extensions import db
 from mailer.models import ConsentEvent, Member, OutboxMessage, OutboxState, WorkerHeartbeat
 from mailer.runner import process_join_requests_for_app
 from mailer.tokens import Purpose, make_token
-from support.factories import add_member, add_members, logged_in_admin
+from support.factories import add_member, add_members, logged_in_admin, link_key_of
 from support.mail import link_to
 from support.processes import WorkerProcess
 from support.smtp_sink import free_port
@@ -561,9 +561,9 @@ def sample_arguments(app: Any, clock: Any) -> dict[str, Any]:
         "announcement_id": announcement_id,
         "import_id": "0" * 32,
         "filename": "site.css",
-        "confirm": make_token(secret, Purpose.CONFIRM, member_id, 1, clock=clock),
-        "unsubscribe": make_token(secret, Purpose.UNSUBSCRIBE, member_id, 1, clock=clock),
-        "preferences": make_token(secret, Purpose.PREFERENCES, member_id, 1, clock=clock),
+        "confirm": make_token(secret, Purpose.CONFIRM, link_key_of(app, member_id), 1, clock=clock),
+        "unsubscribe": make_token(secret, Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock),
+        "preferences": make_token(secret, Purpose.PREFERENCES, link_key_of(app, member_id), 1, clock=clock),
     }
 
 

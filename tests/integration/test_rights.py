@@ -20,7 +20,7 @@ from mailer.models import (
     Suppression,
 )
 from mailer.runner import process_join_requests_for_app, run_tick_for_app
-from support.factories import add_member, admin_post, compose, logged_in_admin
+from support.factories import add_member, admin_post, compose, logged_in_admin, link_key_of
 from support.mail import link_to
 from support.web import csrf_token, join, join_and_confirm, path_of, post_button
 
@@ -151,9 +151,9 @@ def test_preference_token_rules(app, client, smtp, clock, route):
     with app.app_context():
         member_id = add_member("tokens@example.org", clock=clock)
     secret = app.config["SECRET_KEY"]
-    good = make_token(secret, Purpose.PREFERENCES, member_id, 1, clock=clock)
-    wrong_purpose = make_token(secret, Purpose.CONFIRM, member_id, 1, clock=clock)
-    revoked = make_token(secret, Purpose.PREFERENCES, member_id, 0, clock=clock)
+    good = make_token(secret, Purpose.PREFERENCES, link_key_of(app, member_id), 1, clock=clock)
+    wrong_purpose = make_token(secret, Purpose.CONFIRM, link_key_of(app, member_id), 1, clock=clock)
+    revoked = make_token(secret, Purpose.PREFERENCES, link_key_of(app, member_id), 0, clock=clock)
     tampered = good[:-4] + ("abcd" if not good.endswith("abcd") else "efgh")
     before = counts(app)
     for token in (wrong_purpose, revoked, tampered, "x", "." * 600):
@@ -233,7 +233,7 @@ def test_bad_input_sweep_over_public_and_token_routes(app, client, smtp, clock):
     with app.app_context():
         member_id = add_member("sweep@example.org", clock=clock)
     secret = app.config["SECRET_KEY"]
-    tokens = {p: make_token(secret, p, member_id, 1, clock=clock) for p in Purpose}
+    tokens = {p: make_token(secret, p, link_key_of(app, member_id), 1, clock=clock) for p in Purpose}
     routes = ["/join", "/preferences", f"/confirm/{tokens[Purpose.CONFIRM]}", f"/unsubscribe/{tokens[Purpose.UNSUBSCRIBE]}",
               f"/preferences/{tokens[Purpose.PREFERENCES]}", f"/preferences/{tokens[Purpose.PREFERENCES]}/erase",
               f"/confirm/{tokens[Purpose.CONFIRM]}/new-link", "/archive/1", "/healthz"]

@@ -107,3 +107,12 @@ def due_announcement(app: Any, clock: FrozenClock, *, subject: str = "News", bod
         send_announcement_now(db.session, item, clock=clock)
         db.session.commit()
         return item.id
+
+
+def link_key_of(app: Any, member_id: int) -> str:
+    """The member's random link key, which every link names instead of the id (issue 15)."""
+    with app.app_context():
+        key = db.session.scalar(select(Member.link_key).where(Member.id == member_id))
+        db.session.remove()
+    assert key, f"no member {member_id}"
+    return key

@@ -10,9 +10,12 @@ from itsdangerous.encoding import base64_decode
 
 from mailer.clock import FrozenClock
 from mailer.errors import TokenExpired, TokenInvalid
-from mailer.tokens import Purpose, TokenMaker, make_token, read_token
+from mailer.tokens import Purpose, TokenMaker, make_token, new_link_key, read_token
 
 SECRET = "test-only-secret"
+# Fixed keys shaped like new_link_key()'s: random characters, so itsdangerous never compresses them.
+K42, K5, K8, K3, K11, K1234 = ("Qm3xZ7-pL0aR9tWb_Kd2Yh", "vN8cJ1uE5sHq-Gk0Xo_4Bi", "T2dW9yLr6fA-Mz3Pq_8nCu",
+                               "hX5_bK1oV7eJ-Rs4Ni0Gw2", "Lp9Fq2-Zc6Yv_Tm1Ud8Ea3", "sR4kW0_jD7nB-Hx2Oq5Ce9")
 WEEK = 7 * 86400
 
 
@@ -23,15 +26,15 @@ def clock() -> FrozenClock:
 
 @pytest.mark.parametrize("purpose", list(Purpose))
 def test_token_round_trips_ids_and_version(clock, purpose):
-    """What make_token signs, read_token gives back: the member id and the token version."""
-    token = make_token(SECRET, purpose, 42, 7, clock=clock)
-    assert read_token(SECRET, purpose, token, clock=clock) == (42, 7)
-    assert read_token(SECRET, purpose, token, clock=clock, max_age_seconds=WEEK) == (42, 7)
+    """What make_token signs, read_token gives back: the member's link key and the token version."""
+    token = make_token(SECRET, purpose, K42, 7, clock=clock)
+    assert read_token(SECRET, purpose, token, clock=clock) == (K42, 7)
+    assert read_token(SECRET, purpose, token, clock=clock, max_age_seconds=WEEK) == (K42, 7)
 
 
 def test_tokens_are_url_safe(clock):
     """Links go in emails and URLs: only characters that need no escaping."""
-    token = make_token(SECRET, Purpose.CONFIRM, 123456789, 99, clock=clock)
+    token = make_token(SECRET, Purpose.CONFIRM, K42, 99, clock=clock)
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -39,9 +42,9 @@ def test_tokens_are_url_safe(clock):
 @pytest.mark.parametrize("read_as", list(Purpose))
 def test_each_purpose_has_its_own_salt(clock, made_for, read_as):
     """An unsubscribe link cannot be used to confirm (or the other way round): salts separate purposes."""
-    token = make_token(SECRET, made_for, 5, 1, clock=clock)
+    token = make_token(SECRET, made_for, K5, 1, clock=clock)
     if made_for is read_as:
-        assert read_token(SECRET, read_as, token, clock=clock) == (5, 1)
+        assert read_token(SECRET, read_as, token, clock=clock) == (K5, 1)
     else:
         with pytest.raises(TokenInvalid):
             read_token(SECRET, read_as, token, clock=clock)
@@ -49,38 +52,38 @@ def test_each_purpose_has_its_own_salt(clock, made_for, read_as):
 
 def test_tokens_for_different_purposes_differ(clock):
     """Same member, same version, same moment: three different links."""
-    tokens = {make_token(SECRET, purpose, 5, 1, clock=clock) for purpose in Purpose}
+    tokens = {make_token(SECRET, purpose, K5, 1, clock=clock) for purpose in Purpose}
     assert len(tokens) == len(Purpose)
 
 
 def test_confirmation_expires_on_the_injected_clock(clock):
     """J2: a 7-day link works at 7 days and fails a second later, by the clock the app was given."""
-    token = make_token(SECRET, Purpose.CONFIRM, 8, 2, clock=clock)
+    token = make_token(SECRET, Purpose.CONFIRM, K8, 2, clock=clock)
     clock.advance(seconds=WEEK)
-    assert read_token(SECRET, Purpose.CONFIRM, token, clock=clock, max_age_seconds=WEEK) == (8, 2)
+    assert read_token(SECRET, Purpose.CONFIRM, token, clock=clock, max_age_seconds=WEEK) == (K8, 2)
     clock.advance(seconds=1)
     with pytest.raises(TokenExpired) as caught:
         read_token(SECRET, Purpose.CONFIRM, token, clock=clock, max_age_seconds=WEEK)
-    assert caught.value.member_id == 8  # so the page can offer a fresh link
+    assert caught.value.link_key == K8  # so the page can offer a fresh link
 
 
 def test_expiry_uses_the_signing_clock_too(clock):
     """The timestamp inside the token is the injected clock's time, not the machine's."""
-    token = make_token(SECRET, Purpose.CONFIRM, 8, 2, clock=clock)
+    token = make_token(SECRET, Purpose.CONFIRM, K8, 2, clock=clock)
     later = FrozenClock(clock.now())
     later.advance(days=8)
     with pytest.raises(TokenExpired):
         read_token(SECRET, Purpose.CONFIRM, token, clock=later, max_age_seconds=WEEK)
     almost = FrozenClock(clock.now())
     almost.advance(days=6, hours=23)
-    assert read_token(SECRET, Purpose.CONFIRM, token, clock=almost, max_age_seconds=WEEK) == (8, 2)
+    assert read_token(SECRET, Purpose.CONFIRM, token, clock=almost, max_age_seconds=WEEK) == (K8, 2)
 
 
 def test_without_max_age_a_token_never_expires(clock):
     """Unsubscribe links never expire (Security): no max age, no expiry, even years later."""
-    token = make_token(SECRET, Purpose.UNSUBSCRIBE, 3, 1, clock=clock)
+    token = make_token(SECRET, Purpose.UNSUBSCRIBE, K3, 1, clock=clock)
     clock.advance(days=3650)
-    assert read_token(SECRET, Purpose.UNSUBSCRIBE, token, clock=clock) == (3, 1)
+    assert read_token(SECRET, Purpose.UNSUBSCRIBE, token, clock=clock) == (K3, 1)
 
 
 def _replace(token: str, index: int) -> str:
@@ -89,7 +92,7 @@ def _replace(token: str, index: int) -> str:
 
 def test_any_changed_character_is_refused(clock):
     """Tampering anywhere, in payload, timestamp or signature, makes the link invalid, never another member's."""
-    token = make_token(SECRET, Purpose.CONFIRM, 11, 1, clock=clock)
+    token = make_token(SECRET, Purpose.CONFIRM, K11, 1, clock=clock)
     # The last character of each base64 part may carry padding bits only, so skip those.
     ends = {i - 1 for i, c in enumerate(token) if c == "."} | {len(token) - 1}
     for index in range(len(token)):
@@ -102,7 +105,7 @@ def test_any_changed_character_is_refused(clock):
 @pytest.mark.parametrize("cut", [1, 5, 20])
 def test_truncated_token_is_refused(clock, cut):
     """A link cut short by a mail client is invalid, not an error."""
-    token = make_token(SECRET, Purpose.CONFIRM, 11, 1, clock=clock)
+    token = make_token(SECRET, Purpose.CONFIRM, K11, 1, clock=clock)
     with pytest.raises(TokenInvalid):
         read_token(SECRET, Purpose.CONFIRM, token[:-cut], clock=clock)
 
@@ -116,28 +119,30 @@ def test_garbage_is_refused(clock, token):
 
 def test_another_secret_is_refused(clock):
     """A token signed with another key (another installation, an old key) is invalid."""
-    token = make_token("another-secret", Purpose.CONFIRM, 11, 1, clock=clock)
+    token = make_token("another-secret", Purpose.CONFIRM, K11, 1, clock=clock)
     with pytest.raises(TokenInvalid):
         read_token(SECRET, Purpose.CONFIRM, token, clock=clock)
 
 
-@pytest.mark.parametrize("payload", [{"email": "a@example.org"}, [1], [1, 2, 3], ["1", 2], [True, 1], [1.5, 1], None])
+@pytest.mark.parametrize("payload", [{"email": "a@example.org"}, [1], [1, 2, 3], ["1", 2], [True, 1], [1.5, 1], None,
+                                     [42, 1], ["short", 1], ["a" * 22 + '"', 1], [K42, True], [K42, "1"]])
 def test_correctly_signed_but_wrong_shape_is_refused(clock, payload):
-    """Even with our key and salt, a payload that is not [member id, version] is refused."""
+    """Even with our key and salt, a payload that is not [link key, version] is refused (an old id-style
+    link included: it could name whoever has that id now)."""
     serializer = URLSafeTimedSerializer(SECRET, salt=f"mailer.{Purpose.CONFIRM.value}")
     token = serializer.dumps(payload)
     with pytest.raises(TokenInvalid):
         read_token(SECRET, Purpose.CONFIRM, token, clock=clock)
 
 
-def test_payload_holds_ids_only_never_the_address(clock):
-    """Security: a forwarded or logged link reveals ids, never the email address."""
+def test_payload_holds_the_link_key_never_the_address_or_id(clock):
+    """Security: a forwarded or logged link shows a random key and a version: no address, no member id."""
     for purpose in Purpose:
-        token = make_token(SECRET, purpose, 1234, 5, clock=clock)
+        token = make_token(SECRET, purpose, K1234, 5, clock=clock)
         payload_part = token.split(".")[0]
         assert payload_part, "payload is not compressed for such a small value"
         decoded = json.loads(base64_decode(payload_part))
-        assert decoded == [1234, 5]
+        assert decoded == [K1234, 5]
         assert "@" not in token
 
 
@@ -145,16 +150,17 @@ def test_payload_holds_ids_only_never_the_address(clock):
 def test_token_maker_writes_exactly_what_itsdangerous_writes(clock, purpose):
     """The fast TokenMaker gives the same string as itsdangerous for every purpose, id and second."""
     maker = TokenMaker("s3cret", clock)
-    for member_id, version in [(1, 1), (7, 3), (12345, 1), (987654321, 42), (0, 0)]:
-        assert maker.make(purpose, member_id, version) == make_token("s3cret", purpose, member_id, version, clock=clock)
+    for link_key, version in [(new_link_key(), 1), (new_link_key(), 3), (K42, 1), (K1234, 42), (K5, 0)]:
+        assert maker.make(purpose, link_key, version) == make_token("s3cret", purpose, link_key, version, clock=clock)
     clock.advance(seconds=1)  # the cached timestamp moves on with the clock
-    fresh = maker.make(purpose, 5, 2)
-    assert fresh == make_token("s3cret", purpose, 5, 2, clock=clock)
-    assert read_token("s3cret", purpose, fresh, clock=clock) == (5, 2)
+    fresh = maker.make(purpose, K5, 2)
+    assert fresh == make_token("s3cret", purpose, K5, 2, clock=clock)
+    assert read_token("s3cret", purpose, fresh, clock=clock) == (K5, 2)
 
 
-def test_token_maker_refuses_anything_but_ints(clock):
-    """Only ids and versions go into a link: a string (an address, say) is refused, not signed."""
+def test_token_maker_refuses_anything_but_a_link_key_and_a_version(clock):
+    """Only a link key and a version go into a link: an address, an id or a quote is refused, not signed."""
     maker = TokenMaker("s3cret", clock)
-    with pytest.raises(TypeError):
-        maker.make(Purpose.UNSUBSCRIBE, "parent@example.org", 1)  # type: ignore[arg-type]
+    for who in ("parent@example.org", 42, 'a' * 21 + '"', "short"):
+        with pytest.raises(TypeError):
+            maker.make(Purpose.UNSUBSCRIBE, who, 1)  # type: ignore[arg-type]

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def _member(token: str) -> Member:
-    member_id, version = read_token(current_app.config["SECRET_KEY"], Purpose.PREFERENCES, token, clock=clock())
-    return membership.find_member_for_link(db.session, member_id, version)
+    link_key, version = read_token(current_app.config["SECRET_KEY"], Purpose.PREFERENCES, token, clock=clock())
+    return membership.find_member_for_link(db.session, link_key, version)
 
 
 def _form(member: Member | None = None) -> PreferencesForm:

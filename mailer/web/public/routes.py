@@ -88,17 +88,17 @@ def join_done():  # type: ignore[no-untyped-def]
 
 @bp.get("/confirm/<token>")
 def confirm_page(token: str):  # type: ignore[no-untyped-def]
-    member_id, version = _read(Purpose.CONFIRM, token)
-    member = membership.find_member_for_link(db.session, member_id, version)
+    link_key, version = _read(Purpose.CONFIRM, token)
+    member = membership.find_member_for_link(db.session, link_key, version)
     return render_template("public/confirm.html", form=ButtonForm(), member=member, token=token)
 
 
 @bp.post("/confirm/<token>")
 def confirm(token: str):  # type: ignore[no-untyped-def]
-    member_id, version = _read(Purpose.CONFIRM, token)
+    link_key, version = _read(Purpose.CONFIRM, token)
     with transaction(db.session):
         _, newly = membership.confirm_membership(
-            db.session, member_id, version, evidence(ConsentMethod.EMAIL_LINK), policy=membership_policy(), clock=clock()
+            db.session, link_key, version, evidence(ConsentMethod.EMAIL_LINK), policy=membership_policy(), clock=clock()
         )
     return render_template("public/confirmed.html", newly=newly)
 
@@ -108,16 +108,16 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
 def confirm_new_link(token: str):  # type: ignore[no-untyped-def]
     """An expired confirmation link can ask for a fresh one; the signature must still be ours."""
     # No age limit here: an old link may ask for a new one, but the signature must be ours.
-    member_id, version = read_token(current_app.config["SECRET_KEY"], Purpose.CONFIRM, token, clock=clock())
+    link_key, version = read_token(current_app.config["SECRET_KEY"], Purpose.CONFIRM, token, clock=clock())
     with transaction(db.session):
-        membership.resend_confirmation(db.session, member_id, version, policy=membership_policy(), clock=clock())
+        membership.resend_confirmation(db.session, link_key, version, policy=membership_policy(), clock=clock())
     return render_template("public/join_done.html", resent=True)
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET"])
 def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
-    member_id, version = _read(Purpose.UNSUBSCRIBE, token)
-    member = membership.find_member_for_link(db.session, member_id, version)
+    link_key, version = _read(Purpose.UNSUBSCRIBE, token)
+    member = membership.find_member_for_link(db.session, link_key, version)
     return render_template("public/unsubscribe.html", form=ButtonForm(), member=member)
 
 
@@ -131,10 +131,10 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
             validate_csrf(request.form.get("csrf_token"))
         except ValidationError:
             _csrf_failed()
-    member_id, version = _read(Purpose.UNSUBSCRIBE, token)
+    link_key, version = _read(Purpose.UNSUBSCRIBE, token)
     method = ConsentMethod.ONE_CLICK if one_click else ConsentMethod.EMAIL_LINK
     with transaction(db.session):
-        membership.withdraw_consent(db.session, member_id, version, evidence(method), clock=clock())
+        membership.withdraw_consent(db.session, link_key, version, evidence(method), clock=clock())
     return render_template("public/unsubscribed.html"), 200
 
 
@@ -160,7 +160,7 @@ def healthz():  # type: ignore[no-untyped-def]
     return jsonify(status="ok", database="ok", **sending)
 
 
-def _read(purpose: Purpose, token: str) -> tuple[int, int]:
+def _read(purpose: Purpose, token: str) -> tuple[str, int]:
     max_age = confirm_max_age_seconds() if purpose is Purpose.CONFIRM else None
     return read_token(
         current_app.config["SECRET_KEY"], purpose, token, clock=clock(), max_age_seconds=max_age
