@@ -60,7 +60,29 @@ class BouncePolicy:
     suppression_key: bytes = b""
     bounce_address: str = ""
     verp_key: bytes = b""
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = 256 * 1024
+
+    def accepts_recipient(self, address: str) -> bool:
+        """Whether the bounce port should take mail for this envelope recipient (issue 15): the bounce
+        address itself, or its VERP form whose token we signed. Anything else is refused at RCPT, so
+        the port is no open mailbox for anyone's mail."""
+        wanted = self.bounce_address.strip().lower()
+        if not wanted or "@" not in wanted:
+            return False
+        candidate = address.strip().strip("<>").lower()
+        if candidate == wanted:
+            return True
+        local, _, domain = wanted.rpartition("@")
+        their_local, _, their_domain = candidate.rpartition("@")
+        prefix = f"{local}+"
+        if their_domain != domain or not their_local.startswith(prefix) or not self.verp_key:
+            return False
+        return read_token(self.verp_key, their_local[len(prefix):]) is not None
+
+
+def count_unprocessed_bounce_messages(session: Session) -> int:
+    """How many stored messages wait for the worker: the bounce port stops taking more past a cap."""
+    return session.scalar(select(func.count()).select_from(BounceMessage).where(BounceMessage.processed_at.is_(None))) or 0
 
 
 # --- storing ------------------------------------------------------------------------

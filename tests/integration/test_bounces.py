@@ -214,8 +214,8 @@ def test_arf_complaint_unsubscribes_at_once(bounce_app, bounce_port, clock, smtp
     with bounce_app.app_context():
         sam = add_member("sam@example.org", clock=clock)
     verp = send_announcement(bounce_app, clock, smtp)["sam@example.org"]
-    # Feedback loops report to an abuse address; the token is in the quoted original's Return-Path.
-    deliver(bounce_port, dsn("arf_complaint.eml", verp, "sam@example.org"), "abuse@forum.test")
+    # Feedback loops report to the address registered with them; the token is in the quoted Return-Path.
+    deliver(bounce_port, dsn("arf_complaint.eml", verp, "sam@example.org"), BOUNCES)  # the address given to the FBL
     assert process_bounces_for_app(bounce_app).complaints == 1
     member = member_row(bounce_app, sam)
     assert member.status is MemberStatus.UNSUBSCRIBED and member.bounce_count == 0
@@ -243,13 +243,16 @@ def test_twenty_megabyte_message_is_refused_and_nothing_stored(bounce_app, bounc
 
 
 def test_forged_token_is_logged_kept_unmatched_and_changes_nothing(bounce_app, bounce_port, clock, smtp, caplog):
-    """A DSN whose VERP signature fails names nobody: logged, shown to the admin, no member touched."""
+    """A DSN whose VERP signature fails names nobody: refused when sent to the forged address; sent to the
+    bounce address with the forged one quoted, logged, shown to the admin, no member touched."""
     with bounce_app.app_context():
         sam = add_member("sam@example.org", clock=clock)
     verp = send_announcement(bounce_app, clock, smtp)["sam@example.org"]
     local, domain = verp.split("@")
     forged = f"{local[:-1]}{'0' if local[-1] != '0' else '1'}@{domain}"
-    deliver(bounce_port, dsn("rfc3464_permanent.eml", forged, "sam@example.org"), forged)
+    with pytest.raises(smtplib.SMTPRecipientsRefused):  # to the forged address itself: refused at RCPT
+        deliver(bounce_port, dsn("rfc3464_permanent.eml", forged, "sam@example.org"), forged)
+    deliver(bounce_port, dsn("rfc3464_permanent.eml", forged, "sam@example.org"), BOUNCES)  # quoted in the body
     with caplog.at_level(logging.WARNING, logger="mailer.bounces"):
         summary = process_bounces_for_app(bounce_app)
     assert summary.unmatched == 1 and summary.counted == 0
@@ -447,7 +450,8 @@ def test_bounce_server_and_worker_processes_end_to_end(make_app, database_uri, c
     due_announcement(app, clock)
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLASK_SQLALCHEMY_DATABASE_URI": database_uri,
-           "FLASK_SECRET_KEY": "test-only-secret", "FLASK_MAILER_BOUNCE_SMTP_PORT": str(port)}
+           "FLASK_SECRET_KEY": "test-only-secret", "FLASK_MAILER_BOUNCE_SMTP_PORT": str(port),
+           "FLASK_MAILER_BOUNCE_ADDRESS": BOUNCES}
     env.pop("MAILER_ENV", None)
     log_path = tmp_path / "bounce-server.log"
     with open(log_path, "ab") as log_file:
@@ -475,3 +479,92 @@ def test_bounce_server_and_worker_processes_end_to_end(make_app, database_uri, c
         assert server.wait(timeout=15) == 0, log_path.read_text()[-2000:]
     with app.app_context():
         assert db.session.scalars(select(BounceMessage)).one().outcome is BounceOutcome.MATCHED
+
+
+# --- the port under attack (issue 15) ---------------------------------------------------
+
+
+def stored_count(app) -> int:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(BounceMessage))
+
+
+@pytest.mark.parametrize("rcpt", [
+    "someone@example.org", "parent@forum.test", "bounces@elsewhere.example", "bounces+d1@forum.test",
+    "bounces+d1-0000000000000000@forum.test", "other+d1-0000000000000000@forum.test",
+])
+def test_the_port_refuses_recipients_that_are_not_ours_at_rcpt(bounce_app, bounce_port, rcpt):
+    """Only the bounce address and VERP addresses with our signature are taken: anything else is 550 at
+    RCPT (over real SMTP), and nothing is stored."""
+    with smtplib.SMTP("127.0.0.1", bounce_port, timeout=30) as client:
+        client.ehlo()
+        assert client.mail("<>")[0] == 250
+        code, _ = client.rcpt(rcpt)
+        assert code == 550
+    assert stored_count(bounce_app) == 0
+
+
+def test_the_port_takes_the_bounce_address_and_signed_verp_addresses(bounce_app, bounce_port, clock, smtp):
+    """The bounce address (any letter case) and a real VERP address from a send are still taken and stored."""
+    with bounce_app.app_context():
+        add_member("sam@example.org", clock=clock)
+    verp = send_announcement(bounce_app, clock, smtp)["sam@example.org"]
+    deliver(bounce_port, dsn("postfix_permanent.eml", verp, "sam@example.org"), verp.upper())
+    deliver(bounce_port, b"From: postmaster@example.net\r\nSubject: Hello\r\n\r\nHi.\r\n", "Bounces@Forum.Test")
+    assert stored_count(bounce_app) == 2
+    assert process_bounces_for_app(bounce_app).counted == 1
+
+
+def test_a_message_over_the_256_kb_default_is_refused_and_nothing_stored(bounce_app, bounce_port):
+    """A DSN is a few kilobytes: 300 KB to the bounce address is 552 after DATA, and nothing is kept."""
+    assert bounce_app.config["MAILER_BOUNCE_MAX_BYTES"] == 256 * 1024
+    big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 300
+    with smtplib.SMTP("127.0.0.1", bounce_port, timeout=60) as client:
+        client.ehlo()
+        assert client.mail("<>")[0] == 250
+        assert client.rcpt(BOUNCES)[0] == 250
+        code, _ = client.data(big)
+        assert code == 552
+    assert stored_count(bounce_app) == 0
+
+
+def test_a_flood_from_one_client_is_slowed_down(make_app):
+    """Past the per-client limit a minute, MAIL gets 450 (a real relay tries again later); what came before
+    the limit was stored."""
+    app = make_app(MAILER_BOUNCE_ADDRESS=BOUNCES, MAILER_BOUNCE_MESSAGES_PER_MINUTE=3)
+    controller = bounce_controller(app, host="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        codes = []
+        with smtplib.SMTP("127.0.0.1", controller.port, timeout=30) as client:
+            client.ehlo()
+            for i in range(5):
+                code, _ = client.mail("<>")
+                codes.append(code)
+                if code == 250:
+                    assert client.rcpt(BOUNCES)[0] == 250
+                    assert client.data(f"Subject: {i}\r\n\r\nbounce {i}\r\n".encode())[0] == 250
+        assert codes == [250, 250, 250, 450, 450]
+        assert stored_count(app) == 3
+    finally:
+        controller.stop()
+
+
+def test_the_port_stops_taking_mail_while_too_many_wait_for_the_worker(make_app):
+    """With the unprocessed cap reached the port answers 452 (try later) and stores nothing more; once the
+    worker has read them, mail is taken again."""
+    app = make_app(MAILER_BOUNCE_ADDRESS=BOUNCES, MAILER_BOUNCE_MAX_UNPROCESSED=2)
+    controller = bounce_controller(app, host="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        for i in range(2):
+            deliver(controller.port, f"Subject: {i}\r\n\r\nbounce {i}\r\n".encode(), BOUNCES)
+        with smtplib.SMTP("127.0.0.1", controller.port, timeout=30) as client:
+            client.ehlo()
+            assert client.mail("<>")[0] == 452
+        assert stored_count(app) == 2
+        process_bounces_for_app(app)
+        deliver(controller.port, b"Subject: later\r\n\r\nbounce later\r\n", BOUNCES)
+        assert stored_count(app) == 3
+    finally:
+        controller.stop()
