@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidInput
+from .text import has_control_characters
 
 MAX_ADDRESS_LENGTH = 254
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def normalise_address(raw: str) -> tuple[str, str]:
@@ -23,7 +22,7 @@ def normalise_address(raw: str) -> tuple[str, str]:
     candidate = (raw or "").strip()
     if not candidate:
         raise InvalidInput("Enter your email address.", field="email")
-    if len(candidate) > MAX_ADDRESS_LENGTH or _CONTROL.search(candidate):
+    if len(candidate) > MAX_ADDRESS_LENGTH or has_control_characters(candidate):
         raise InvalidInput("Enter a valid email address, like name@example.com.", field="email")
     try:
         result = validate_email(candidate, check_deliverability=False)

@@ -5,7 +5,6 @@ year the clocks change, so those times are checked rather than guessed."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from .clock import Clock
 from .errors import InvalidInput, WrongState
+from .text import has_control_characters
 from .personal_fields import check_placeholders
 from .models import (
     Announcement,
@@ -32,7 +32,6 @@ LONDON = ZoneInfo("Europe/London")
 MAX_SUBJECT_LENGTH = 200
 MAX_BODY_LENGTH = 100_000
 EDITABLE = (AnnouncementState.DRAFT, AnnouncementState.SCHEDULED, AnnouncementState.HELD)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -226,7 +225,7 @@ def _checked(draft: AnnouncementDraft) -> tuple[str, str]:
         raise InvalidInput("Enter a subject.", field="subject")
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise InvalidInput(f"The subject must be {MAX_SUBJECT_LENGTH} characters or fewer.", field="subject")
-    if _CONTROL.search(subject):
+    if has_control_characters(subject):
         raise InvalidInput("The subject must be one line, without control characters.", field="subject")
     if not body:
         raise InvalidInput("Write the announcement.", field="body")

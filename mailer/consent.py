@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 from .addresses import address_hash
 from .clock import Clock
 from .models import ConsentAction, ConsentEvent, ConsentMethod, ConsentWording, Member, Suppression
+from .text import without_control_characters
 
 # The first wording, also written by the initial migration. Later versions are new rows.
 FIRST_WORDING_TEXT = (
@@ -70,12 +70,11 @@ def record_consent(
 
 # Suppressed by the person's own request: joining and confirming again lifts it.
 LIFTED_BY_RECONFIRMING = frozenset({"erased"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _printable(value: str | None) -> str:
     """Evidence text as sent, minus control characters (PostgreSQL cannot store a NUL at all)."""
-    return _CONTROL.sub("", value or "")
+    return without_control_characters(value or "")
 
 
 def suppression_reason(session: Session, key: bytes, email_key: str) -> str | None:

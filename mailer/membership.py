@@ -6,7 +6,6 @@ raises domain exceptions; the caller owns the transaction."""
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +22,9 @@ from .consent import Evidence
 from .errors import InvalidInput, NotPending, TokenInvalid
 from .models import ConsentAction, ConsentMethod, Group, JoinRequest, MailKind, Member, MemberStatus, SocialMedia
 from .outbox import enqueue_mail
+from .text import has_control_characters
 
 MAX_NAME_LENGTH = 100
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class JoinOutcome(enum.StrEnum):
@@ -67,7 +66,7 @@ def clean_name(raw: str) -> str:
     name = (raw or "").strip()
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(f"Your name must be {MAX_NAME_LENGTH} characters or fewer.", field="name")
-    if _CONTROL.search(name):
+    if has_control_characters(name):
         raise InvalidInput("Your name must not contain line breaks or control characters.", field="name")
     return name
 
