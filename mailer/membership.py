@@ -22,7 +22,7 @@ from .consent import Evidence
 from .errors import InvalidInput, NotPending, TokenInvalid
 from .models import ConsentAction, ConsentMethod, Group, JoinRequest, MailKind, Member, MemberStatus, SocialMedia
 from .outbox import enqueue_mail
-from .text import has_control_characters
+from .text import has_control_characters, without_control_characters
 
 MAX_NAME_LENGTH = 100
 
@@ -150,7 +150,7 @@ def queue_join(session: Session, details: JoinDetails, evidence: Evidence, *, cl
         social_media=details.social_media,
         group_ids=[g.id for g in groups],
         ip_address=(evidence.ip_address or None) and evidence.ip_address[:45],
-        user_agent=(evidence.user_agent or None) and evidence.user_agent[:300],
+        user_agent=without_control_characters(evidence.user_agent or "")[:300] or None,  # PostgreSQL holds no NUL
         created_at=clock.now(),
     )
     session.add(request)
