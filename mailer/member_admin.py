@@ -18,7 +18,7 @@ from . import consent, rights
 from .clock import Clock
 from .consent import Evidence
 from .errors import InvalidInput, NotPending, Suppressed
-from .membership import MembershipPolicy, _may_send_confirmation
+from .membership import MembershipPolicy, queue_link_mail
 from .models import (
     Admin,
     Announcement,
@@ -36,7 +36,6 @@ from .models import (
     OutboxState,
     member_group,
 )
-from .outbox import enqueue_mail
 
 log = logging.getLogger(__name__)
 
@@ -239,10 +238,8 @@ def resend_confirmation_by_admin(
         raise NotPending("Only members who are waiting to confirm can be sent the confirmation email.")
     if consent.is_suppressed(session, policy.suppression_key, member.email_key):
         raise Suppressed("This address is on the do-not-mail list, so no confirmation email can be sent.")
-    if not _may_send_confirmation(member, policy, clock):
+    if not queue_link_mail(session, member, MailKind.CONFIRM, policy=policy, clock=clock):
         return ResendOutcome.THROTTLED
-    member.last_confirmation_sent_at = clock.now()
-    enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
     log.info("admin %d: queued a confirmation email for member %d", admin_id, member.id)
     return ResendOutcome.QUEUED
 

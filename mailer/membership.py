@@ -88,20 +88,13 @@ def request_join(
     member = session.scalar(select(Member).where(Member.email_key == email_key))
     now = clock.now()
     if member is not None and member.status is MemberStatus.MEMBER:
-        if not _may_send_confirmation(member, policy, clock):
-            return JoinOutcome.THROTTLED
-        member.last_confirmation_sent_at = now
-        enqueue_mail(session, MailKind.ALREADY_MEMBER, member_id=member.id, clock=clock)
-        return JoinOutcome.ALREADY_MEMBER
-
+        sent = queue_link_mail(session, member, MailKind.ALREADY_MEMBER, policy=policy, clock=clock)
+        return JoinOutcome.ALREADY_MEMBER if sent else JoinOutcome.THROTTLED
     if member is not None and member.status is MemberStatus.PENDING:
         # Someone else may have typed this pending address: their name and groups stay as they
         # were, and the owner of the address only gets the confirmation link again (issue 15).
-        if not _may_send_confirmation(member, policy, clock):
-            return JoinOutcome.THROTTLED
-        member.last_confirmation_sent_at = now
-        enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
-        return JoinOutcome.CONFIRMATION_RESENT
+        sent = queue_link_mail(session, member, MailKind.CONFIRM, policy=policy, clock=clock)
+        return JoinOutcome.CONFIRMATION_RESENT if sent else JoinOutcome.THROTTLED
 
     outcome = JoinOutcome.CONFIRMATION_RESENT
     if member is None:
@@ -127,10 +120,8 @@ def request_join(
             "groups": [g.name for g in groups],
         },
     )
-    if not _may_send_confirmation(member, policy, clock):
+    if not queue_link_mail(session, member, MailKind.CONFIRM, policy=policy, clock=clock):
         return JoinOutcome.THROTTLED
-    member.last_confirmation_sent_at = now
-    enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
     return outcome
 
 
@@ -242,11 +233,7 @@ def resend_confirmation(
         raise NotPending("You left the list after this link was sent. Join again to get a new link.")
     if consent.blocks_joining(session, policy.suppression_key, member.email_key):
         return False
-    if not _may_send_confirmation(member, policy, clock):
-        return False
-    member.last_confirmation_sent_at = clock.now()
-    enqueue_mail(session, MailKind.CONFIRM, member_id=member.id, clock=clock)
-    return True
+    return queue_link_mail(session, member, MailKind.CONFIRM, policy=policy, clock=clock)
 
 
 def withdraw_consent(
@@ -290,9 +277,17 @@ def _rejoined_since_leaving(member: Member) -> bool:
     )
 
 
-def _may_send_confirmation(member: Member, policy: MembershipPolicy, clock: Clock) -> bool:
+def queue_link_mail(
+    session: Session, member: Member, kind: MailKind, *, policy: MembershipPolicy, clock: Clock
+) -> bool:
+    """Queue one of the mails a stranger can trigger by typing an address, at most one per address
+    per confirmation interval (J1); False, and nothing queued, when the last one is too recent."""
     last = member.last_confirmation_sent_at
-    return last is None or clock.now() - last >= policy.confirmation_interval
+    if last is not None and clock.now() - last < policy.confirmation_interval:
+        return False
+    member.last_confirmation_sent_at = clock.now()
+    enqueue_mail(session, kind, member_id=member.id, clock=clock)
+    return True
 
 
 def _groups(session: Session, group_ids: list[int]) -> list[Group]:
@@ -318,8 +313,4 @@ def request_preferences_link(
     member = session.scalar(select(Member).where(Member.email_key == email_key))
     if member is None or member.status is not MemberStatus.MEMBER:
         return False
-    if not _may_send_confirmation(member, policy, clock):
-        return False
-    member.last_confirmation_sent_at = clock.now()
-    enqueue_mail(session, MailKind.PREFERENCES_LINK, member_id=member.id, clock=clock)
-    return True
+    return queue_link_mail(session, member, MailKind.PREFERENCES_LINK, policy=policy, clock=clock)

@@ -64,8 +64,6 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
         announcement_mail = AnnouncementMail.from_config(app.jinja_env, config, clock=clock)
         signer = DkimSigner.from_config(config, settings.message_id_domain)
         try:
-            take_joins = partial(_carry_out_join_requests, MembershipPolicy.from_config(config))
-            take_joins()  # also when the mail server is down: the confirmation then waits in the outbox
             return run_tick(
                 db.session,
                 open_transport=lambda: SmtpTransport(
@@ -79,7 +77,9 @@ def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | No
                 settings=engine_settings,
                 clock=clock,
                 on_batch=on_batch,
-                take_new_work=take_joins,
+                # Before each look at the outbox, also the first (the transport connects only when it
+                # sends, so this runs with the mail server down too): the confirmations go out with it.
+                take_new_work=partial(_carry_out_join_requests, MembershipPolicy.from_config(config)),
             )
         finally:
             db.session.remove()

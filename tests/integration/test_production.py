@@ -4,7 +4,6 @@ gunicorn and nginx; several workers on one database; backups that restore; heade
 from __future__ import annotations
 
 import getpass
-import http.client
 import json
 import os
 import re
@@ -17,10 +16,9 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import dkim
 import pytest
@@ -36,6 +34,7 @@ from mailer.extensions import db
 from mailer.models import ConsentEvent, Member, OutboxMessage, OutboxState, WorkerHeartbeat
 from mailer.runner import process_join_requests_for_app
 from mailer.tokens import Purpose, make_token
+from support.gunicorn import Browser
 from support.factories import add_member, add_members, logged_in_admin, link_key_of
 from support.mail import link_to
 from support.processes import WorkerProcess
@@ -140,36 +139,13 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAILER_"))}
 
 
-class Https:
-    """A browser-ish client for nginx over TLS: keeps cookies itself (they are Secure), sends no Referer."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookies: dict[str, str] = {}
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
-
-    def request(self, method: str, path: str, form: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, str]:
-        connection = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=20)
-        sent = {"Host": HOST, **(headers or {})}
-        if self.cookies:
-            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if form is not None:
-            body = urlencode(form)
-            sent["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            text = response.read().decode("utf-8", "replace")
-        finally:
-            connection.close()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            for name, morsel in SimpleCookie(header).items():
-                self.cookies[name] = morsel.value
-        return response.status, response.headers, text
+def nginx_browser(port: int) -> Browser:
+    """A browser-ish client for nginx over TLS (a throwaway certificate): keeps cookies itself (they are
+    Secure), sends no Referer."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return Browser(port, {"Host": HOST}, tls_context=context, timeout=20)
 
 
 def assert_page_headers(headers: Any, where: str) -> None:
@@ -309,7 +285,7 @@ def test_the_deploy_readme_runs_on_postgresql_with_gunicorn_and_nginx(stage, pos
                       clean_environment())
         wait_until(lambda: answers(web_port), "gunicorn to listen", process=web)
         wait_until(lambda: answers(https_port), "nginx to listen", process=nginx)
-        browser = Https(https_port)
+        browser = nginx_browser(https_port)
 
         status, headers, _ = browser.request("GET", "/")
         assert status == 200

@@ -166,8 +166,8 @@ def test_two_gunicorn_workers_share_the_log_in_limit_and_a_restart_keeps_it(data
 
     def guess(server: Gunicorn, ip: str, password: str) -> int:
         browser = Browser(server.port, {"X-Forwarded-For": ip})
-        _, page = browser.request("GET", "/admin/login")
-        status, _ = browser.request("POST", "/admin/login", {
+        _, _, page = browser.request("GET", "/admin/login")
+        status, _, _ = browser.request("POST", "/admin/login", {
             "csrf_token": csrf_token(page), "email": ADMIN_EMAIL, "password": password})
         return status
 

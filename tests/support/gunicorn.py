@@ -8,8 +8,8 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from support.processes import stop_process_group
 from support.smtp_sink import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,35 +88,37 @@ class Gunicorn:
         return [(int(m[1]), m[2], m[3], int(m[4])) for m in lines if m]
 
     def stop(self, timeout: float = 20.0) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        return self.process.returncode
+        return stop_process_group(self.process, timeout)
 
 
 class Browser:
-    """Plain HTTP with a cookie jar; no redirects followed, so a test sees each status."""
+    """Plain HTTP (or HTTPS, given a TLS context) with a cookie jar; no redirects followed, so a test sees
+    each status, and no Referer sent, as our pages ask of browsers."""
 
-    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, port: int, headers: dict[str, str] | None = None, *,
+                 tls_context: ssl.SSLContext | None = None, timeout: float = 30) -> None:
         self.port = port
         self.headers = headers or {}
+        self.tls_context = tls_context
+        self.timeout = timeout
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = dict(self.headers)
+    def request(self, method: str, path: str, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, str]:
+        if self.tls_context is not None:
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, context=self.tls_context, timeout=self.timeout)
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        sent = {**self.headers, **(headers or {})}
         if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
         if form is not None:
             body = urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            connection.request(method, path, body=body, headers=headers)
+            connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
             text = response.read().decode("utf-8", "replace")
         finally:
@@ -123,4 +126,4 @@ class Browser:
         for header in response.headers.get_all("Set-Cookie") or []:
             for name, morsel in SimpleCookie(header).items():
                 self.cookies[name] = morsel.value
-        return response.status, text
+        return response.status, response.headers, text

@@ -62,12 +62,18 @@ class WorkerProcess:
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        returncode = stop_process_group(self.process, timeout)
         self._log.close()
-        return self.process.returncode
+        return returncode
+
+
+def stop_process_group(process: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM the process's group and wait; SIGKILL what is still there after `timeout` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    return process.returncode
