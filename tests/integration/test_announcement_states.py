@@ -159,6 +159,24 @@ def test_start_and_hold_check_the_time_in_the_same_statement(app, clock):
         assert row(announcement_id)["state"] is S.SENT
 
 
+def test_a_refused_button_is_a_409_page_that_links_back_and_changes_nothing(app, clock):
+    """Cancel pressed on an announcement that is already sending: a 409 page saying so, with a way back."""
+    admin = logged_in_admin(app, clock)
+    announcement_id = due_announcement(app, clock, subject="Already going")
+    with app.app_context():
+        put_in_state(announcement_id, S.SENDING, clock)
+        before = row(announcement_id)
+    page = f"/admin/announcements/{announcement_id}"
+    token = csrf_token(admin.get(page).get_data(as_text=True))
+    response = admin.post(f"{page}/cancel", data={"csrf_token": token})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "This announcement is sending. It can only be cancelled before sending starts; pause it instead." in text
+    assert f'href="{page}"' in text and "Nothing was changed." in text
+    with app.app_context():
+        assert row(announcement_id) == before
+
+
 # --- two connections racing -------------------------------------------------------
 
 
