@@ -35,7 +35,7 @@ EDITABLE = (DRAFT, SCHEDULED, HELD)  # "until sending starts" (J3)
 
 
 class Action(enum.StrEnum):
-    """What can happen to an announcement. The first six are admin buttons; the rest are the worker's."""
+    """What can happen to an announcement. The first seven are the admin's (edit and six buttons); the rest the worker's."""
 
     EDIT = "edit"  # change its text, audience or documents; the state stays
     SCHEDULE = "schedule"
@@ -189,7 +189,7 @@ def refusal_message(action: Action, state: AnnouncementState) -> str:
         return f"This announcement is already {state.value}."
     if state in rule.starts_from and rule.guard is None:  # it changed between our statement and this look
         return f"This announcement changed a moment ago and is {state.value} now. Look at it again and try again."
-    return f"This announcement is {state.value}. {RULES[action].refused}"
+    return f"This announcement is {state.value}. {rule.refused}"
 
 
 def allowed_actions(state: AnnouncementState) -> list[Action]:
