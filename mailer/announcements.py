@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from .announcement_states import Action, transition
 from .clock import Clock
 from .errors import InvalidInput, WrongState
 from .text import has_control_characters
@@ -31,7 +32,6 @@ from .models import (
 LONDON = ZoneInfo("Europe/London")
 MAX_SUBJECT_LENGTH = 200
 MAX_BODY_LENGTH = 100_000
-EDITABLE = (AnnouncementState.DRAFT, AnnouncementState.SCHEDULED, AnnouncementState.HELD)
 
 
 @dataclass(frozen=True)
@@ -81,52 +81,44 @@ def create_announcement(session: Session, draft: AnnouncementDraft, *, admin_id:
 
 
 def update_announcement(session: Session, announcement: Announcement, draft: AnnouncementDraft, *, clock: Clock) -> None:
-    """Edit until sending starts. Raises WrongState once it has started, InvalidInput for bad fields."""
-    _require(announcement, EDITABLE, "It can only be edited before sending starts.")
+    """Edit until sending starts. Raises TransitionRefused once it has started, InvalidInput for bad fields."""
     subject, body = _checked(draft)
+    groups = _groups(session, draft.group_ids)
+    transition(session, announcement.id, Action.EDIT, clock=clock)  # claims the row: a start waits for this edit
     announcement.subject, announcement.body_markdown = subject, body
     announcement.only_without_social_media = draft.only_without_social_media
-    announcement.groups = _groups(session, draft.group_ids)
-    announcement.updated_at = clock.now()
+    announcement.groups = groups
 
 
 def schedule_announcement(session: Session, announcement: Announcement, when: datetime, *, clock: Clock) -> None:
-    """Send at `when` (aware). Raises InvalidInput for a time in the past, WrongState once started."""
-    _require(announcement, EDITABLE, "It can only be scheduled before sending starts.")
+    """Send at `when` (aware). Raises InvalidInput for a time in the past, TransitionRefused once started."""
     if when <= clock.now():
         raise InvalidInput("Choose a time in the future.", field="send_time")
-    announcement.state, announcement.scheduled_at = AnnouncementState.SCHEDULED, when.astimezone(UTC)
-    announcement.updated_at = clock.now()
+    transition(session, announcement.id, Action.SCHEDULE, send_at=when.astimezone(UTC), clock=clock)
 
 
 def send_announcement_now(session: Session, announcement: Announcement, *, clock: Clock) -> None:
     """Due at once: the worker starts it on its next tick (also the way to release a held one)."""
-    _require(announcement, EDITABLE, "It has already started sending.")
-    now = clock.now()
-    announcement.state, announcement.scheduled_at, announcement.updated_at = AnnouncementState.SCHEDULED, now, now
+    transition(session, announcement.id, Action.SEND_NOW, clock=clock)
 
 
 def unschedule_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
     """Back to draft, so it can be changed without being sent."""
-    _require(announcement, (AnnouncementState.SCHEDULED, AnnouncementState.HELD), "Only a scheduled one can go back to draft.")
-    announcement.state, announcement.scheduled_at = AnnouncementState.DRAFT, None
-    announcement.updated_at = clock.now()
+    transition(session, announcement.id, Action.UNSCHEDULE, clock=clock)
 
 
 def cancel_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
-    _require(announcement, EDITABLE, "It has already started sending; pause it instead.")
-    announcement.state, announcement.updated_at = AnnouncementState.CANCELLED, clock.now()
+    """Never to be sent; refused once the worker has started it (J3: pause it instead)."""
+    transition(session, announcement.id, Action.CANCEL, clock=clock)
 
 
 def pause_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
     """Stop handing out deliveries; ones already handed to the mail server still finish."""
-    _require(announcement, (AnnouncementState.SENDING,), "Only an announcement that is sending can be paused.")
-    announcement.state, announcement.updated_at = AnnouncementState.PAUSED, clock.now()
+    transition(session, announcement.id, Action.PAUSE, clock=clock)
 
 
 def resume_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
-    _require(announcement, (AnnouncementState.PAUSED,), "Only a paused announcement can be resumed.")
-    announcement.state, announcement.updated_at = AnnouncementState.SENDING, clock.now()
+    transition(session, announcement.id, Action.RESUME, clock=clock)
 
 
 def publish_announcement(session: Session, announcement: Announcement, public: bool, *, clock: Clock) -> None:

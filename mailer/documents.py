@@ -20,7 +20,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .announcements import EDITABLE, _require
+from .announcement_states import Action, transition
 from .clock import Clock
 from .errors import InvalidInput
 from .models import Announcement, Document
@@ -189,7 +189,7 @@ def store_document(
     """Save an upload for a draft announcement. Raises WrongState once sending has started,
     DocumentTooLarge over max_bytes (or a zip that unpacks to too much), NotADocument when the
     content is not PDF/DOCX/ODT, InvalidInput for a bad title, StorageFull when the disk is full."""
-    _require(announcement, EDITABLE, "Documents can only be added before sending starts.")
+    transition(session, announcement.id, Action.EDIT, clock=clock)  # refused once sending has started
     title = " ".join(without_format_characters(title or "").split())
     if len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"The link text must be {MAX_TITLE_LENGTH} characters or fewer.", field="title")
@@ -234,8 +234,7 @@ def store_document(
         storage_name=storage_name,
         created_at=now,
     )
-    session.add(document)
-    announcement.updated_at = now  # the rendered email changes: a new cache key
+    session.add(document)  # the EDIT above set updated_at: the rendered email changes, a new cache key
     session.flush()
     return document
 
@@ -244,12 +243,11 @@ def delete_document(session: Session, announcement: Announcement, document: Docu
     """Remove a document from a draft; returns its storage name, for the caller to delete after commit.
 
     Raises WrongState once sending has started (the email already links to it)."""
-    _require(announcement, EDITABLE, "Its documents can only be removed before sending starts.")
+    transition(session, announcement.id, Action.EDIT, clock=clock)  # refused once sending has started
     if document.announcement_id != announcement.id:
         raise InvalidInput("That document does not belong to this announcement.")
     storage_name = document.storage_name
-    session.delete(document)
-    announcement.updated_at = clock.now()
+    session.delete(document)  # the EDIT above set updated_at
     session.flush()
     return storage_name
 

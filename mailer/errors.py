@@ -56,6 +56,17 @@ class WrongState(MailerError):
     message = "This cannot be done at this stage."
 
 
+class TransitionRefused(WrongState):
+    """An announcement's state does not allow this change (mailer.announcement_states), perhaps because
+    someone else (an admin, the worker) changed it first. Nothing was changed.
+
+    `state` is the state it is in now (None: it no longer exists); `action` what was asked."""
+
+    def __init__(self, announcement_id: int, action: str, state: str | None, message: str) -> None:
+        super().__init__(message)
+        self.announcement_id, self.action, self.state = announcement_id, action, state
+
+
 class BounceTooLarge(MailerError):
     """A message sent to the bounce address is bigger than we keep (issue 8); it is refused, not stored."""
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from .. import bounces
 from ..announcement_mail import AnnouncementContent, AnnouncementMail
+from ..announcement_states import Action, attempt
 from ..announcements import audience
 from ..clock import Clock
 from ..documents import find_document_links
@@ -101,14 +102,8 @@ def start_due_announcements(
             if announcement is None or announcement.scheduled_at is None:
                 continue
             late = announcement.scheduled_at < now - hold_after
-            target = AnnouncementState.HELD if late else AnnouncementState.SENDING
-            changed = session.execute(
-                update(Announcement)
-                .where(Announcement.id == announcement_id, Announcement.state == AnnouncementState.SCHEDULED)
-                .values(state=target, started_at=None if late else now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if not changed:
+            action = Action.HOLD if late else Action.START
+            if not attempt(session, announcement_id, action, clock=clock, hold_after=hold_after):
                 continue
             if late:
                 log.warning("announcement %d: held, its time passed more than %s ago", announcement_id, hold_after)
@@ -274,7 +269,6 @@ def send_delivery_batch(
 
 def finish_announcements(session: Session, *, clock: Clock, summary: DeliverySummary) -> None:
     """Sending -> sent once no delivery is left to send; re-read here, as an admin may have paused."""
-    now = clock.now()
     open_rows = exists().where(
         Delivery.announcement_id == Announcement.id,
         Delivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]),
@@ -284,13 +278,7 @@ def finish_announcements(session: Session, *, clock: Clock, summary: DeliverySum
             session.scalars(select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING, ~open_rows))
         )
         for announcement_id in done:
-            changed = session.execute(
-                update(Announcement)
-                .where(Announcement.id == announcement_id, Announcement.state == AnnouncementState.SENDING, ~open_rows)
-                .values(state=AnnouncementState.SENT, finished_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if changed:
+            if attempt(session, announcement_id, Action.FINISH, clock=clock):
                 summary.finished.append(announcement_id)
                 log.info("announcement %d: sent", announcement_id)
 

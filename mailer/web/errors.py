@@ -8,7 +8,16 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import InvalidInput, MailerError, NotPending, StorageFull, TokenExpired, TokenInvalid, WrongState
+from ..errors import (
+    InvalidInput,
+    MailerError,
+    NotPending,
+    StorageFull,
+    TokenExpired,
+    TokenInvalid,
+    TransitionRefused,
+    WrongState,
+)
 from ..extensions import db
 
 log = logging.getLogger(__name__)
@@ -18,6 +27,7 @@ PAGES: dict[type[MailerError], tuple[int, str]] = {
     TokenInvalid: (400, "errors/link_invalid.html"),
     NotPending: (409, "errors/not_pending.html"),
     InvalidInput: (400, "errors/bad_request.html"),
+    TransitionRefused: (409, "errors/transition_refused.html"),  # before WrongState: the first match wins
     WrongState: (409, "errors/bad_request.html"),
     StorageFull: (507, "errors/storage_full.html"),
 }

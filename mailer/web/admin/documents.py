@@ -15,7 +15,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import StringField
 
 from ... import documents as domain
-from ...announcements import EDITABLE
+from ...announcement_states import EDITABLE
 from ...errors import InvalidInput, StorageFull
 from ...extensions import db
 from ...models import Announcement, Document

@@ -25,6 +25,7 @@ from ... import consent
 from ...addresses import address_hash
 from ...admins import authenticate, end_admin_sessions
 from ...announcement_mail import AnnouncementContent
+from ...announcement_states import EDITABLE, allowed_actions
 from ...documents import document_path, find_document_links, human_size, list_documents
 from ...errors import InvalidInput, WrongState
 from ...extensions import db, limiter
@@ -176,6 +177,7 @@ def announcement(announcement_id: int):  # type: ignore[no-untyped-def]
         progress=domain.announcement_progress(db.session, item.id),
         schedule_form=ScheduleForm(),
         action_form=ActionForm(),
+        allowed=allowed_actions(item.state),  # the buttons follow the rule table
         to_london=domain.to_london,
     )
 
@@ -303,7 +305,7 @@ def _render_form(form: AnnouncementForm, item: Announcement | None):  # type: ig
         db.session, list(form.groups.data or []), bool(form.only_without_social_media.data)
     )
     status = 400 if form.is_submitted() else 200
-    if item is not None and item.state not in domain.EDITABLE:
+    if item is not None and item.state not in EDITABLE:
         flash(f"This announcement is {item.state.value} and can no longer be edited.")
         return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
     return render_template("admin/compose.html", form=form, item=item, reach=reach), status
