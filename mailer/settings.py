@@ -178,7 +178,8 @@ def rate_limit() -> Parser:
 
 
 def log_level() -> Parser:
-    names = [name for name in logging.getLevelNamesMapping() if name not in ("NOTSET", "WARN", "FATAL")]
+    levels = logging.getLevelNamesMapping()
+    names = sorted((name for name in levels if name not in ("NOTSET", "WARN", "FATAL")), key=levels.__getitem__)
 
     def parse(key: str, value: Any) -> str:
         if isinstance(value, str) and value.strip().upper() in names:
