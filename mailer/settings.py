@@ -156,7 +156,8 @@ def optional_flag() -> Parser:
     def parse(key: str, value: Any) -> bool | None:
         if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
             return None
-        return as_flag(key, value)
+        on: bool = as_flag(key, value)
+        return on
 
     return parse
 
