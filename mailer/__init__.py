@@ -54,7 +54,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, settings: Settings 
     from .email_layout import install_layout_override
     from .web import register_web
 
-    install_layout_override(app, settings.email_template_dir)  # instance/email_templates/email/layout.html, when it passes its checks
+    # instance/email_templates/email/layout.html (MAILER_EMAIL_TEMPLATE_DIR), when it passes its checks
+    install_layout_override(app, settings.email_template_dir)
     register_web(app)
     register_cli(app)
     _proxy_fix(app, settings)

@@ -104,7 +104,9 @@ def build_scheduler(app: Flask, settings: Settings) -> BlockingScheduler:
         seconds=settings.tick_seconds,
         next_run_time=app.extensions["mailer.clock"].now(),
     )
-    scheduler.add_job(bounces_job, "interval", args=[app, settings], id=BOUNCES_JOB_ID, seconds=settings.tick_seconds * 6)
+    scheduler.add_job(
+        bounces_job, "interval", args=[app, settings], id=BOUNCES_JOB_ID, seconds=settings.tick_seconds * 6
+    )
     scheduler.add_job(housekeeping_job, "cron", args=[app, settings], id=HOUSEKEEPING_JOB_ID, hour=3, minute=17)
     return scheduler
 

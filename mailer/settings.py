@@ -531,7 +531,9 @@ class Settings:
         count = self.smtp_concurrency
         share = max(1, self.rate_limit_per_minute // count) if self.rate_limit_per_minute else 0
         base = self.worker_id
-        processes = [dataclasses.replace(self, smtp_concurrency=1, rate_limit_per_minute=share, configured_worker_id=base)]
+        processes = [
+            dataclasses.replace(self, smtp_concurrency=1, rate_limit_per_minute=share, configured_worker_id=base)
+        ]
         for number_ in range(2, count + 1):
             suffix = f"/{number_}"
             worker_id = base[: WORKER_ID_MAX - len(suffix)] + suffix

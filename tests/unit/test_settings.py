@@ -270,14 +270,17 @@ def test_settings_pickle_with_every_value_and_keep_secrets_out_of_repr(dkim_key)
 def test_derived_values_follow_the_documented_fallbacks():
     """README: Message-ID domain from the sender, List-Id from it, Reply-To from the contact address,
     the suppression key from SECRET_KEY unless set, VERP only when on."""
-    settings = settings_for(MAIL_DEFAULT_SENDER="Forum <noreply@forum.example>", MAILER_CONTACT_ADDRESS="hi@forum.example")
+    settings = settings_for(MAIL_DEFAULT_SENDER="Forum <noreply@forum.example>",
+                            MAILER_CONTACT_ADDRESS="hi@forum.example")
     assert settings.message_id_domain == "forum.example"
     assert settings.list_id == "members.forum.example"
     assert settings.mail_settings.list_id == "Parent Carer Forum <members.forum.example>"
     assert settings.reply_to == "hi@forum.example"
-    assert settings.sender_parts == ("Forum", "noreply@forum.example") and settings.envelope_from == "noreply@forum.example"
+    assert settings.sender_parts == ("Forum", "noreply@forum.example")
+    assert settings.envelope_from == "noreply@forum.example"
     assert settings_for(MAIL_DEFAULT_SENDER="noreply@forum.example").sender_parts[0] == "Parent Carer Forum"
-    assert settings_for(MAIL_DEFAULT_SENDER=("Pair", "pair@forum.example")).sender_parts == ("Pair", "pair@forum.example")
+    pair = ("Pair", "pair@forum.example")
+    assert settings_for(MAIL_DEFAULT_SENDER=pair).sender_parts == pair
     assert settings.suppression_key != settings_for(SECRET_KEY="another").suppression_key
     assert settings_for(MAILER_SUPPRESSION_KEY="own").suppression_key == b"own"
     assert settings.bounce_policy.verp_key and not settings_for(MAILER_VERP=False).bounce_policy.verp_key
