@@ -117,6 +117,7 @@ def run_apply(database: str, csv_path: str) -> int:
     from mailer import create_app, member_csv
     from mailer.clock import FrozenClock
     from mailer.extensions import db
+    from mailer.settings import settings_of
 
     from common import bench_config
 
@@ -125,7 +126,7 @@ def run_apply(database: str, csv_path: str) -> int:
     app.extensions["mailer.clock"] = clock
     quiet_logging()
     with app.app_context():
-        settings = member_csv.ImportSettings.from_config(app.config)
+        settings = settings_of(app).import_settings
         db.session.execute(db.text("SELECT 1"))  # connect and set the pragmas outside the timing
         db.session.rollback()
         started = mark_start()
@@ -139,6 +140,7 @@ def run_preview(database: str, csv_path: str) -> int:
     from mailer import create_app, member_csv
     from mailer.clock import FrozenClock
     from mailer.extensions import db
+    from mailer.settings import settings_of
 
     from common import bench_config
 
@@ -146,7 +148,7 @@ def run_preview(database: str, csv_path: str) -> int:
     clock = FrozenClock(NOW)
     quiet_logging()
     with app.app_context():
-        key = member_csv.ImportSettings.from_config(app.config).suppression_key
+        key = settings_of(app).import_settings.suppression_key
         db.session.execute(db.text("SELECT 1"))
         db.session.rollback()
         started = mark_start()

@@ -42,7 +42,7 @@ from common import (  # noqa: E402
 from sqlalchemy import delete, func, insert, select  # noqa: E402
 
 from mailer.clock import FrozenClock  # noqa: E402
-from mailer.emails import MailSettings  # noqa: E402
+from mailer.settings import settings_of  # noqa: E402
 from mailer.extensions import db  # noqa: E402
 from mailer.models import MailKind, Member, MemberStatus, OutboxMessage  # noqa: E402
 from mailer.outbox import enqueue_mail  # noqa: E402
@@ -167,7 +167,7 @@ def drain_with_engine(app: Any, expected: int) -> int:
 def prebuild(app: Any, clock: FrozenClock, members: list[tuple[str, str, str]]) -> tuple[str, list[tuple[str, bytes]]]:
     """Untimed: the same CONFIRM messages the engine would build, as wire bytes."""
     with app.app_context():
-        mail = TransactionalMail.from_config(app.jinja_env, app.config, clock=clock)  # as the worker builds it
+        mail = TransactionalMail.from_settings(app.jinja_env, settings_of(app), clock=clock)  # as the worker builds it
         messages = [
             (
                 email,
@@ -182,7 +182,7 @@ def prebuild(app: Any, clock: FrozenClock, members: list[tuple[str, str, str]]) 
             )
             for link_key, email, name in members
         ]
-    return MailSettings.from_config(app.config).from_address, messages
+    return settings_of(app).mail_settings.from_address, messages
 
 
 def send_with_smtplib(sink: CountingSink, envelope_from: str, messages: list[tuple[str, bytes]]) -> None:
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         database = migrated_sqlite(Path(tmp), "outbox.db")
         app = make_app(f"sqlite:///{database}", sink, **overrides)
         app.extensions["mailer.clock"] = clock
-        batch_size = int(app.config["MAILER_BATCH_SIZE"])
+        batch_size = settings_of(app).batch_size
         try:
 
             def engine_pass(tag: str, count: int) -> Timing:

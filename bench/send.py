@@ -37,7 +37,7 @@ from mailer.announcement_mail import AnnouncementContent, AnnouncementMail  # no
 from mailer.announcements import AnnouncementDraft, create_announcement, send_announcement_now  # noqa: E402
 from mailer.tokens import new_link_key  # noqa: E402
 from mailer.clock import SystemClock  # noqa: E402
-from mailer.emails import MailSettings  # noqa: E402
+from mailer.settings import settings_of  # noqa: E402
 from mailer.extensions import db  # noqa: E402
 from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState, Member, MemberStatus, SocialMedia  # noqa: E402
 from mailer.runner import run_tick_for_app  # noqa: E402
@@ -77,7 +77,7 @@ def warm_up(app: Any) -> None:
     Each tick still renders the announcement and opens its connection inside the timing."""
     with app.app_context():
         item = db.session.scalars(select(Announcement)).first()
-        mail = AnnouncementMail(app.jinja_env, MailSettings.from_config(app.config), secret_key="warm", clock=SystemClock())
+        mail = AnnouncementMail(app.jinja_env, settings_of(app).mail_settings, secret_key="warm", clock=SystemClock())
         content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
         mail.build_for_member(content, link_key=new_link_key(), token_version=1, to_address="warm@example.org", to_name="Warm",
                               now=SystemClock().now())
@@ -111,7 +111,7 @@ def baseline_once(database_uri: str, sink: Any, count: int) -> tuple[float, floa
     app = make_app(database_uri, sink)
     members = seed(app, count)
     with app.app_context():
-        mail = AnnouncementMail(app.jinja_env, MailSettings.from_config(app.config), secret_key="bench", clock=SystemClock())
+        mail = AnnouncementMail(app.jinja_env, settings_of(app).mail_settings, secret_key="bench", clock=SystemClock())
         content = AnnouncementContent(1, "Inspectors are coming back", SAMPLE, SystemClock().now())
         now = SystemClock().now()
         prebuilt = [(email, mail.build_for_member(content, link_key=key, token_version=1, to_address=email,

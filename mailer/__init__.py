@@ -11,14 +11,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .clock import SystemClock
 from .config import load_config
+from .settings import EXTENSION_KEY, Settings
 from .logconfig import configure_logging, install_request_ids
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Wire configuration, extensions, blueprints and commands; start nothing (P1)."""
+def create_app(test_config: dict[str, Any] | None = None, *, settings: Settings | None = None) -> Flask:
+    """Wire configuration, extensions, blueprints and commands; start nothing (P1).
+
+    The configuration is read and checked once, into Settings; a bad value raises ConfigurationError
+    naming the key. A worker's sending processes pass the `settings` they were handed instead."""
     app = Flask(
         __name__,
         instance_path=str(ROOT / "instance"),
@@ -26,7 +30,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
     )
     load_config(app, test_config)
-    configure_logging(app)
+    if settings is None:
+        settings = Settings.from_config(app.config, instance_path=app.instance_path)
+    app.config.update(settings.extension_config())  # Flask-Mail and Flask-SQLAlchemy see the parsed values
+    app.extensions[EXTENSION_KEY] = settings
+    configure_logging(app, settings)
     install_request_ids(app)  # first, so every later hook's log lines carry the id
     _engine_options(app)
     db.init_app(app)
@@ -46,21 +54,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .email_layout import install_layout_override
     from .web import register_web
 
-    install_layout_override(app)  # instance/email_templates/email/layout.html, when it passes its checks
+    # instance/email_templates/email/layout.html (MAILER_EMAIL_TEMPLATE_DIR), when it passes its checks
+    install_layout_override(app, settings.email_template_dir)
     register_web(app)
     register_cli(app)
-    _proxy_fix(app)
+    _proxy_fix(app, settings)
     return app
 
 
-def _proxy_fix(app: Flask) -> None:
+def _proxy_fix(app: Flask, settings: Settings) -> None:
     """Behind nginx, believe X-Forwarded-* from that many proxies, so rate limits see the client's IP."""
-    counts = {
-        name: int(app.config.get(f"MAILER_PROXY_FIX_X_{name.upper()}") or 0)
-        for name in ("for", "proto", "host", "port", "prefix")
-    }
+    counts = settings.proxy_fix_counts
     if any(counts.values()):
-        app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{name}": count for name, count in counts.items()})  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, **counts)  # type: ignore[method-assign]
 
 
 def _engine_options(app: Flask) -> None:

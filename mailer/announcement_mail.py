@@ -3,10 +3,10 @@ saying who sent it and why, unsubscribe and preferences links, and the one-click
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 
@@ -16,6 +16,9 @@ from .emails import MailSettings, MailTemplate, compose_template
 from .personal_fields import mark_placeholders, member_values
 from .prebuilt import PrebuiltMessage
 from .tokens import Purpose, TokenMaker
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 SLOTS = ["name", "unsubscribe_url", "preferences_url", "groups"]
 TEST_PREFIX = "[Test] "
@@ -56,14 +59,14 @@ class AnnouncementMail:
         self._for_tests = PrebuiltMessage(settings, transactional=True)
 
     @classmethod
-    def from_config(cls, jinja: Environment, config: Mapping[str, Any], *, clock: Clock) -> AnnouncementMail:
+    def from_settings(cls, jinja: Environment, settings: Settings, *, clock: Clock) -> AnnouncementMail:
         """The renderer the app's settings describe (the worker, previews and test sends use the same)."""
         return cls(
             jinja,
-            MailSettings.from_config(config),
-            secret_key=config["SECRET_KEY"],
+            settings.mail_settings,
+            secret_key=settings.secret_key,
             clock=clock,
-            unsubscribe_mailto=config["MAILER_UNSUBSCRIBE_MAILTO"],
+            unsubscribe_mailto=settings.unsubscribe_mailto,
         )
 
     def known_content(self, announcement_id: int, updated_at: datetime) -> AnnouncementContent | None:

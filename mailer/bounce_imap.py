@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
-from typing import Any
 
 from flask import Flask
 from imapclient import DELETED, IMAPClient
@@ -37,21 +36,6 @@ class ImapSettings:
     timeout: float = 30.0
     max_bytes: int = 10 * 1024 * 1024
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ImapSettings | None:
-        """None when no IMAP host is configured (the SMTP bounce port, or nothing, is used)."""
-        if not config.get("MAILER_BOUNCE_IMAP_HOST"):
-            return None
-        return cls(
-            host=str(config["MAILER_BOUNCE_IMAP_HOST"]),
-            port=int(config["MAILER_BOUNCE_IMAP_PORT"]),
-            username=str(config["MAILER_BOUNCE_IMAP_USERNAME"]),
-            password=str(config["MAILER_BOUNCE_IMAP_PASSWORD"]),
-            folder=str(config["MAILER_BOUNCE_IMAP_FOLDER"]),
-            use_ssl=str(config["MAILER_BOUNCE_IMAP_SSL"]).lower() not in ("0", "false", "no", "off"),
-            timeout=float(config["MAILER_SMTP_TIMEOUT"]),
-            max_bytes=int(config["MAILER_BOUNCE_MAX_BYTES"]),
-        )
 
 
 def poll_bounce_mailbox(app: Flask, settings: ImapSettings) -> int:

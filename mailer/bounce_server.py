@@ -29,9 +29,9 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 
 from .bounces import count_unprocessed_bounce_messages, store_bounce_message
-from .config import sender_parts
 from .errors import BounceTooLarge
 from .extensions import db
+from .settings import settings_of
 from .transaction import transaction
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,8 @@ class BounceHandler:
         return False
 
 
-def store_for_app(app: Flask) -> Store:
+def store_for_app(app: Flask, max_bytes: int) -> Store:
     """A store that commits each message in its own app context and transaction."""
-    max_bytes = int(app.config["MAILER_BOUNCE_MAX_BYTES"])
 
     def store(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
         with app.app_context():
@@ -149,27 +148,24 @@ def unprocessed_count_for_app(app: Flask) -> Callable[[], int]:
 
 def bounce_controller(app: Flask, *, host: str | None = None, port: int | None = None) -> Controller:
     """An unstarted Controller for this app; aiosmtpd itself also refuses DATA over the limit (SIZE)."""
-    from .runner import bounce_policy_for
-
-    config = app.config
-    policy = bounce_policy_for(app)
+    settings = settings_of(app)
+    policy = settings.bounce_policy
     if not policy.bounce_address:  # no bounce address: bounces come back to the sender's own address
-        policy = replace(policy, bounce_address=sender_parts(config)[1])
-    max_bytes = int(config["MAILER_BOUNCE_MAX_BYTES"])
+        policy = replace(policy, bounce_address=settings.from_address)
     handler = BounceHandler(
-        store_for_app(app),
-        max_bytes,
+        store_for_app(app, settings.bounce_max_bytes),
+        settings.bounce_max_bytes,
         accepts=policy.accepts_recipient,
-        per_client_per_minute=int(config["MAILER_BOUNCE_MESSAGES_PER_MINUTE"]),
+        per_client_per_minute=settings.bounce_messages_per_minute,
         unprocessed=unprocessed_count_for_app(app),
-        max_unprocessed=int(config["MAILER_BOUNCE_MAX_UNPROCESSED"]),
+        max_unprocessed=settings.bounce_max_unprocessed,
     )
     return Controller(
         handler,
-        hostname=host or config["MAILER_BOUNCE_SMTP_HOST"],
-        port=port or int(config["MAILER_BOUNCE_SMTP_PORT"]),
-        data_size_limit=max_bytes,
-        server_hostname=config.get("MAILER_MESSAGE_ID_DOMAIN") or "localhost",
+        hostname=host or settings.bounce_smtp_host,
+        port=port or settings.bounce_smtp_port,
+        data_size_limit=settings.bounce_max_bytes,
+        server_hostname=settings.configured_message_id_domain or "localhost",
     )
 
 

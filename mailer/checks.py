@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from .config import DEV_SECRET_KEY, MIN_SECRET_LENGTH, is_production, message_id_domain, sender_parts
+from .config import DEV_SECRET_KEY, MIN_SECRET_LENGTH
 from .logsafe import redact
+from .settings import Settings
 
 
 
@@ -57,11 +58,11 @@ def blocks_sending(findings: list[Finding]) -> bool:
 # --- settings that need nothing but the configuration --------------------------
 
 
-def check_secret_key(config: dict[str, Any]) -> list[Finding]:
+def check_secret_key(settings: Settings) -> list[Finding]:
     """Who knows SECRET_KEY can forge confirm, unsubscribe and preferences links and admin sessions."""
-    secret = str(config.get("SECRET_KEY") or "")
+    secret = settings.secret_key
     if not secret or secret == DEV_SECRET_KEY:
-        if is_production(config):
+        if settings.is_production:
             return [error("SECRET_KEY is the development default: set FLASK_SECRET_KEY to a long random value")]
         return [warning("SECRET_KEY is the development default: fine for trying out, never for real members "
                         "(set FLASK_SECRET_KEY)")]
@@ -70,22 +71,22 @@ def check_secret_key(config: dict[str, Any]) -> list[Finding]:
     return [ok("SECRET_KEY is set")]
 
 
-def check_suppression_key(config: dict[str, Any]) -> list[Finding]:
+def check_suppression_key(settings: Settings) -> list[Finding]:
     """Suppression hashes are keyed: derived from SECRET_KEY, a new SECRET_KEY would forget them (C3)."""
-    key = str(config.get("MAILER_SUPPRESSION_KEY") or "")
-    if key and key == str(config.get("SECRET_KEY") or ""):
+    key = settings.configured_suppression_key
+    if key and key == settings.secret_key:
         return [warning("MAILER_SUPPRESSION_KEY equals SECRET_KEY: give it its own value")]
     if key:
         return [ok("MAILER_SUPPRESSION_KEY is set separately from SECRET_KEY")]
-    if is_production(config):
+    if settings.is_production:
         return [warning("MAILER_SUPPRESSION_KEY is not set: suppressed addresses are hashed with a key derived "
                         "from SECRET_KEY, so changing SECRET_KEY would forget who must never be mailed again")]
     return [ok("MAILER_SUPPRESSION_KEY not set (derived from SECRET_KEY; set its own value in production)")]
 
 
-def check_base_url(config: dict[str, Any]) -> list[Finding]:
+def check_base_url(settings: Settings) -> list[Finding]:
     """Every link in every email starts with MAILER_BASE_URL; one-click unsubscribe needs https (RFC 8058)."""
-    raw = str(config.get("MAILER_BASE_URL") or "").strip()
+    raw = settings.base_url.strip()
     if not raw:
         return [error("MAILER_BASE_URL is not set: links in emails would go nowhere")]
     try:
@@ -95,87 +96,74 @@ def check_base_url(config: dict[str, Any]) -> list[Finding]:
         parts, host = None, None
     if parts is None or parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
         return [error(f"MAILER_BASE_URL {raw!r} is not a valid http(s) URL like https://members.example.org")]
-    if is_production(config) and parts.scheme != "https":
+    if settings.is_production and parts.scheme != "https":
         return [error(f"MAILER_BASE_URL {raw} is not https: links carry secret tokens, and one-click "
                       "unsubscribe requires https")]
-    if is_production(config) and host in ("127.0.0.1", "localhost", "::1"):
+    if settings.is_production and host in ("127.0.0.1", "localhost", "::1"):
         return [error(f"MAILER_BASE_URL {raw} points at this machine: members could not open the links")]
     return [ok(f"MAILER_BASE_URL is {raw}")]
 
 
-def check_sender(config: dict[str, Any]) -> list[Finding]:
+def check_sender(settings: Settings) -> list[Finding]:
     """Mail needs a From address; in production one on a real domain (not .test or .localhost)."""
     from email_validator import EmailNotValidError, validate_email
 
-    name, address = sender_parts(config)
+    name, address = settings.sender_parts
     try:
-        validate_email(address, check_deliverability=False, test_environment=not is_production(config))
+        validate_email(address, check_deliverability=False, test_environment=not settings.is_production)
     except EmailNotValidError:
-        return [error(f"MAIL_DEFAULT_SENDER {config.get('MAIL_DEFAULT_SENDER')!r} has no valid address: "
+        return [error(f"MAIL_DEFAULT_SENDER {settings.mail_default_sender!r} has no valid address: "
                       "use 'Forum name <noreply@your-domain>'")]
     return [ok(f"mail comes from {name} <{address}>")]
 
 
-def check_proxy(config: dict[str, Any]) -> list[Finding]:
+def check_proxy(settings: Settings) -> list[Finding]:
     """Behind nginx without ProxyFix every visitor looks like 127.0.0.1 and shares one rate limit."""
-    if int(config.get("MAILER_PROXY_FIX_X_FOR") or 0) > 0:
-        return [ok(f"trusting X-Forwarded-For from {config['MAILER_PROXY_FIX_X_FOR']} proxy(ies)")]
-    if is_production(config):
+    if settings.proxy_fix_x_for > 0:
+        return [ok(f"trusting X-Forwarded-For from {settings.proxy_fix_x_for} proxy(ies)")]
+    if settings.is_production:
         return [warning("MAILER_PROXY_FIX_X_FOR is 0: behind nginx every visitor shares the proxy's IP address, "
                         "so one busy join rate limit stops everyone (set it to 1 behind one proxy)")]
     return []
 
 
-def check_dkim(config: dict[str, Any]) -> list[Finding]:
-    """A configured key that cannot be used stops every tick, so it blocks sending (E4)."""
-    key_file = str(config.get("MAILER_DKIM_KEY_FILE") or "")
-    if not key_file:
-        if is_production(config):
+def check_dkim(settings: Settings) -> list[Finding]:
+    """Which key signs, and how strong it is (E4). A key that cannot be read or parsed never gets this
+    far: Settings refuses it at start-up, since it would stop every tick."""
+    if not settings.dkim_private_key:
+        if settings.is_production:
             return [warning("DKIM signing is off (MAILER_DKIM_KEY_FILE): unless your relay signs for your "
                             "domain, receivers may treat the mail as spam")]
         return [ok("DKIM signing is off (optional)")]
     import dkim.crypto
 
-    try:
-        data = Path(key_file).read_bytes()
-    except OSError as exc:
-        return [error(f"DKIM key {key_file} cannot be read: {exc.strerror or exc}")]
-    try:
-        key = dkim.crypto.parse_pem_private_key(data)
-    except (dkim.crypto.UnparsableKeyError, ValueError, IndexError) as exc:
-        return [error(f"DKIM key {key_file} is not a PEM RSA private key ({exc or 'unparsable'}): "
-                      "make one with `openssl genrsa -out dkim.key 2048`")]
-    bits = int(key["modulus"]).bit_length()
-    selector = str(config.get("MAILER_DKIM_SELECTOR") or "mail")
-    domain = str(config.get("MAILER_DKIM_DOMAIN") or message_id_domain(config))
-    if not (selector.isascii() and domain.isascii()):
-        return [error(f"DKIM selector {selector!r} and domain {domain!r} must be plain ASCII")]
-    findings = [ok(f"DKIM signs as {selector}._domainkey.{domain} with a {bits}-bit key")]
+    bits = int(dkim.crypto.parse_pem_private_key(settings.dkim_private_key)["modulus"]).bit_length()
+    findings = [ok(f"DKIM signs as {settings.dkim_selector}._domainkey.{settings.dkim_domain} with a {bits}-bit key")]
     if bits < 2048:
         findings.append(warning(f"DKIM key is {bits} bits: receivers expect at least 2048"))
     return findings
 
 
-def check_settings(config: dict[str, Any]) -> list[Finding]:
+def check_settings(settings: Settings) -> list[Finding]:
     """All the checks that read only the configuration."""
     return [
-        *check_secret_key(config),
-        *check_suppression_key(config),
-        *check_base_url(config),
-        *check_sender(config),
-        *check_proxy(config),
-        *check_dkim(config),
+        *check_secret_key(settings),
+        *check_suppression_key(settings),
+        *check_base_url(settings),
+        *check_sender(settings),
+        *check_proxy(settings),
+        *check_dkim(settings),
     ]
 
 
-def check_admin_passwords(with_dev_password: list[str], config: dict[str, Any]) -> list[Finding]:
+def check_admin_passwords(with_dev_password: list[str], settings: Settings) -> list[Finding]:
     """`seed-dev`'s password is in the README: an admin who still has it is open to anyone (issue 15).
 
     Takes the addresses of the admins whose password is the development one (admins.find_admins_with_password)."""
     if not with_dev_password:
         return [ok("no admin has the development password")]
     who = ", ".join(with_dev_password)
-    if is_production(config):
+    if settings.is_production:
         return [error(f"admin {who} has the development password from seed-dev, which anyone can read in the "
                       "README: set a new one with `flask --app wsgi create-admin ADDRESS`")]
     return [warning(f"admin {who} has the development password from seed-dev: fine for trying out, never for "
@@ -185,10 +173,10 @@ def check_admin_passwords(with_dev_password: list[str], config: dict[str, Any]) 
 # --- things we have to reach ------------------------------------------------------
 
 
-def check_smtp(open_connection: Callable[[], smtplib.SMTP], config: dict[str, Any]) -> list[Finding]:
+def check_smtp(open_connection: Callable[[], smtplib.SMTP], settings: Settings) -> list[Finding]:
     """Connect, STARTTLS and log in the way the worker will, then say QUIT."""
-    where = f"{config.get('MAIL_SERVER')}:{config.get('MAIL_PORT')}"
-    how = " with TLS" if config.get("MAIL_USE_TLS") or config.get("MAIL_USE_SSL") else ""
+    where = f"{settings.mail_server}:{settings.mail_port}"
+    how = " with TLS" if settings.mail_use_tls or settings.mail_use_ssl else ""
     try:
         smtp = open_connection()
     except (OSError, smtplib.SMTPException) as exc:
@@ -198,9 +186,9 @@ def check_smtp(open_connection: Callable[[], smtplib.SMTP], config: dict[str, An
         smtp.quit()
     except (OSError, smtplib.SMTPException):
         smtp.close()
-    logged_in = " and logged in" if config.get("MAIL_USERNAME") and config.get("MAIL_PASSWORD") else ""
+    logged_in = " and logged in" if settings.mail_username and settings.mail_password else ""
     findings = [ok(f"SMTP server {where} answered{how}{logged_in}")]
-    if is_production(config) and not how and config.get("MAIL_SERVER") not in ("127.0.0.1", "localhost", "::1"):
+    if settings.is_production and not how and settings.mail_server not in ("127.0.0.1", "localhost", "::1"):
         findings.append(warning(f"SMTP to {where} is not encrypted: set FLASK_MAIL_USE_TLS=true (port 587) "
                                 "or FLASK_MAIL_USE_SSL=true (port 465)"))
     return findings

@@ -7,9 +7,13 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .extensions import db
-from .housekeeping import Retention, purge, remove_old_import_files
-from .member_csv import import_dir
+from .housekeeping import purge, remove_old_import_files
+from .settings import Settings, settings_of
 from .transaction import transaction
+
+
+def _settings() -> Settings:
+    return settings_of(current_app)
 
 
 def register_cli(app: Flask) -> None:
@@ -98,13 +102,11 @@ def _terminal_progress():  # type: ignore[no-untyped-def]
 def purge_command() -> None:
     """Delete unconfirmed signups and old outbox rows past their retention period, and CSV
     import files more than a day old (C3)."""
-    config = current_app.config
+    settings = _settings()
     clock = current_app.extensions["mailer.clock"]
     with transaction(db.session):
-        counts = purge(db.session, clock=clock, retention=Retention.from_config(config))
-    import_files = remove_old_import_files(
-        import_dir(config["MAILER_IMPORT_DIR"], current_app.instance_path), clock=clock
-    )
+        counts = purge(db.session, clock=clock, retention=settings.retention)
+    import_files = remove_old_import_files(settings.import_dir, clock=clock)
     click.echo(f"{counts.describe()}; removed {import_files} import file(s) more than a day old")
 
 
@@ -141,7 +143,7 @@ def create_admin_command(email: str) -> None:
             admin = create_admin(db.session, email, password, clock=current_app.extensions["mailer.clock"])
     except InvalidInput as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Admin {admin.email} can now log in at {current_app.config['MAILER_BASE_URL']}/admin/login")
+    click.echo(f"Admin {admin.email} can now log in at {_settings().base_url}/admin/login")
 
 
 @click.command("seed-dev")
@@ -156,10 +158,9 @@ def seed_dev_command() -> None:
 
     from .admins import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, create_admin
     from .announcements import AnnouncementDraft, create_announcement
-    from .config import is_production
     from .models import Admin, Announcement
 
-    if is_production(current_app.config):
+    if _settings().is_production:
         raise click.ClickException(
             "seed-dev is for trying mailer out: it makes an admin whose password is published in the README. "
             "MAILER_ENV is production, so nothing was created. Make your admin with `create-admin ADDRESS`."
@@ -202,7 +203,7 @@ def members_import_command(file: str, dry_run: bool) -> None:
     from .errors import InvalidInput
 
     clock = current_app.extensions["mailer.clock"]
-    settings = member_csv.ImportSettings.from_config(current_app.config)
+    settings = _settings().import_settings
     try:
         preview = member_csv.summarise(
             member_csv.plan_import(
@@ -272,15 +273,16 @@ def check_command(smtp_timeout: float) -> None:
     from .runner import smtp_opener_for
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    database = check_database(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["migrate"].directory)
+    settings = settings_of(app)
+    database = check_database(settings.database_uri, app.extensions["migrate"].directory)
     findings = [
-        *check_settings(app.config),
-        *check_smtp(smtp_opener_for(app, smtp_timeout), app.config),
+        *check_settings(settings),
+        *check_smtp(smtp_opener_for(app, settings, smtp_timeout), settings),
         *database,
     ]
     if not blocks_sending(database):  # only a reachable, migrated database has admins to look at
         with transaction(db.session):
-            findings += check_admin_passwords(find_admins_with_password(db.session, DEV_ADMIN_PASSWORD), app.config)
+            findings += check_admin_passwords(find_admins_with_password(db.session, DEV_ADMIN_PASSWORD), settings)
     for finding in findings:
         click.echo(finding.line())
     if blocks_sending(findings):
@@ -291,12 +293,10 @@ def check_command(smtp_timeout: float) -> None:
 @with_appcontext
 def check_layout_command() -> None:
     """Check the operator's email layout override (issue 9); exit 1 when it exists but is not used."""
-    from .email_layout import check_layout, layout_directory, override_path
-    from .emails import MailSettings
+    from .email_layout import check_layout, override_path
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    directory = layout_directory(app.config["MAILER_EMAIL_TEMPLATE_DIR"], app.instance_path)
-    result = check_layout(override_path(directory), MailSettings.from_config(app.config))
+    settings = _settings()
+    result = check_layout(override_path(settings.email_template_dir), settings.mail_settings)
     click.echo(result.describe())
     if result.exists and not result.usable:
         raise click.exceptions.Exit(1)
@@ -316,7 +316,7 @@ def backup_command(output: str | None) -> None:
     from .backup import BackupRefused, backup_sqlite, default_backup_name, pg_dump_instructions
     from .worker_lock import sqlite_path
 
-    uri = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    uri = _settings().database_uri
     now = current_app.extensions["mailer.clock"].now()
     source = sqlite_path(uri)
     if source is None:
@@ -339,7 +339,7 @@ def bounce_server_command(host: str | None, port: int | None) -> None:
     from .bounce_server import run_bounce_server
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    port = port or int(app.config["MAILER_BOUNCE_SMTP_PORT"] or 0)
+    port = port or settings_of(app).bounce_smtp_port
     if not port:
         raise click.ClickException("the bounce server is off: set FLASK_MAILER_BOUNCE_SMTP_PORT or pass --port")
     run_bounce_server(app, host=host, port=port)

@@ -1,10 +1,11 @@
-"""Configuration: built-in defaults, then instance/config.py, then FLASK_* environment (P4)."""
+"""Configuration: built-in defaults, then instance/config.py, then FLASK_* environment (P4).
+
+This fills app.config; mailer.settings then parses it, once, into the Settings the code reads."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -145,23 +146,3 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 def is_production(config: dict[str, Any]) -> bool:
     return str(config.get("MAILER_ENV", "")).lower() == "production"
 
-
-def message_id_domain(config: dict[str, Any]) -> str:
-    """The domain for Message-IDs: configured, else the sender's, else the base URL's host."""
-    if config.get("MAILER_MESSAGE_ID_DOMAIN"):
-        return str(config["MAILER_MESSAGE_ID_DOMAIN"])
-    _, address = sender_parts(config)
-    if "@" in address:
-        return address.rsplit("@", 1)[1]
-    return urlsplit(config["MAILER_BASE_URL"]).hostname or "localhost"
-
-
-def sender_parts(config: dict[str, Any]) -> tuple[str, str]:
-    """(display name, address) from MAIL_DEFAULT_SENDER, given as a tuple or 'Name <addr>'."""
-    from email.utils import parseaddr
-
-    sender = config.get("MAIL_DEFAULT_SENDER") or ""
-    if isinstance(sender, (tuple, list)):
-        return str(sender[0]), str(sender[1])
-    name, address = parseaddr(str(sender))
-    return name or str(config.get("MAILER_FORUM_NAME", "")), address

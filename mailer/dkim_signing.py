@@ -4,8 +4,6 @@ so a relay cannot strip or change the one-click unsubscribe without breaking the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import dkim
 
@@ -20,18 +18,6 @@ class DkimSigner:
     selector: bytes
     domain: bytes
     private_key: bytes
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], default_domain: str) -> DkimSigner | None:
-        """None when DKIM is not configured; raises OSError when the key file cannot be read."""
-        key_file = config.get("MAILER_DKIM_KEY_FILE")
-        if not key_file:
-            return None
-        return cls(
-            selector=str(config.get("MAILER_DKIM_SELECTOR") or "mail").encode("ascii"),
-            domain=str(config.get("MAILER_DKIM_DOMAIN") or default_domain).encode("ascii"),
-            private_key=Path(key_file).read_bytes(),
-        )
 
     def sign(self, raw: bytes) -> bytes:
         present = {line.split(b":", 1)[0].strip().lower() for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")}

@@ -317,7 +317,3 @@ def _url_path(path: str) -> str:
 
 def _escape_markdown(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()<>#+!|~&])", r"\\\1", text)
-
-
-def document_dir(configured: str, instance_path: str) -> Path:
-    return Path(configured) if configured else Path(instance_path) / "documents"

@@ -144,12 +144,8 @@ class LayoutOverrideLoader(BaseLoader):
         return (stat.st_mtime, stat.st_size) == key
 
 
-def layout_directory(configured: str, instance_path: str) -> Path:
-    return Path(configured) if configured else Path(instance_path) / "email_templates"
-
-
-def install_layout_override(app: Any) -> None:
-    """Put the operator's layout in front of the built-in templates, for email/layout.html only."""
-    directory = layout_directory(app.config.get("MAILER_EMAIL_TEMPLATE_DIR", ""), app.instance_path)
+def install_layout_override(app: Any, directory: Path) -> None:
+    """Put the operator's layout (in Settings.email_template_dir) in front of the built-in templates,
+    for email/layout.html only."""
     env = app.jinja_env
     env.loader = ChoiceLoader([LayoutOverrideLoader(directory), env.loader])

@@ -17,7 +17,6 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from .compose import render_parts
-from .config import message_id_domain, sender_parts
 
 # Build with 78-column rules so long body lines are quoted-printable; write out with a
 # 998 limit so a long List-Unsubscribe URL stays one plain header line (STACK.md s.3).
@@ -29,7 +28,7 @@ _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
 
 @dataclass(frozen=True)
 class MailSettings:
-    """Who mail comes from and where its links point; read once from config."""
+    """Who mail comes from and where its links point: Settings.mail_settings."""
 
     forum_name: str
     from_name: str
@@ -39,24 +38,6 @@ class MailSettings:
     message_id_domain: str
     list_id: str
     base_url: str
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> MailSettings:
-        from_name, from_address = sender_parts(config)
-        domain = message_id_domain(config)
-        contact = config["MAILER_CONTACT_ADDRESS"]
-        forum = config["MAILER_FORUM_NAME"]
-        list_id = config.get("MAILER_LIST_ID") or f"members.{domain}"
-        return cls(
-            forum_name=forum,
-            from_name=from_name or forum,
-            from_address=from_address,
-            reply_to=config.get("MAILER_REPLY_TO") or contact,
-            contact_address=contact,
-            message_id_domain=domain,
-            list_id=f"{header_safe(forum)} <{list_id}>",
-            base_url=config["MAILER_BASE_URL"].rstrip("/"),
-        )
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,6 @@ the health check runs are small and indexed, so a monitor may poll it often."""
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,11 +14,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .models import OutboxMessage, OutboxState, WorkerHeartbeat
-
-
-def worker_id_for(config: dict[str, Any]) -> str:
-    """The configured MAILER_WORKER_ID, else host name and process id (as the engine names its claims)."""
-    return str(config.get("MAILER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}")[:100]
 
 
 def record_tick(connection: Connection, worker_id: str, *, now: datetime) -> None:

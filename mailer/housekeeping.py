@@ -40,13 +40,6 @@ class Retention:
     outbox: timedelta = timedelta(days=30)
     deliveries: timedelta = timedelta(days=365)
 
-    @classmethod
-    def from_config(cls, config: dict) -> Retention:  # type: ignore[type-arg]
-        return cls(
-            unconfirmed=timedelta(days=float(config["MAILER_UNCONFIRMED_RETENTION_DAYS"])),
-            outbox=timedelta(days=float(config["MAILER_OUTBOX_RETENTION_DAYS"])),
-            deliveries=timedelta(days=float(config["MAILER_DELIVERY_RETENTION_DAYS"])),
-        )
 
 
 def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCounts:

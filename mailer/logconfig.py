@@ -14,11 +14,14 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, has_request_context, request
 
 from .logsafe import RedactFilter, redact
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
@@ -84,10 +87,10 @@ def current_request_id() -> str:
 _HANDLER_MARK = "_mailer_handler"
 
 
-def configure_logging(app: Flask) -> None:
+def configure_logging(app: Flask, settings: Settings) -> None:
     """Install the root handler unless TESTING (or MAILER_LOG_SETUP says otherwise); always redact werkzeug."""
     _redact_logger(logging.getLogger("werkzeug"))
-    wanted = app.config.get("MAILER_LOG_SETUP")
+    wanted = settings.log_setup
     if wanted is None:
         wanted = not app.testing
     if not wanted:
@@ -101,7 +104,7 @@ def configure_logging(app: Flask) -> None:
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactFilter())
     root.addHandler(handler)
-    root.setLevel(str(app.config.get("MAILER_LOG_LEVEL") or "INFO").upper())
+    root.setLevel(settings.log_level)
     # Flask's own handler would print app.logger lines a second time, unredacted.
     from flask.logging import default_handler
 

@@ -33,7 +33,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from .addresses import MAX_ADDRESS_LENGTH, address_hash, normalise_address, suppression_key
+from .addresses import MAX_ADDRESS_LENGTH, address_hash, normalise_address
 from .clock import Clock
 from .errors import InvalidInput
 from .membership import MAX_NAME_LENGTH, clean_name
@@ -145,12 +145,6 @@ class ImportSettings:
     confirmations_per_minute: float = 60.0
     chunk_size: int = CHUNK_SIZE
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ImportSettings:
-        return cls(
-            suppression_key=suppression_key(config["MAILER_SUPPRESSION_KEY"], config["SECRET_KEY"]),
-            confirmations_per_minute=float(config["MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE"]),
-        )
 
 
 @dataclass
@@ -383,11 +377,6 @@ def unneutralise(cell: str) -> str:
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 UPLOAD_KEEP = timedelta(hours=24)
-
-
-def import_dir(configured: str, instance_path: str) -> Path:
-    """MAILER_IMPORT_DIR, or instance/imports."""
-    return Path(configured) if configured else Path(instance_path) / "imports"
 
 
 def new_upload_path(directory: Path) -> tuple[str, Path]:

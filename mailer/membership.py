@@ -6,9 +6,7 @@ raises domain exceptions; the caller owns the transaction."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -16,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import consent
-from .addresses import normalise_address, suppression_key
+from .addresses import normalise_address
 from .clock import Clock, FrozenClock
 from .consent import Evidence
 from .errors import InvalidInput, NotPending, TokenInvalid
@@ -47,18 +45,12 @@ class JoinDetails:
 
 @dataclass(frozen=True)
 class MembershipPolicy:
+    """What joining needs to know: Settings.membership_policy, for the pages and the worker alike."""
+
     suppression_key: bytes
     forum_name: str
     confirmation_interval: timedelta = timedelta(hours=1)
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> MembershipPolicy:
-        """The one reading of these settings, for the pages and the worker alike."""
-        return cls(
-            suppression_key=suppression_key(config["MAILER_SUPPRESSION_KEY"], config["SECRET_KEY"]),
-            forum_name=config["MAILER_FORUM_NAME"],
-            confirmation_interval=timedelta(minutes=float(config["MAILER_CONFIRMATION_INTERVAL_MINUTES"])),
-        )
 
 
 def clean_name(raw: str) -> str:

@@ -13,25 +13,22 @@ from functools import partial
 from flask import Flask
 
 from .announcement_mail import AnnouncementMail
-from .bounce_imap import ImapSettings, poll_bounce_mailbox
-from .bounces import BouncePolicy, BounceSummary, process_bounce_messages
-from .dkim_signing import DkimSigner
-from .emails import MailSettings
-from .engine.settings import EngineSettings
+from .bounce_imap import poll_bounce_mailbox
+from .bounces import BounceSummary, process_bounce_messages
 from .engine.rate_limit import RateLimiter
 from .engine.tick import TickSummary, run_tick
 from .engine.transport import SmtpTransport, flask_mail_opener
 from .extensions import db
 from .membership import MembershipPolicy, process_join_requests
+from .settings import Settings, settings_of
 from .transaction import transaction
 from .transactional import TransactionalMail
 
 log = logging.getLogger(__name__)
 
 
-def rate_limiter_for(app: Flask) -> RateLimiter | None:
+def rate_limiter_for(app: Flask, per_minute: int) -> RateLimiter | None:
     """The worker's rate limit lives as long as the app, so its window spans ticks."""
-    per_minute = int(app.config["MAILER_RATE_LIMIT_PER_MINUTE"] or 0)
     if per_minute <= 0:
         return None
     limiter = app.extensions.get("mailer.rate_limiter")
@@ -42,44 +39,45 @@ def rate_limiter_for(app: Flask) -> RateLimiter | None:
     return limiter
 
 
-def smtp_opener_for(app: Flask, timeout: float | None = None) -> Callable[[], smtplib.SMTP]:
+def smtp_opener_for(app: Flask, settings: Settings, timeout: float | None = None) -> Callable[[], smtplib.SMTP]:
     """Connections as the worker opens them: Flask-Mail's MAIL_* settings, our timeout and CA file."""
-    config = app.config
     return flask_mail_opener(
         app.extensions["mail"],
-        float(config["MAILER_SMTP_TIMEOUT"]) if timeout is None else timeout,
-        ca_file=config.get("MAILER_SMTP_CA_FILE") or None,
+        settings.smtp_timeout if timeout is None else timeout,
+        ca_file=settings.smtp_ca_file or None,
     )
 
 
-def run_tick_for_app(app: Flask, *, on_batch: Callable[[TickSummary], None] | None = None) -> TickSummary:
-    """One pass over due work inside its own app context (jobs get no ORM objects)."""
+def run_tick_for_app(
+    app: Flask, *, settings: Settings | None = None, on_batch: Callable[[TickSummary], None] | None = None
+) -> TickSummary:
+    """One pass over due work inside its own app context (jobs get no ORM objects).
+
+    `settings` are the app's unless given: a worker's sending process passes its own share."""
+    settings = settings or settings_of(app)
     with app.app_context():
-        config = app.config
         clock = app.extensions["mailer.clock"]
-        settings = MailSettings.from_config(config)
-        engine_settings = EngineSettings.from_config(config, envelope_from=settings.from_address)
-        opener = smtp_opener_for(app)
-        mail = TransactionalMail.from_config(app.jinja_env, config, clock=clock)
-        announcement_mail = AnnouncementMail.from_config(app.jinja_env, config, clock=clock)
-        signer = DkimSigner.from_config(config, settings.message_id_domain)
+        opener = smtp_opener_for(app, settings)
+        mail = TransactionalMail.from_settings(app.jinja_env, settings, clock=clock)
+        announcement_mail = AnnouncementMail.from_settings(app.jinja_env, settings, clock=clock)
+        signer = settings.dkim_signer
         try:
             return run_tick(
                 db.session,
                 open_transport=lambda: SmtpTransport(
                     opener,
-                    max_per_connection=int(config["MAILER_SMTP_MAX_PER_CONNECTION"]),
-                    rate_limiter=rate_limiter_for(app),
+                    max_per_connection=settings.smtp_max_per_connection,
+                    rate_limiter=rate_limiter_for(app, settings.rate_limit_per_minute),
                     sign=signer.sign if signer else None,
                 ),
                 mail=mail,
                 announcement_mail=announcement_mail,
-                settings=engine_settings,
+                settings=settings.engine_settings,
                 clock=clock,
                 on_batch=on_batch,
                 # Before each look at the outbox, also the first (the transport connects only when it
                 # sends, so this runs with the mail server down too): the confirmations go out with it.
-                take_new_work=partial(_carry_out_join_requests, MembershipPolicy.from_config(config)),
+                take_new_work=partial(_carry_out_join_requests, settings.membership_policy),
             )
         finally:
             db.session.remove()
@@ -89,7 +87,7 @@ def process_join_requests_for_app(app: Flask) -> None:
     """Carry out the join form posts stored since the last look (J1), without sending anything."""
     with app.app_context():
         try:
-            _carry_out_join_requests(MembershipPolicy.from_config(app.config))
+            _carry_out_join_requests(settings_of(app).membership_policy)
         finally:
             db.session.remove()
 
@@ -101,17 +99,12 @@ def _carry_out_join_requests(policy: MembershipPolicy) -> None:
         log.info("join: %s", outcome.value)
 
 
-def bounce_policy_for(app: Flask) -> BouncePolicy:
-    settings = MailSettings.from_config(app.config)
-    engine_settings = EngineSettings.from_config(app.config, envelope_from=settings.from_address)
-    return engine_settings.bounce_policy(max_bytes=int(app.config["MAILER_BOUNCE_MAX_BYTES"]))
-
-
-def process_bounces_for_app(app: Flask) -> BounceSummary:
+def process_bounces_for_app(app: Flask, settings: Settings | None = None) -> BounceSummary:
     """Fetch the bounce mailbox if one is configured, then read and count what was stored (issue 8).
 
     An unreachable mailbox is logged and skipped: what the bounce port stored is still processed."""
-    imap = ImapSettings.from_config(app.config)
+    settings = settings or settings_of(app)
+    imap = settings.imap_settings
     if imap is not None:
         try:
             poll_bounce_mailbox(app, imap)
@@ -119,6 +112,6 @@ def process_bounces_for_app(app: Flask) -> BounceSummary:
             log.warning("bounce mailbox: could not fetch: %s: %s", type(exc).__name__, exc)
     with app.app_context():
         try:
-            return process_bounce_messages(db.session, bounce_policy_for(app), clock=app.extensions["mailer.clock"])
+            return process_bounce_messages(db.session, settings.bounce_policy, clock=app.extensions["mailer.clock"])
         finally:
             db.session.remove()

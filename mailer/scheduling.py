@@ -5,10 +5,8 @@ Runs in its own process (`flask --app wsgi worker`), never inside the web app.""
 from __future__ import annotations
 
 import logging
-import os
+import multiprocessing
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +19,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .bounces import purge_bounce_messages
 from .extensions import db
-from .heartbeat import purge_heartbeats, record_tick, worker_id_for
-from .housekeeping import Retention, purge, remove_old_import_files
-from .member_csv import import_dir
+from .heartbeat import purge_heartbeats, record_tick
+from .housekeeping import purge, remove_old_import_files
 from .logconfig import set_process_fields
 from .runner import process_bounces_for_app, run_tick_for_app
+from .settings import Settings, settings_of
 from .transaction import transaction
 from .worker_lock import single_worker, sqlite_path
 
@@ -40,9 +38,9 @@ HEARTBEAT_EVERY = timedelta(seconds=10)  # during a long send, between batches
 HEARTBEAT_RETENTION = timedelta(days=7)
 
 
-def tick_job(app: Flask) -> None:
-    heartbeat = Heartbeat(app)
-    run_tick_for_app(app, on_batch=lambda _summary: heartbeat.beat(during_tick=True))
+def tick_job(app: Flask, settings: Settings) -> None:
+    heartbeat = Heartbeat(app, settings.worker_id)
+    run_tick_for_app(app, settings=settings, on_batch=lambda _summary: heartbeat.beat(during_tick=True))
     heartbeat.beat()
 
 
@@ -52,9 +50,9 @@ class Heartbeat:
     After every tick, and between batches of a long send so a monitor does not mistake
     a big announcement for a dead worker."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, worker_id: str | None = None) -> None:
         self.app = app
-        self.worker_id = worker_id_for(app.config)
+        self.worker_id = worker_id or settings_of(app).worker_id
         self._last_at: datetime | None = None
 
     def beat(self, *, during_tick: bool = False) -> None:
@@ -70,37 +68,30 @@ class Heartbeat:
         self._last_at = now
 
 
-def bounces_job(app: Flask) -> None:
+def bounces_job(app: Flask, settings: Settings) -> None:
     """Read bounce messages stored by the bounce server (issue 8); logs only when there was work."""
-    summary = process_bounces_for_app(app)
+    summary = process_bounces_for_app(app, settings)
     if summary.busy:
         log.info("bounces: %d processed, %d counted, %d complaints, %d unmatched, %d errors", summary.processed,
                  summary.counted, summary.complaints, summary.unmatched, summary.errors)
 
 
-def housekeeping_job(app: Flask) -> None:
+def housekeeping_job(app: Flask, settings: Settings) -> None:
+    clock = app.extensions["mailer.clock"]
     with app.app_context():
         try:
             with transaction(db.session):
-                counts = purge(
-                    db.session, clock=app.extensions["mailer.clock"], retention=Retention.from_config(app.config)
-                )
-                purge_heartbeats(db.session, older_than=app.extensions["mailer.clock"].now() - HEARTBEAT_RETENTION)
-                bounce_messages = purge_bounce_messages(
-                    db.session,
-                    older_than=app.extensions["mailer.clock"].now()
-                    - timedelta(days=float(app.config["MAILER_BOUNCE_RETENTION_DAYS"])),
-                )
-            import_files = remove_old_import_files(
-                import_dir(app.config["MAILER_IMPORT_DIR"], app.instance_path), clock=app.extensions["mailer.clock"]
-            )
+                counts = purge(db.session, clock=clock, retention=settings.retention)
+                purge_heartbeats(db.session, older_than=clock.now() - HEARTBEAT_RETENTION)
+                bounce_messages = purge_bounce_messages(db.session, older_than=clock.now() - settings.bounce_retention)
+            import_files = remove_old_import_files(settings.import_dir, clock=clock)
             log.info("housekeeping: %s; %d old bounce message(s); %d old import file(s)", counts.describe(),
                      bounce_messages, import_files)
         finally:
             db.session.remove()
 
 
-def build_scheduler(app: Flask) -> BlockingScheduler:
+def build_scheduler(app: Flask, settings: Settings) -> BlockingScheduler:
     scheduler = BlockingScheduler(
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -108,15 +99,15 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     scheduler.add_job(
         tick_job,
         "interval",
-        args=[app],
+        args=[app, settings],
         id=TICK_JOB_ID,
-        seconds=float(app.config["MAILER_TICK_SECONDS"]),
+        seconds=settings.tick_seconds,
         next_run_time=app.extensions["mailer.clock"].now(),
     )
     scheduler.add_job(
-        bounces_job, "interval", args=[app], id=BOUNCES_JOB_ID, seconds=float(app.config["MAILER_TICK_SECONDS"]) * 6,
+        bounces_job, "interval", args=[app, settings], id=BOUNCES_JOB_ID, seconds=settings.tick_seconds * 6
     )
-    scheduler.add_job(housekeeping_job, "cron", args=[app], id=HOUSEKEEPING_JOB_ID, hour=3, minute=17)
+    scheduler.add_job(housekeeping_job, "cron", args=[app, settings], id=HOUSEKEEPING_JOB_ID, hour=3, minute=17)
     return scheduler
 
 
@@ -124,54 +115,64 @@ def run_worker(app: Flask, *, wait_for_lock: bool = True) -> None:
     """Block until SIGTERM or Ctrl-C, then let a running tick finish and return.
 
     On SQLite only one worker may run: a second one waits for the first (or refuses)."""
-    set_process_fields(worker=worker_id_for(app.config))
-    with single_worker(app.config["SQLALCHEMY_DATABASE_URI"], wait=wait_for_lock), _extra_senders(app):
-        _run_scheduler(app)
+    settings = settings_of(app)
+    own, *others = _sending_processes(settings)
+    set_process_fields(worker=own.worker_id)
+    with single_worker(settings.database_uri, wait=wait_for_lock), _extra_senders(others):
+        _run_scheduler(app, own)
+
+
+def _sending_processes(settings: Settings) -> list[Settings]:
+    """MAILER_SMTP_CONCURRENCY > 1: the settings of that many sending processes, this one's first.
+    PostgreSQL only: SQLite has one worker (S7)."""
+    if settings.smtp_concurrency > 1 and sqlite_path(settings.database_uri) is not None:
+        log.warning("worker: MAILER_SMTP_CONCURRENCY=%d ignored: SQLite supports one sending process",
+                    settings.smtp_concurrency)
+        return [settings]
+    return settings.sending_processes()
+
+
+def run_sending_process(settings: Settings) -> None:
+    """A sending process's whole life: an app on the Settings its worker handed it, and the worker loop.
+
+    It reads no configuration of its own, so it sends with exactly what its worker was started with."""
+    from . import create_app
+
+    run_worker(create_app(settings=settings))
 
 
 @contextmanager
-def _extra_senders(app: Flask) -> Iterator[None]:
-    """MAILER_SMTP_CONCURRENCY > 1: that many sending processes, each with its own SMTP connection,
-    sharing the work through their claims. PostgreSQL only: SQLite has one worker (S7).
+def _extra_senders(others: list[Settings]) -> Iterator[None]:
+    """One more sending process for each of `others`, each with its own SMTP connection, sharing
+    the work through their claims; stopped (SIGTERM, then SIGKILL after a minute) when the block ends.
 
-    Processes, not threads: building messages is Python work that threads would serialise."""
-    wanted = int(app.config.get("MAILER_SMTP_CONCURRENCY") or 1)
-    if wanted <= 1:
+    Processes, not threads: building messages is Python work that threads would serialise. Started
+    fresh ("spawn"), never forked from a process holding database connections and threads; each
+    gets its Settings (they pickle) as its only argument."""
+    if not others:
         yield
         return
-    if sqlite_path(app.config["SQLALCHEMY_DATABASE_URI"]) is not None:
-        log.warning("worker: MAILER_SMTP_CONCURRENCY=%d ignored: SQLite supports one sending process", wanted)
-        yield
-        return
-    base_id = worker_id_for(app.config)
-    limit = int(app.config.get("MAILER_RATE_LIMIT_PER_MINUTE") or 0)
-    share = max(1, limit // wanted) if limit else 0  # the processes together stay within the limit
-    app.config["MAILER_RATE_LIMIT_PER_MINUTE"] = share
-    children = []
-    for number in range(2, wanted + 1):
-        env = {
-            **os.environ,
-            "FLASK_MAILER_SMTP_CONCURRENCY": "1",
-            "FLASK_MAILER_WORKER_ID": f"{base_id}/{number}",
-            "FLASK_MAILER_RATE_LIMIT_PER_MINUTE": str(share),
-        }
-        children.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env=env))
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=run_sending_process, args=(settings,), name=settings.worker_id)
+                for settings in others]
+    for child in children:
+        child.start()
     log.info("worker: started %d more sending process(es)", len(children))
     try:
         yield
     finally:
         for child in children:
-            if child.poll() is None:
+            if child.is_alive():
                 child.terminate()
         for child in children:
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+            child.join(timeout=60)
+            if child.is_alive():
                 child.kill()
+                child.join()
 
 
-def _run_scheduler(app: Flask) -> None:
-    scheduler = build_scheduler(app)
+def _run_scheduler(app: Flask, settings: Settings) -> None:
+    scheduler = build_scheduler(app, settings)
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     # SIGTERM/SIGINT wait for a watcher thread instead of interrupting the main thread: a handler
     # that runs while the scheduler holds one of its locks can deadlock, and one that runs before
@@ -189,7 +190,7 @@ def _run_scheduler(app: Flask) -> None:
 
     threading.Thread(target=watch_signals, name="worker-signals", daemon=True).start()
     try:
-        log.info("worker: started, tick every %ss", app.config["MAILER_TICK_SECONDS"])
+        log.info("worker: started, tick every %ss", settings.tick_seconds)
         scheduler.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)

@@ -4,9 +4,8 @@ Each kind is rendered once per sender and filled in per recipient (see emails.py
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 
@@ -15,6 +14,9 @@ from .emails import MailSettings, MailTemplate, render_template
 from .prebuilt import PrebuiltMessage
 from .models import MailKind
 from .tokens import Purpose, TokenMaker
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 SLOTS = ["name", "confirm_url", "unsubscribe_url", "preferences_url"]
 NAME_FALLBACK = "parent or carer"
@@ -36,13 +38,13 @@ class TransactionalMail:
         self._tokens = TokenMaker(secret_key, clock)
 
     @classmethod
-    def from_config(cls, jinja: Environment, config: Mapping[str, Any], *, clock: Clock) -> TransactionalMail:
+    def from_settings(cls, jinja: Environment, settings: Settings, *, clock: Clock) -> TransactionalMail:
         """The builder the app's settings describe."""
         return cls(
             jinja,
-            MailSettings.from_config(config),
-            secret_key=config["SECRET_KEY"],
-            confirm_days=int(config["MAILER_CONFIRM_MAX_AGE_DAYS"]),
+            settings.mail_settings,
+            secret_key=settings.secret_key,
+            confirm_days=settings.confirm_max_age_days,
             clock=clock,
         )
 

@@ -37,16 +37,22 @@ def register_web(app: Flask) -> None:
     app.after_request(_security_headers)
     app.jinja_env.globals["field_attrs"] = field_attrs
     app.jinja_env.globals["unsubscribe_token"] = _unsubscribe_token
+    app.context_processor(_page_settings)
+
+
+def _page_settings() -> dict[str, Any]:
+    """Pages show the forum's name, contact address and limits from `settings`, never from config."""
+    from .context import current_settings
+
+    return {"settings": current_settings()}
 
 
 def _unsubscribe_token(member: Any) -> str:
-    from flask import current_app
-
     from ..tokens import Purpose, make_token
+    from .context import clock, current_settings
 
     return make_token(
-        current_app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, member.link_key, member.token_version,
-        clock=current_app.extensions["mailer.clock"],
+        current_settings().secret_key, Purpose.UNSUBSCRIBE, member.link_key, member.token_version, clock=clock()
     )
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, session
+from flask import session
 
 from ..admins import find_admin_for_session
 from ..extensions import db, login_manager
 from ..models import Admin
-from .context import clock
+from .context import clock, current_settings
 
 LAST_SEEN_KEY = "admin_seen_at"
 # The last-seen time is rewritten at most this often, not on every request.
@@ -22,7 +22,7 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 def idle_limit() -> timedelta:
-    return timedelta(minutes=float(current_app.config["MAILER_ADMIN_IDLE_MINUTES"]))
+    return current_settings().admin_idle
 
 
 def mark_seen(now: datetime) -> None:

@@ -10,14 +10,20 @@ from ..clock import Clock
 from ..consent import Evidence
 from ..membership import MembershipPolicy
 from ..models import ConsentMethod
+from ..settings import Settings, settings_of
 
 
 def clock() -> Clock:
     return current_app.extensions["mailer.clock"]
 
 
+def current_settings() -> Settings:
+    """The app's Settings, parsed once by create_app: views read these, never app.config."""
+    return settings_of(current_app)
+
+
 def membership_policy() -> MembershipPolicy:
-    return MembershipPolicy.from_config(current_app.config)
+    return current_settings().membership_policy
 
 
 def evidence(method: ConsentMethod) -> Evidence:
@@ -25,8 +31,8 @@ def evidence(method: ConsentMethod) -> Evidence:
 
 
 def confirm_max_age_seconds() -> int:
-    return int(float(current_app.config["MAILER_CONFIRM_MAX_AGE_DAYS"]) * 86400)
+    return int(current_settings().confirm_max_age.total_seconds())
 
 
 def announcement_mail() -> AnnouncementMail:
-    return AnnouncementMail.from_config(current_app.jinja_env, current_app.config, clock=clock())
+    return AnnouncementMail.from_settings(current_app.jinja_env, current_settings(), clock=clock())

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from mailer import consent
-from mailer.addresses import normalise_address, suppression_key
+from mailer.addresses import normalise_address
 from mailer.extensions import db
 from mailer.models import ConsentEvent, JoinRequest, MailKind, Member, MemberStatus, OutboxMessage
 from mailer.outbox import enqueue_mail
 from mailer.runner import process_join_requests_for_app, run_tick_for_app
 from mailer.tokens import Purpose, make_token, new_link_key
+from mailer.settings import settings_of
 from support.factories import add_member, logged_in_admin, link_key_of
 from support.web import csrf_token, join
 
@@ -299,7 +300,7 @@ def test_join_answers_the_same_whoever_the_address_belongs_to(app, client, smtp,
     join(client, email="pending@example.org")
     with app.app_context():
         add_member("member@example.org", clock=clock)
-        key = suppression_key(app.config["MAILER_SUPPRESSION_KEY"], app.config["SECRET_KEY"])
+        key = settings_of(app).suppression_key
         consent.suppress_address(
             db.session, key, normalise_address("suppressed@example.org")[1], "bounces", clock=clock
         )

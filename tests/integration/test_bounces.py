@@ -28,6 +28,7 @@ from mailer.models import (
     MemberStatus,
 )
 from mailer.runner import process_bounces_for_app, run_tick_for_app
+from mailer.settings import settings_of
 from support.factories import add_member, due_announcement, logged_in_admin
 from support.smtp_sink import free_port
 
@@ -410,7 +411,6 @@ def test_unreachable_imap_mailbox_does_not_stop_processing(make_app, bounce_port
 def test_erasure_and_retention_remove_the_raw_reports(bounce_app, bounce_port, clock, smtp):
     """Raw DSNs quote the address: erasing the member deletes them and their events; old ones are purged (C3)."""
     from mailer.bounces import purge_bounce_messages
-    from mailer.engine.settings import EngineSettings
     from mailer.rights import erase_member
 
     with bounce_app.app_context():
@@ -421,7 +421,7 @@ def test_erasure_and_retention_remove_the_raw_reports(bounce_app, bounce_port, c
         deliver(bounce_port, dsn("rfc3464_permanent.eml", senders[address], address), senders[address])
     process_bounces_for_app(bounce_app)
     with bounce_app.app_context():
-        key = EngineSettings.from_config(bounce_app.config, envelope_from="x@forum.test").suppression_key
+        key = settings_of(bounce_app).suppression_key
         erase_member(db.session, db.session.get(Member, sam), suppression_key=key, clock=clock)
         db.session.commit()
         raws = list(db.session.scalars(select(BounceMessage.raw)))

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from conftest import base_config
 from mailer import create_app, member_csv
-from mailer.addresses import address_hash, suppression_key
+from mailer.addresses import address_hash
 from mailer.extensions import db
 from mailer.models import (
     ConsentAction,
@@ -34,6 +34,7 @@ from mailer.models import (
 )
 from mailer.outbox import enqueue_mail
 from mailer.runner import run_tick_for_app
+from mailer.settings import settings_of
 from support.factories import ADMIN_EMAIL, add_member, add_members, admin_post, compose, logged_in_admin
 from support.mail import link_to
 from support.web import csrf_token, join_and_confirm, path_of, post_button
@@ -81,7 +82,7 @@ def table_counts(app: Any) -> dict[str, int]:
 
 def suppress(app: Any, clock: Any, email: str, reason: str) -> None:
     with app.app_context():
-        key = suppression_key(app.config["MAILER_SUPPRESSION_KEY"], app.config["SECRET_KEY"])
+        key = settings_of(app).suppression_key
         db.session.add(Suppression(address_hash=address_hash(key, email), reason=reason, created_at=clock.now()))
         db.session.commit()
 
@@ -250,8 +251,8 @@ def test_export_round_trip_into_a_fresh_copy_with_formula_cells_neutralised(app,
         "leaving@example.org,Lee Leaving,,yes,,,\r\n"
     )
     with app.app_context():
-        member_csv.apply_import(db.session, io.StringIO(source), settings=member_csv.ImportSettings.from_config(
-            app.config), clock=clock)
+        member_csv.apply_import(db.session, io.StringIO(source), settings=settings_of(app).import_settings,
+                                 clock=clock)
         leaving = db.session.scalar(select(Member.id).where(Member.email == "leaving@example.org"))
     assert admin_post(admin, f"/admin/members/{leaving}", f"/admin/members/{leaving}/unsubscribe").status_code == 303
 
@@ -282,7 +283,7 @@ def test_export_round_trip_into_a_fresh_copy_with_formula_cells_neutralised(app,
         with fresh.app_context():
             summary = member_csv.apply_import(
                 db.session, member_csv.read_lines(io.BytesIO(body)),
-                settings=member_csv.ImportSettings.from_config(fresh.config), clock=clock,
+                settings=settings_of(fresh).import_settings, clock=clock,
             )
         assert summary.counts == {**{o: 0 for o in member_csv.Outcome}, "new_member_with_evidence": 2,
                                   "new_pending": 1, "new_unsubscribed": 1}
@@ -426,7 +427,7 @@ def test_admin_actions_on_member_detail(app, clock, smtp):
         assert db.session.scalar(select(Suppression.reason)) == "erased"
         outcome = list(member_csv.plan_import(
             db.session, io.StringIO("email,consent_date,consent_source\ngoing@example.org,2025-01-01,Sheet\n"),
-            suppression_key=member_csv.ImportSettings.from_config(app.config).suppression_key, clock=clock))
+            suppression_key=settings_of(app).suppression_key, clock=clock))
     assert [o.outcome for o in outcome] == [member_csv.Outcome.SUPPRESSED]
 
 
@@ -626,7 +627,7 @@ def test_import_files_are_removed_after_a_day_by_purge_and_housekeeping(app, clo
         assert ran.exit_code == 0, ran.output
         assert "removed 3 import file(s) more than a day old" in ran.output
     else:
-        housekeeping_job(app)
+        housekeeping_job(app, settings_of(app))
     assert sorted(import_dir.iterdir()) == sorted([fresh_upload, fresh_result])
     assert admin.get(f"/admin/members/import/{old_upload.stem}").status_code == 400  # "upload it again"
 

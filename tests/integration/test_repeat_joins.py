@@ -14,10 +14,11 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from mailer.addresses import address_hash, suppression_key
+from mailer.addresses import address_hash
 from mailer.extensions import db
 from mailer.models import JoinRequest, Member, MemberStatus, SocialMedia, Suppression
 from mailer.runner import run_tick_for_app
+from mailer.settings import settings_of
 from support.factories import add_member
 from support.mail import link_to
 from support.web import join
@@ -74,7 +75,7 @@ def addresses_in_every_state(app: Any, clock: Any) -> dict[str, str]:
         add_member("member@example.org", clock=clock)
         add_member("pending@example.org", clock=clock, status=MemberStatus.PENDING)
         add_member("left@example.org", clock=clock, status=MemberStatus.UNSUBSCRIBED)
-        key = suppression_key(app.config["MAILER_SUPPRESSION_KEY"], app.config["SECRET_KEY"])
+        key = settings_of(app).suppression_key
         db.session.add(Suppression(address_hash=address_hash(key, "erased@example.org"), reason="erased",
                                    created_at=clock.now()))
         db.session.commit()

@@ -20,6 +20,7 @@ from mailer.models import (
     Suppression,
 )
 from mailer.runner import process_join_requests_for_app, run_tick_for_app
+from mailer.settings import settings_of
 from support.factories import add_member, admin_post, compose, logged_in_admin, link_key_of
 from support.mail import link_to
 from support.web import csrf_token, join, join_and_confirm, path_of, post_button
@@ -132,10 +133,10 @@ def test_erase_then_rejoin_and_confirm(app, client, smtp, clock):
 
 def test_bounce_suppression_blocks_rejoining(app, client, smtp, clock):
     """An address suppressed for bounces gets nothing when someone joins with it again."""
-    from mailer.addresses import address_hash, suppression_key
+    from mailer.addresses import address_hash
 
     with app.app_context():
-        key = suppression_key(app.config["MAILER_SUPPRESSION_KEY"], app.config["SECRET_KEY"])
+        key = settings_of(app).suppression_key
         db.session.add(Suppression(address_hash=address_hash(key, "bounced@example.org"), reason="bounces", created_at=clock.now()))
         db.session.commit()
     assert join(client, email="bounced@example.org").status_code == 303

@@ -17,12 +17,13 @@ from mailer.errors import InvalidInput
 from mailer.extensions import db
 from mailer.member_csv import Outcome
 from mailer.models import ConsentEvent, Member, OutboxMessage
+from mailer.settings import settings_of
 
 sqlite_only = pytest.mark.parametrize("database_uri", ["sqlite"], indirect=True)
 
 
 def settings(app: Any, per_minute: float = 60) -> member_csv.ImportSettings:
-    base = member_csv.ImportSettings.from_config(app.config)
+    base = settings_of(app).import_settings
     return member_csv.ImportSettings(base.suppression_key, per_minute, chunk_size=base.chunk_size)
 
 

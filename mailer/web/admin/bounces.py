@@ -4,14 +4,12 @@ Read-only and thin: the lists come from mailer.bounces."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from flask import current_app, render_template
+from flask import render_template
 
 from ... import bounces
 from ...announcements import to_london
 from ...extensions import db
-from ..context import clock
+from ..context import clock, current_settings
 from . import bp
 
 KIND_WORDS = {
@@ -23,11 +21,7 @@ KIND_WORDS = {
 
 @bp.get("/bounces")
 def bounces_page():  # type: ignore[no-untyped-def]
-    config = current_app.config
-    policy = bounces.BouncePolicy(
-        threshold=int(config["MAILER_BOUNCE_THRESHOLD"]),
-        decay=timedelta(days=float(config["MAILER_BOUNCE_DECAY_DAYS"])),
-    )
+    policy = current_settings().bounce_policy
     return render_template(
         "admin/bounces.html",
         recent=bounces.list_recent_bounces(db.session, limit=100),

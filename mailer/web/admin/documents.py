@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -20,7 +20,7 @@ from ...errors import InvalidInput, StorageFull
 from ...extensions import db
 from ...models import Announcement, Document
 from ...transaction import transaction
-from ..context import clock
+from ..context import clock, current_settings
 from . import bp
 from .forms import ActionForm
 
@@ -100,8 +100,8 @@ def delete_document(announcement_id: int, document_id: int):  # type: ignore[no-
 
 
 def _max_bytes() -> int:
-    return int(current_app.config["MAILER_DOCUMENT_MAX_BYTES"])
+    return current_settings().document_max_bytes
 
 
 def _directory() -> Path:
-    return domain.document_dir(current_app.config["MAILER_DOCUMENT_DIR"], current_app.instance_path)
+    return current_settings().document_dir

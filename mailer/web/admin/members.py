@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Response, current_app, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -23,7 +23,7 @@ from ...extensions import db
 from ...membership import list_groups
 from ...models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
 from ...transaction import transaction
-from ..context import clock, membership_policy
+from ..context import clock, current_settings, membership_policy
 from ..numbers import int_arg
 from . import bp
 from .forms import ActionForm
@@ -148,8 +148,8 @@ def member(member_id: int):  # type: ignore[no-untyped-def]
         member=item,
         history=member_admin.find_member_history(db.session, item.id),
         bounce_events=bounces.list_member_bounces(db.session, item.id),
-        bounce_threshold=int(current_app.config["MAILER_BOUNCE_THRESHOLD"]),
-        bounce_decay_days=int(float(current_app.config["MAILER_BOUNCE_DECAY_DAYS"])),
+        bounce_threshold=current_settings().bounce_threshold,
+        bounce_decay_days=int(current_settings().bounce_decay_days),
         next_confirmation_at=member_admin.next_confirmation_allowed_at(item, membership_policy()),
         now=clock().now(),
         action_form=ActionForm(),
@@ -231,7 +231,7 @@ def import_upload_limit(endpoint: str | None, values: dict[str, object] | None) 
     ahead of all of them. A file over the limit gets the 413 page; every other form, and
     anyone not logged in, keeps MAX_CONTENT_LENGTH."""
     if endpoint == "admin.import_members" and current_user.is_authenticated:
-        request.max_content_length = int(current_app.config["MAILER_IMPORT_MAX_BYTES"])
+        request.max_content_length = current_settings().import_max_bytes
 
 
 @bp.route("/members/import", methods=["GET", "POST"])
@@ -274,7 +274,7 @@ def import_preview(import_id: str):  # type: ignore[no-untyped-def]
         "admin/members/preview.html",
         summary=summary,
         import_id=import_id,
-        per_minute=float(current_app.config["MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE"]),
+        per_minute=current_settings().import_confirmations_per_minute,
         action_form=ActionForm(),
         **_template_words(),
     )
@@ -287,7 +287,7 @@ def import_apply(import_id: str):  # type: ignore[no-untyped-def]
     summary = member_csv.apply_import(
         db.session,
         member_csv.read_file_lines(path),
-        settings=member_csv.ImportSettings.from_config(current_app.config),
+        settings=current_settings().import_settings,
         clock=clock(),
         admin_id=current_user.id,
     )
@@ -327,9 +327,9 @@ def _upload_page(form: ImportUploadForm) -> str:
         form=form,
         columns=member_csv.EXPORT_COLUMNS,
         groups=list_groups(db.session),
-        max_megabytes=int(current_app.config["MAILER_IMPORT_MAX_BYTES"]) // (1024 * 1024),
+        max_megabytes=current_settings().import_max_bytes // (1024 * 1024),
     )
 
 
 def _import_dir() -> Path:
-    return member_csv.import_dir(current_app.config["MAILER_IMPORT_DIR"], current_app.instance_path)
+    return current_settings().import_dir

@@ -36,7 +36,7 @@ from ...models import Announcement, Delivery, MailKind, Member
 from ...outbox import enqueue_mail
 from ...transaction import transaction
 from ..auth import mark_seen
-from ..context import announcement_mail, clock, membership_policy
+from ..context import announcement_mail, clock, current_settings, membership_policy
 from ..numbers import int_arg
 from . import bp
 from .forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
@@ -53,11 +53,11 @@ def _login_account_key() -> str:
 
 
 def _login_limit_ip() -> str:
-    return current_app.config["MAILER_LOGIN_RATE_LIMIT_IP"]
+    return current_settings().login_rate_limit_ip
 
 
 def _login_limit_account() -> str:
-    return current_app.config["MAILER_LOGIN_RATE_LIMIT_ACCOUNT"]
+    return current_settings().login_rate_limit_account
 
 
 def _failed_login(response: Response) -> bool:
@@ -363,7 +363,7 @@ def consent_wording():  # type: ignore[no-untyped-def]
 @bp.route("/announcements/<int:announcement_id>/delete", methods=["GET", "POST"])
 def delete_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
     """GET asks (and whether to keep its documents online); POST deletes."""
-    from ...documents import document_dir, list_documents, remove_stored_file
+    from ...documents import list_documents, remove_stored_file
 
     item = db.get_or_404(Announcement, announcement_id)
     documents = list_documents(db.session, item.id)
@@ -373,7 +373,7 @@ def delete_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
         subject = item.subject
         with transaction(db.session):
             removed = domain.delete_announcement(db.session, item, keep_documents=keep)
-        directory = document_dir(current_app.config["MAILER_DOCUMENT_DIR"], current_app.instance_path)
+        directory = current_settings().document_dir
         for storage_name in removed:  # after the commit: the rows went first
             remove_stored_file(directory, storage_name)
         flash(f"“{subject}” is deleted." + (" Its documents stay online." if documents and keep else ""))

@@ -5,10 +5,11 @@ name is there for people and browsers (any name serves the same file)."""
 
 from __future__ import annotations
 
-from flask import abort, current_app, send_file
+from flask import abort, send_file
 
-from ...documents import KINDS, document_dir, download_name, find_document, stored_path
+from ...documents import KINDS, download_name, find_document, stored_path
 from ...extensions import db
+from ..context import current_settings
 from . import bp
 
 
@@ -17,7 +18,7 @@ def document(public_id: str, name: str):  # type: ignore[no-untyped-def]
     item = find_document(db.session, public_id)
     if item is None or item.kind not in KINDS:
         abort(404)
-    path = stored_path(document_dir(current_app.config["MAILER_DOCUMENT_DIR"], current_app.instance_path), item)
+    path = stored_path(current_settings().document_dir, item)
     if not path.is_file():
         abort(404)
     kind = KINDS[item.kind]

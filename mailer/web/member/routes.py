@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Response, current_app, redirect, render_template, url_for
+from flask import Response, redirect, render_template, url_for
 from wtforms import SelectChoice
 
 from ... import membership, rights
@@ -14,7 +14,7 @@ from ...extensions import db, limiter
 from ...models import ConsentMethod, Member, SocialMedia
 from ...tokens import Purpose, read_token
 from ...transaction import transaction
-from ..context import clock, evidence, membership_policy
+from ..context import clock, current_settings, evidence, membership_policy
 from ..public.forms import ButtonForm
 from . import bp
 from .forms import LostLinkForm, PreferencesForm
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def _member(token: str) -> Member:
-    link_key, version = read_token(current_app.config["SECRET_KEY"], Purpose.PREFERENCES, token, clock=clock())
+    link_key, version = read_token(current_settings().secret_key, Purpose.PREFERENCES, token, clock=clock())
     return membership.find_member_for_link(db.session, link_key, version)
 
 
@@ -86,7 +86,7 @@ def erase(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/preferences", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["MAILER_JOIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(lambda: current_settings().join_rate_limit, methods=["POST"])
 def lost_link():  # type: ignore[no-untyped-def]
     """A member who lost their link asks for a new one; the answer is the same for any address."""
     form = LostLinkForm()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask import jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import text
 from wtforms import SelectChoice, ValidationError
@@ -18,7 +18,7 @@ from ...heartbeat import find_sending_health
 from ...models import ConsentMethod, SocialMedia
 from ...tokens import Purpose, read_token
 from ...transaction import transaction
-from ..context import clock, confirm_max_age_seconds, evidence, membership_policy
+from ..context import clock, confirm_max_age_seconds, current_settings, evidence, membership_policy
 from . import bp
 from .forms import ButtonForm, JoinForm
 
@@ -26,11 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def _join_rate_limit() -> str:
-    return current_app.config["MAILER_JOIN_RATE_LIMIT"]
+    return current_settings().join_rate_limit
 
 
 def _join_address_rate_limit() -> str:
-    return current_app.config["MAILER_JOIN_RATE_LIMIT_PER_ADDRESS"]
+    return current_settings().join_rate_limit_per_address
 
 
 def _join_address_key() -> str:
@@ -77,7 +77,7 @@ def join():  # type: ignore[no-untyped-def]
         else:
             return redirect(url_for(".join_done"), 303)
     status = 400 if form.is_submitted() else 200
-    wording_text = consent.wording_as_shown(wording, current_app.config["MAILER_FORUM_NAME"])
+    wording_text = consent.wording_as_shown(wording, current_settings().forum_name)
     return render_template("public/join.html", form=form, wording_text=wording_text), status
 
 
@@ -108,7 +108,7 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
 def confirm_new_link(token: str):  # type: ignore[no-untyped-def]
     """An expired confirmation link can ask for a fresh one; the signature must still be ours."""
     # No age limit here: an old link may ask for a new one, but the signature must be ours.
-    link_key, version = read_token(current_app.config["SECRET_KEY"], Purpose.CONFIRM, token, clock=clock())
+    link_key, version = read_token(current_settings().secret_key, Purpose.CONFIRM, token, clock=clock())
     with transaction(db.session):
         membership.resend_confirmation(db.session, link_key, version, policy=membership_policy(), clock=clock())
     return render_template("public/join_done.html", resent=True)
@@ -150,7 +150,7 @@ def healthz():  # type: ignore[no-untyped-def]
         log.warning("healthz: database did not answer")
         return jsonify(status="unavailable", database="unavailable"), 503
     now = clock().now()
-    recent = timedelta(seconds=max(60.0, 5 * float(current_app.config["MAILER_TICK_SECONDS"])))
+    recent = timedelta(seconds=max(60.0, 5 * current_settings().tick_seconds))
     try:
         sending = find_sending_health(db.session, now=now, recent=recent).as_json(now)
     except Exception:  # noqa: BLE001 - e.g. a schema not yet upgraded: the database itself answered
@@ -163,7 +163,7 @@ def healthz():  # type: ignore[no-untyped-def]
 def _read(purpose: Purpose, token: str) -> tuple[str, int]:
     max_age = confirm_max_age_seconds() if purpose is Purpose.CONFIRM else None
     return read_token(
-        current_app.config["SECRET_KEY"], purpose, token, clock=clock(), max_age_seconds=max_age
+        current_settings().secret_key, purpose, token, clock=clock(), max_age_seconds=max_age
     )
 
 
