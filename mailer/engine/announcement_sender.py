@@ -1,17 +1,18 @@
 """Announcements through the engine: start due ones, send claimed deliveries, finish (S1, S3-S5).
 
-The delivery rows are the queue. Claims commit before any SMTP; results are marked in
-small transactions after the server answered; a crash leaves claims that expire and
-are taken again (at-least-once, duplicates bounded by the claimed batch)."""
+The delivery rows are the queue, a kind of queued mail that engine/queue.py sends: claims commit
+before any SMTP; results are marked in small transactions after the server answered; a crash
+leaves claims that expire and are taken again (at-least-once, duplicates bounded by the claimed
+batch). This module says how deliveries are claimed and built, which are skipped or handed back
+when a member left or an admin paused (S5), and that a refusal counts as a bounce (S4)."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Integer, Select, and_, exists, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
@@ -22,7 +23,6 @@ from ..announcement_states import Action, attempt
 from ..announcements import audience
 from ..clock import Clock
 from ..documents import find_document_links
-from ..logsafe import redact
 from ..models import (
     Announcement,
     AnnouncementState,
@@ -38,22 +38,25 @@ from ..models import (
 )
 from ..transaction import transaction
 from ..verp import VerpKind
-from .claims import claim_due, release_expired
 from .idsets import in_ids
+from .queue import QueueKind, QueueSummary, SetAside, States
 from .settings import EngineSettings
-from .transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, unwritable
+from .transport import SendFailure
 
 log = logging.getLogger(__name__)
 
+_LEFT = SetAside(DeliveryState.SKIPPED, "no longer a member when its turn came")
+_PAUSED = SetAside(DeliveryState.PENDING)  # handed back as it was: it goes when the announcement is resumed
 
 
 @dataclass(frozen=True)
 class _Recipient:
-    delivery_id: int
+    id: int  # the delivery's
     announcement_id: int
+    content: AnnouncementContent
     member_id: int | None
     link_key: str
-    email: str
+    address: str
     name: str
     token_version: int
     wanted: bool
@@ -61,22 +64,14 @@ class _Recipient:
 
 
 @dataclass
-class DeliverySummary:
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    skipped: int = 0
-    server_unavailable: bool = False
+class DeliverySummary(QueueSummary):
     started: list[int] = field(default_factory=list)
     held: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
 
-    def add(self, other: DeliverySummary) -> None:
-        self.sent += other.sent
-        self.retrying += other.retrying
-        self.failed += other.failed
-        self.skipped += other.skipped
-        self.server_unavailable = self.server_unavailable or other.server_unavailable
+    @property
+    def skipped(self) -> int:
+        return self.set_aside[DeliveryState.SKIPPED]
 
 
 def start_due_announcements(
@@ -149,122 +144,66 @@ def _sending_ids() -> Select[tuple[int]]:
     return select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
 
 
-def release_expired_deliveries(session: Session, *, settings: EngineSettings, clock: Clock) -> None:
-    """Deliveries claimed by a worker that stopped (its lease ran out) go back in the queue (S3)."""
-    sending = _sending_ids()
-    with transaction(session):
-        released = release_expired(
-            session, Delivery, pending=DeliveryState.PENDING, sending=DeliveryState.SENDING, now=clock.now(),
-            lease=settings.lease, scope=Delivery.announcement_id.in_(sending),
-        )
-    if released:
-        log.warning("%d delivery(ies) claimed longer ago than the lease are sent again", released)
+class DeliveryQueue(QueueKind[_Recipient]):
+    """Announcement deliveries, one row per member, claimed announcement by announcement."""
 
+    model = Delivery
+    states = States.of(DeliveryState)
+    verp = VerpKind.DELIVERY
+    noun = "delivery(ies)"
 
-def claim_deliveries(session: Session, *, settings: EngineSettings, clock: Clock) -> list[int]:
-    """Claim up to a batch of due deliveries, announcement by announcement in the order they started,
-    and commit: each claim is a range of the queue index for one announcement (engine/claims.py)."""
-    sending = _sending_ids()
-    ids: list[int] = []
-    with transaction(session):
-        for announcement_id in session.scalars(sending.order_by(Announcement.started_at, Announcement.id)).all():
-            ids += claim_due(
-                session,
-                Delivery,
-                pending=DeliveryState.PENDING,
-                sending=DeliveryState.SENDING,
-                worker_id=settings.worker_id,
-                now=clock.now(),
-                limit=settings.batch_size - len(ids),
-                # Still sending when the claim runs (an admin may pause in between), in the same statement.
-                scope=and_(Delivery.announcement_id == announcement_id, Delivery.announcement_id.in_(sending)),
-            )
-            if len(ids) >= settings.batch_size:
-                break
-    return ids
+    def __init__(self, mail: AnnouncementMail) -> None:
+        self.mail = mail
 
-
-def send_delivery_batch(
-    session: Session,
-    transport: SmtpTransport,
-    mail: AnnouncementMail,
-    *,
-    settings: EngineSettings,
-    clock: Clock,
-) -> tuple[int, DeliverySummary]:
-    """Claim one batch of deliveries of sending announcements, send, record. Returns (claimed, summary)."""
-    ids = claim_deliveries(session, settings=settings, clock=clock)
-    summary = DeliverySummary()
-    if not ids:
-        return 0, summary
-    started = time.monotonic()
-    with transaction(session):
-        recipients = _load_recipients(session, ids)
-        contents = _load_contents(session, mail, {r.announcement_id for r in recipients})
-    results: list[tuple[_Recipient, DeliveryState, SendFailure | None]] = []
-    settled: set[int] = set()  # delivery ids with an outcome, written or about to be
-
-    def settle(recipient: _Recipient, state: DeliveryState, failure: SendFailure | None) -> None:
-        results.append((recipient, state, failure))
-        settled.add(recipient.delivery_id)
-
-    def messages() -> Iterator[Outgoing]:
-        """The batch's messages, built as the connection is ready for each; rows not to send are settled here."""
-        last_check = time.monotonic()
-        gone: set[int] = set()
-        paused: set[int] = set()
-        for position, recipient in enumerate(recipients):
-            if time.monotonic() - last_check >= settings.recheck_seconds:
-                # Someone may have left, or an admin paused, since the batch was read (S5); the answer
-                # holds for the rest of the batch until the next look.
-                gone, paused = _recheck(session, recipients[position:])
-                last_check = time.monotonic()
-            if recipient.announcement_id in paused:
-                settle(recipient, DeliveryState.PENDING, None)
-                continue
-            if not recipient.wanted or recipient.delivery_id in gone:
-                settle(recipient, DeliveryState.SKIPPED, None)
-                continue
-            try:
-                raw = mail.build_for_member(
-                    contents[recipient.announcement_id],
-                    link_key=recipient.link_key,
-                    token_version=recipient.token_version,
-                    to_address=recipient.email,
-                    to_name=recipient.name,
-                    now=clock.now(),
-                    group_names=recipient.group_names,
+    @classmethod
+    def claim(cls, session: Session, *, settings: EngineSettings, clock: Clock) -> list[int]:
+        """Claim up to a batch of due deliveries, announcement by announcement in the order they started,
+        and commit: each claim is a range of the queue index for one announcement (engine/claims.py)."""
+        sending = _sending_ids()
+        ids: list[int] = []
+        with transaction(session):
+            for announcement_id in session.scalars(sending.order_by(Announcement.started_at, Announcement.id)).all():
+                ids += cls.claim_rows(
+                    session, settings=settings, clock=clock, limit=settings.batch_size - len(ids),
+                    # Still sending when the claim runs (an admin may pause in between), in the same statement.
+                    scope=and_(Delivery.announcement_id == announcement_id, Delivery.announcement_id.in_(sending)),
                 )
-            except ValueError as exc:  # an address the email package cannot write: this one fails, the rest go
-                settle(recipient, DeliveryState.FAILED, unwritable(exc))
-                continue
-            yield Outgoing(recipient, settings.envelope_for(VerpKind.DELIVERY, recipient.delivery_id), recipient.email, raw)
+                if len(ids) >= settings.batch_size:
+                    break
+        return ids
 
-    last_marked = time.monotonic()
-    try:
-        with closing(transport.send_all(messages())) as outcomes:
-            for recipient, failure in outcomes:
-                if failure is None:
-                    settle(recipient, DeliveryState.SENT, None)
-                else:
-                    settle(recipient, DeliveryState.FAILED if failure.permanent else DeliveryState.PENDING, failure)
-                if settings.time_to_mark(len(results), last_marked):
-                    _record(session, results, settings=settings, clock=clock, summary=summary)
-                    last_marked = time.monotonic()
-    except ServerUnavailable as exc:
-        waiting = [r.delivery_id for r in recipients if r.delivery_id not in settled]
-        log.warning("mail server unavailable, %d delivery(ies) wait: %s", len(waiting), redact(str(exc)))
-        summary.server_unavailable = True
-        _record(session, results, settings=settings, clock=clock, summary=summary)
-        _release(session, waiting, str(exc))
-        return len(ids), summary
-    _record(session, results, settings=settings, clock=clock, summary=summary)
-    elapsed = max(time.monotonic() - started, 1e-6)
-    log.info(
-        "deliveries batch: %d sent, %d failed, %d retrying, %d skipped in %.2fs (%.0f msg/s)",
-        summary.sent, summary.failed, summary.retrying, summary.skipped, elapsed, summary.sent / elapsed,
-    )
-    return len(ids), summary
+    def load(self, session: Session, ids: list[int]) -> list[_Recipient]:
+        return _load_recipients(session, self.mail, ids)
+
+    @classmethod
+    def lease_scope(cls) -> Any:
+        return Delivery.announcement_id.in_(_sending_ids())
+
+    def set_aside(self, item: _Recipient) -> SetAside | None:
+        return None if item.wanted else _LEFT
+
+    def recheck(self, session: Session, rest: Sequence[_Recipient]) -> Mapping[int, SetAside]:
+        """Someone may have left, or an admin paused, since the batch was read (S5)."""
+        return _recheck(session, rest)
+
+    def build(self, item: _Recipient, *, now: datetime) -> bytes:
+        return self.mail.build_for_member(item.content, link_key=item.link_key, token_version=item.token_version,
+                                          to_address=item.address, to_name=item.name, now=now,
+                                          group_names=item.group_names)
+
+    def dispose(
+        self, session: Session, item: _Recipient, failure: SendFailure, *, attempts: int, settings: EngineSettings,
+        clock: Clock,
+    ) -> bool:
+        """The shared rule; a permanent refusal during the SMTP conversation also counts as a bounce,
+        by the same rule as a later DSN (S4, mailer.bounces)."""
+        if failure.permanent:
+            bounces.record_bounce(
+                session, item.member_id, BounceKind.PERMANENT, reason=str(failure),
+                source_key=bounces.bounce_source_key(BounceKind.PERMANENT, VerpKind.DELIVERY, item.id),
+                delivery_id=item.id, policy=settings.bounce_policy(), clock=clock,
+            )
+        return super().dispose(session, item, failure, attempts=attempts, settings=settings, clock=clock)
 
 
 def finish_announcements(session: Session, *, clock: Clock, summary: DeliverySummary) -> None:
@@ -283,7 +222,7 @@ def finish_announcements(session: Session, *, clock: Clock, summary: DeliverySum
                 log.info("announcement %d: sent", announcement_id)
 
 
-def _load_recipients(session: Session, ids: list[int]) -> list[_Recipient]:
+def _load_recipients(session: Session, mail: AnnouncementMail, ids: list[int]) -> list[_Recipient]:
     rows = session.execute(
         select(
             Delivery.id, Delivery.announcement_id, Member.id, Member.link_key, Member.email, Member.name,
@@ -294,10 +233,12 @@ def _load_recipients(session: Session, ids: list[int]) -> list[_Recipient]:
         .order_by(Delivery.id)
     ).all()
     groups = _load_group_names(session, {row[2] for row in rows if row[2] is not None})
+    contents = _load_contents(session, mail, {row[1] for row in rows})
     return [
         _Recipient(
-            delivery_id=d_id, announcement_id=a_id, member_id=m_id, link_key=key or "", email=email or "", name=name or "",
-            token_version=version or 0, wanted=status is MemberStatus.MEMBER, group_names=groups.get(m_id, ()),
+            id=d_id, announcement_id=a_id, content=contents[a_id], member_id=m_id, link_key=key or "",
+            address=email or "", name=name or "", token_version=version or 0, wanted=status is MemberStatus.MEMBER,
+            group_names=groups.get(m_id, ()),
         )
         for d_id, a_id, m_id, key, email, name, version, status in rows
     ]
@@ -340,8 +281,9 @@ def _load_contents(session: Session, mail: AnnouncementMail, announcement_ids: s
     return {a_id: content for a_id, content in contents.items() if content is not None}
 
 
-def _recheck(session: Session, rest: list[_Recipient]) -> tuple[set[int], set[int]]:
-    """One query for the rest of the batch: deliveries whose member left, announcements paused."""
+def _recheck(session: Session, rest: Sequence[_Recipient]) -> dict[int, SetAside]:
+    """One query for the rest of the batch: deliveries of a paused announcement are handed back,
+    those whose member left are skipped."""
     member_ids = [r.member_id for r in rest if r.member_id is not None]
     with transaction(session):
         still = set(
@@ -355,82 +297,12 @@ def _recheck(session: Session, rest: list[_Recipient]) -> tuple[set[int], set[in
                 )
             )
         )
-    return {r.delivery_id for r in rest if r.member_id not in still}, paused
-
-
-def _record(
-    session: Session,
-    results: list[tuple[_Recipient, DeliveryState, SendFailure | None]],
-    *,
-    settings: EngineSettings,
-    clock: Clock,
-    summary: DeliverySummary,
-) -> None:
-    if not results:
-        return
-    now = clock.now()
-    with transaction(session):
-        by_state: dict[DeliveryState, list[int]] = {}
-        for recipient, state, failure in results:
-            if failure is None:
-                by_state.setdefault(state, []).append(recipient.delivery_id)
-        for state, ids in by_state.items():
-            values: dict[str, object] = {"state": state}
-            if state is DeliveryState.SENT:
-                values.update(sent_at=now, attempts=Delivery.attempts + 1, last_error=None)
-                summary.sent += len(ids)
-            elif state is DeliveryState.SKIPPED:
-                values.update(last_error="no longer a member when its turn came")
-                summary.skipped += len(ids)
-            # PENDING without failure: handed back because the announcement was paused.
-            session.execute(
-                update(Delivery).where(in_ids(session, Delivery.id, ids)).values(**values).execution_options(synchronize_session=False)
-            )
-        for recipient, state, failure in results:
-            if failure is None:
-                continue
-            delivery = session.get(Delivery, recipient.delivery_id)
-            if delivery is None:
-                continue
-            delivery.attempts += 1
-            delivery.last_error = str(failure)[:500]
-            if failure.permanent:
-                delivery.state = DeliveryState.FAILED
-                summary.failed += 1
-                _count_bounce(
-                    session, recipient.member_id, delivery_id=delivery.id, reason=str(failure), settings=settings,
-                    clock=clock,
-                )
-            elif delivery.attempts < settings.max_attempts:
-                delivery.state, delivery.next_attempt_at = DeliveryState.PENDING, now + settings.backoff(delivery.attempts)
-                summary.retrying += 1
-            else:
-                delivery.state = DeliveryState.FAILED
-                summary.failed += 1
-    results.clear()
-
-
-def _count_bounce(
-    session: Session, member_id: int | None, *, delivery_id: int, reason: str, settings: EngineSettings, clock: Clock
-) -> None:
-    """A permanent refusal during the SMTP conversation: the same rule as a later DSN (S4, mailer.bounces)."""
-    bounces.record_bounce(
-        session, member_id, BounceKind.PERMANENT, reason=reason, source_key=bounces.bounce_source_key(BounceKind.PERMANENT, VerpKind.DELIVERY, delivery_id),
-        delivery_id=delivery_id, policy=settings.bounce_policy(), clock=clock,
-    )
-
-
-def _release(session: Session, ids: list[int], error: str) -> None:
-    with transaction(session):
-        session.execute(
-            update(Delivery)
-            .where(in_ids(session, Delivery.id, ids), Delivery.state == DeliveryState.SENDING)
-            .values(state=DeliveryState.PENDING, claimed_at=None, claimed_by=None, last_error=error[:500])
-            .execution_options(synchronize_session=False)
-        )
+    return {
+        r.id: _PAUSED if r.announcement_id in paused else _LEFT
+        for r in rest if r.announcement_id in paused or r.member_id not in still
+    }
 
 
 __all__ = [
-    "DeliverySummary", "claim_deliveries", "finish_announcements", "release_expired_deliveries", "send_delivery_batch",
-    "start_due_announcements",
+    "DeliveryQueue", "DeliverySummary", "finish_announcements", "start_due_announcements",
 ]

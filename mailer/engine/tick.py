@@ -12,14 +12,9 @@ from sqlalchemy.orm import Session
 from ..announcement_mail import AnnouncementMail
 from ..clock import Clock
 from ..transactional import TransactionalMail
-from .announcement_sender import (
-    DeliverySummary,
-    finish_announcements,
-    release_expired_deliveries,
-    send_delivery_batch,
-    start_due_announcements,
-)
-from .outbox_sender import OutboxSummary, release_expired_outbox, send_outbox_batch
+from .announcement_sender import DeliveryQueue, DeliverySummary, finish_announcements, start_due_announcements
+from .outbox_sender import OutboxQueue, OutboxSummary
+from .queue import release_expired_claims, send_batch
 from .settings import EngineSettings
 from .transport import SmtpTransport
 
@@ -74,27 +69,24 @@ def run_tick(
     `take_new_work` runs just before each look at the outbox (the worker carries out queued join
     form posts there), so what it queues goes out in the same look."""
     summary = TickSummary()
+    outbox_queue, delivery_queue = OutboxQueue(mail, announcement_mail), DeliveryQueue(announcement_mail)
     start_due_announcements(session, clock=clock, hold_after=settings.hold_after, summary=summary.deliveries)
-    release_expired_outbox(session, settings=settings, clock=clock)
-    release_expired_deliveries(session, settings=settings, clock=clock)
+    for kind in (OutboxQueue, DeliveryQueue):
+        release_expired_claims(session, kind, settings=settings, clock=clock)
     with open_transport() as transport:
         outbox_checked, outbox_claimed = float("-inf"), 0
         while True:
             if outbox_claimed >= settings.batch_size or time.monotonic() - outbox_checked >= settings.outbox_check_seconds:
                 if take_new_work is not None:
                     take_new_work()
-                outbox_claimed, outbox = send_outbox_batch(
-                    session, transport, mail, announcement_mail, settings=settings, clock=clock
-                )
+                outbox_claimed, outbox = send_batch(session, transport, outbox_queue, settings=settings, clock=clock)
                 outbox_checked = time.monotonic()
                 summary.outbox.add(outbox)
                 if outbox.server_unavailable:
                     break
             else:
                 outbox_claimed = 0  # not looked at this time round: a claim costs more than a batch's wait
-            delivery_claimed, deliveries = send_delivery_batch(
-                session, transport, announcement_mail, settings=settings, clock=clock
-            )
+            delivery_claimed, deliveries = send_batch(session, transport, delivery_queue, settings=settings, clock=clock)
             summary.deliveries.add(deliveries)
             if on_batch is not None and (outbox_claimed or delivery_claimed):
                 on_batch(summary)

@@ -14,7 +14,7 @@ import smtplib
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,7 +207,7 @@ class SmtpTransport:
             if failure is not None:
                 raise failure
 
-    def send_all(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+    def send_all(self, messages: Iterable[Outgoing]) -> Generator[Outcome, None, None]:
         """Send a stream of messages; yield (key, None) once the server accepted one and (key, failure)
         when it did not, as each outcome becomes known (a refused envelope can be known before the
         previous message's content is answered).

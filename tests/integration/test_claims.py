@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert, select, text, update
 
-from mailer.engine.announcement_sender import claim_deliveries, release_expired_deliveries
+from mailer.engine.announcement_sender import DeliveryQueue
+from mailer.engine.queue import release_expired_claims
 from mailer.engine.settings import EngineSettings
 from mailer.extensions import db
 from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState
@@ -110,7 +111,7 @@ def test_claim_reads_one_batch_of_the_queue_index_not_the_table(app, clock):
     claimed: list[int] = []
 
     def claim() -> None:
-        claimed.extend(claim_deliveries(db.session, settings=settings(), clock=clock))
+        claimed.extend(DeliveryQueue.claim(db.session, settings=settings(), clock=clock))
 
     statements = statements_of(app, claim)
     assert claimed == pending[:BATCH]
@@ -144,19 +145,19 @@ def test_claims_take_due_rows_in_order_and_leave_the_rest(app, clock):
         later = clock.now() + timedelta(minutes=5)
         db.session.execute(update(Delivery).where(Delivery.id.in_(ids[:10])).values(next_attempt_at=later))
         db.session.commit()
-        first = claim_deliveries(db.session, settings=settings("worker-a"), clock=clock)
-        second = claim_deliveries(db.session, settings=settings("worker-b"), clock=clock)
+        first = DeliveryQueue.claim(db.session, settings=settings("worker-a"), clock=clock)
+        second = DeliveryQueue.claim(db.session, settings=settings("worker-b"), clock=clock)
         assert first == ids[10:110] and second == ids[110:210]
         owners = dict(db.session.execute(select(Delivery.id, Delivery.claimed_by)).all())
         assert {owners[i].split(":")[0] for i in first} == {"worker-a"}
         assert {owners[i].split(":")[0] for i in second} == {"worker-b"}
     set_state(app, current, AnnouncementState.PAUSED)
     with app.app_context():
-        assert claim_deliveries(db.session, settings=settings("worker-c"), clock=clock) == []
+        assert DeliveryQueue.claim(db.session, settings=settings("worker-c"), clock=clock) == []
     set_state(app, current, AnnouncementState.SENDING)
     clock.advance(minutes=6)
     with app.app_context():
-        third = claim_deliveries(db.session, settings=settings("worker-c"), clock=clock)
+        third = DeliveryQueue.claim(db.session, settings=settings("worker-c"), clock=clock)
         assert third == ids[:10] + ids[210:250]  # the retries' time has come; they were due first
 
 
@@ -168,15 +169,15 @@ def test_expired_claims_go_back_in_the_queue_and_live_ones_stay(app, clock, leas
     ids = add_deliveries(app, clock, current, [DeliveryState.PENDING] * 150)
     set_state(app, current, AnnouncementState.SENDING)
     with app.app_context():
-        dead = claim_deliveries(db.session, settings=settings("dead", lease_seconds), clock=clock)
+        dead = DeliveryQueue.claim(db.session, settings=settings("dead", lease_seconds), clock=clock)
         clock.advance(seconds=lease_seconds - 1)
-        alive = claim_deliveries(db.session, settings=settings("alive", lease_seconds), clock=clock)
+        alive = DeliveryQueue.claim(db.session, settings=settings("alive", lease_seconds), clock=clock)
         assert dead == ids[:100] and alive == ids[100:150]
-        release_expired_deliveries(db.session, settings=settings("new", lease_seconds), clock=clock)
-        assert claim_deliveries(db.session, settings=settings("new", lease_seconds), clock=clock) == []
+        release_expired_claims(db.session, DeliveryQueue, settings=settings("new", lease_seconds), clock=clock)
+        assert DeliveryQueue.claim(db.session, settings=settings("new", lease_seconds), clock=clock) == []
         clock.advance(seconds=2)  # the dead worker's claim is now older than the lease; the live one's is not
-        release_expired_deliveries(db.session, settings=settings("new", lease_seconds), clock=clock)
-        again = claim_deliveries(db.session, settings=settings("new", lease_seconds), clock=clock)
+        release_expired_claims(db.session, DeliveryQueue, settings=settings("new", lease_seconds), clock=clock)
+        again = DeliveryQueue.claim(db.session, settings=settings("new", lease_seconds), clock=clock)
         assert again == dead
         owners = dict(db.session.execute(select(Delivery.id, Delivery.claimed_by)).all())
         assert {owners[i].split(":")[0] for i in alive} == {"alive"}
