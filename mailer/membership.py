@@ -94,7 +94,9 @@ def request_join(
         member = Member(email=email, email_key=email_key, created_at=now, status=MemberStatus.PENDING)
         session.add(member)
     elif member.status is MemberStatus.UNSUBSCRIBED and not _rejoined_since_leaving(member):
-        member.token_version += 1  # links sent before they left must not re-subscribe them
+        # Confirm and preferences links sent before they left must not re-subscribe them or show
+        # their details; unsubscribe links keep working (find_member_to_unsubscribe).
+        member.token_version += 1
     member.email, member.name, member.social_media, member.groups = email, name, details.social_media, groups
     member.updated_at = now
     session.flush()
@@ -229,19 +231,32 @@ def resend_confirmation(
 
 
 def withdraw_consent(
-    session: Session, link_key: str, version: int, evidence: Evidence, *, clock: Clock
-) -> tuple[Member, bool]:
+    session: Session, link_key: str, evidence: Evidence, *, clock: Clock
+) -> tuple[Member | None, bool]:
     """Unsubscribe at once, from a link or the one-click header (J4, C2); safe to repeat.
 
-    Returns (member, newly_withdrawn). Raises TokenInvalid for an unknown member or a
-    revoked link."""
-    member = _member_for_link(session, link_key, version)
+    Any unsubscribe link ever sent to the member works, whatever version it carries (see
+    find_member_to_unsubscribe). Returns (member, newly_withdrawn); (None, False) when the
+    member was erased: they are not on the list, and nothing changes."""
+    member = find_member_to_unsubscribe(session, link_key)
+    if member is None:
+        return None, False
     if member.status is MemberStatus.UNSUBSCRIBED:
         return member, False
     now = clock.now()
     member.status, member.unsubscribed_at, member.updated_at = MemberStatus.UNSUBSCRIBED, now, now
     consent.record_consent(session, member, ConsentAction.WITHDRAWN, evidence, clock=clock)
     return member, True
+
+
+def find_member_to_unsubscribe(session: Session, link_key: str) -> Member | None:
+    """The member an unsubscribe link was made for, or None when they were erased (J4).
+
+    Unsubscribe links never expire and are not revoked by a version bump: leaving must work from
+    every email ever sent, also after the member left, joined again and confirmed (their links then
+    carry an older version). The link key is random and belongs to one member row for ever, so an
+    old link still names only that person. The link shows nothing but whether they are subscribed."""
+    return session.scalar(select(Member).where(Member.link_key == link_key))
 
 
 def find_member_for_link(session: Session, link_key: str, version: int) -> Member:

@@ -220,10 +220,11 @@ class OutboxMessage(db.Model):
     """Transactional mail waiting to go, written in the same transaction as its cause (S6).
 
     The message is built at send time from kind + member, so links carry the member's
-    current token version and an erased member's mail is dropped, not sent."""
+    current token version and an erased member's mail is dropped, not sent. Ids are never
+    reused (AUTOINCREMENT on SQLite): VERP bounce addresses name the row by id (issue 15)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at", "id"),)
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at", "id"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[MailKind] = mapped_column(_enum(MailKind))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="SET NULL"), index=True)
@@ -288,9 +289,10 @@ announcement_group = Table(
 
 
 class Announcement(db.Model):
-    """An email to members, from draft to sent (J3, S1)."""
+    """An email to members, from draft to sent (J3, S1). Ids are never reused: archive links name them."""
 
     __tablename__ = "announcement"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(primary_key=True)
     subject: Mapped[str] = mapped_column(String(200))
     body_markdown: Mapped[str] = mapped_column(Text)
@@ -311,12 +313,14 @@ class Announcement(db.Model):
 
 
 class Delivery(db.Model):
-    """One announcement to one member. The row is the queue (S1, S3)."""
+    """One announcement to one member. The row is the queue (S1, S3). Ids are never reused (AUTOINCREMENT
+    on SQLite): VERP bounce addresses name the row by id (issue 15)."""
 
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("announcement_id", "member_id", name="uq_delivery_announcement_member"),
         Index("ix_delivery_due", "announcement_id", "state", "next_attempt_at", "id"),
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     announcement_id: Mapped[int] = mapped_column(ForeignKey("announcement.id", ondelete="CASCADE"))

@@ -182,7 +182,8 @@ def test_expired_link_offers_a_new_one(page: Page, live_server, smtp, clock, axe
 
 
 def test_unsubscribe_page_and_unsubscribed_page(page: Page, live_server, smtp, axe):
-    """J4: the unsubscribe link from the welcome mail shows one button; pressing it unsubscribes at once."""
+    """J4: the unsubscribe link from the welcome mail shows one button; pressing it unsubscribes at once; after
+    erasure the link says "You are not on our list"."""
     app = live_server.app
     client = app.test_client()
     assert join(client, email="leaving@example.org").status_code == 303
@@ -190,7 +191,8 @@ def test_unsubscribe_page_and_unsubscribed_page(page: Page, live_server, smtp, a
     confirm = link_to(smtp.wait_for(1)[0].message, "/confirm/")
     assert post_button(client, path_of(confirm)).status_code == 200
     run_tick_for_app(app)
-    unsubscribe = link_to(smtp.wait_for(2)[1].message, "/unsubscribe/")
+    welcome = smtp.wait_for(2)[1].message
+    unsubscribe = link_to(welcome, "/unsubscribe/")
     assert unsubscribe.startswith(live_server.url + "/unsubscribe/")
 
     response = page.goto(unsubscribe)
@@ -204,6 +206,13 @@ def test_unsubscribe_page_and_unsubscribed_page(page: Page, live_server, smtp, a
     expect(page.get_by_role("link", name="join again")).to_have_attribute("href", "/join")
     with app.app_context():
         assert db.session.scalar(select(Member.status)) is MemberStatus.UNSUBSCRIBED
+    axe(page)
+
+    # Once erased, the same link still answers (200): they are not on the list (issue 17).
+    assert post_button(client, path_of(link_to(welcome, "/preferences/")) + "/erase").status_code == 200
+    response = page.goto(unsubscribe)
+    assert response is not None and response.status == 200
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are not on our list")
     axe(page)
 
 

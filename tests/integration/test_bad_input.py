@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
 
 from mailer import consent
@@ -240,6 +241,67 @@ def test_bad_confirmation_link_is_a_400_page_and_confirms_nothing(app, client, c
     assert counts(app) == before
     with app.app_context():
         assert db.session.get(Member, member_id).status is MemberStatus.PENDING
+
+
+def _unsubscribe_tokens(app: Any, clock: Any, member_id: int) -> dict[str, str]:
+    key = app.config["SECRET_KEY"]
+    good = make_token(key, Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock)
+    signature_start = good.rindex(".") + 1
+    return {
+        "tampered-payload": _tamper(good, 0),
+        "tampered-signature": _tamper(good, signature_start),
+        "truncated": good[:-6],
+        "garbage": "not-a-token",
+        "too-long": good + "A" * 600,
+        "confirm-purpose": make_token(key, Purpose.CONFIRM, link_key_of(app, member_id), 1, clock=clock),
+        "preferences-purpose": make_token(key, Purpose.PREFERENCES, link_key_of(app, member_id), 1, clock=clock),
+        "other-secret": make_token("another-secret", Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock),
+        "id-payload": URLSafeTimedSerializer(key, salt="mailer.unsubscribe").dumps([member_id, 1]),
+    }
+
+
+@sqlite_only
+@pytest.mark.parametrize("kind", ["tampered-payload", "tampered-signature", "truncated", "garbage", "too-long",
+                                  "confirm-purpose", "preferences-purpose", "other-secret", "id-payload"])
+def test_bad_unsubscribe_link_is_a_400_page_and_unsubscribes_nobody(app, client, clock, kind):
+    """J4: an unsubscribe link we did not sign for that purpose (or an old id-style one) is a 400 page on GET,
+    the form POST and the one-click POST, and nobody is unsubscribed."""
+    with app.app_context():
+        member_id = add_member("stays@example.org", clock=clock)
+    token = _unsubscribe_tokens(app, clock, member_id)[kind]
+    before = counts(app)
+    assert_clear_page(client.get(f"/unsubscribe/{token}"), 400, "This link does not work")
+    form_token = csrf_token(client.get("/join").get_data(as_text=True))
+    assert_clear_page(client.post(f"/unsubscribe/{token}", data={"csrf_token": form_token}), 400, "This link does not work")
+    assert_clear_page(client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}), 400,
+                      "This link does not work")
+    assert counts(app) == before
+    with app.app_context():
+        assert db.session.get(Member, member_id).status is MemberStatus.MEMBER
+
+
+@pytest.mark.parametrize("kind", ["old-version", "unknown-member"])
+def test_unsubscribe_links_we_signed_never_get_a_400(app, client, clock, kind):
+    """J4: unsubscribe links never expire and are not revoked: one with an older version still unsubscribes
+    (after a re-join), and one for a key nobody holds (erased) answers 200 "not on our list", changing nothing."""
+    with app.app_context():
+        member_id = add_member("leaves@example.org", clock=clock)
+        db.session.get(Member, member_id).token_version = 3
+        db.session.commit()
+    link_key = link_key_of(app, member_id) if kind == "old-version" else new_link_key()
+    token = make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key, 1, clock=clock)
+    clock.advance(days=3650)
+    before = counts(app)
+    expected = "Press the button" if kind == "old-version" else "You are not on our list"
+    assert_clear_page(client.get(f"/unsubscribe/{token}"), 200, expected)
+    expected = "You are unsubscribed" if kind == "old-version" else "You are not on our list"
+    assert_clear_page(client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}), 200, expected)
+    members, events, outbox, joins = counts(app)
+    assert (members, outbox, joins) == (before[0], before[2], before[3])
+    assert events == before[1] + (1 if kind == "old-version" else 0)
+    with app.app_context():
+        status = db.session.get(Member, member_id).status
+    assert status is (MemberStatus.UNSUBSCRIBED if kind == "old-version" else MemberStatus.MEMBER)
 
 
 def test_confirm_post_without_csrf_token_is_refused(app, client, clock):

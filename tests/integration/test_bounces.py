@@ -24,9 +24,11 @@ from mailer.models import (
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
+    MailKind,
     Member,
     MemberStatus,
 )
+from mailer.outbox import enqueue_mail
 from mailer.runner import process_bounces_for_app, run_tick_for_app
 from mailer.settings import settings_of
 from support.factories import add_member, due_announcement, logged_in_admin
@@ -225,6 +227,34 @@ def test_arf_complaint_unsubscribes_at_once(bounce_app, bounce_port, clock, smtp
         assert event.member_id == sam and event.method is ConsentMethod.SYSTEM
         assert event.detail["reason"] == "complaint"
     assert "sam@example.org" not in send_announcement(bounce_app, clock, smtp, subject="After")
+
+
+def test_a_late_complaint_about_a_purged_message_never_reaches_whoever_got_the_next_one(bounce_app, bounce_port,
+                                                                                       clock, smtp):
+    """Issue 15: a VERP address names an outbox row by id. Once the purge has emptied the outbox, the next
+    message must get a new id (AUTOINCREMENT), so a complaint quoting the old address matches nothing and
+    does not unsubscribe the member the next message went to."""
+    from support.web import join
+
+    join(bounce_app.test_client(), email="outsider@example.org")
+    run_tick_for_app(bounce_app)
+    old_verp = smtp.to("outsider@example.org")[-1].mail_from
+    assert old_verp.startswith("bounces+o")
+    clock.advance(days=31)
+    result = bounce_app.test_cli_runner().invoke(args=["purge"])
+    assert result.exit_code == 0 and "1 old outbox" in result.output, result.output
+    with bounce_app.app_context():
+        victim = add_member("victim@example.org", clock=clock)
+        enqueue_mail(db.session, MailKind.PREFERENCES_LINK, member_id=victim, clock=clock)
+        db.session.commit()
+    run_tick_for_app(bounce_app)
+    new_verp = smtp.to("victim@example.org")[-1].mail_from
+    assert new_verp != old_verp, "the purged row's id was handed out again"
+
+    deliver(bounce_port, dsn("arf_complaint.eml", old_verp, "outsider@example.org"), BOUNCES)
+    summary = process_bounces_for_app(bounce_app)
+    assert (summary.complaints, summary.unmatched) == (0, 1)
+    assert member_row(bounce_app, victim).status is MemberStatus.MEMBER
 
 
 def test_twenty_megabyte_message_is_refused_and_nothing_stored(bounce_app, bounce_port):

@@ -188,3 +188,67 @@ def test_upgrade_gives_every_member_a_link_key_and_ids_are_never_reused(old_app)
         assert newcomer.id == 3, "the erased member's id 2 is not handed out again"
         assert newcomer.link_key not in keys
         db.session.remove()
+
+
+def test_upgrade_keeps_announcements_deliveries_and_outbox_and_their_ids_are_never_reused(old_app):
+    """Issue 15: VERP addresses sign delivery and outbox ids and the archive links announcement ids; after 0011
+    the rows (and the bounces and groups pointing at them) survive the rebuild, and deleting the newest row of
+    each table does not free its id for the next one."""
+    with old_app.app_context():
+        dialect = db.engine.dialect.name
+        upgrade(revision=FIRST)
+        insert_release_one_data(dialect)
+        upgrade(revision="0010")
+        now = stamp(CONFIRMED, dialect)
+        statements = [
+            ("INSERT INTO announcement (subject, body_markdown, only_without_social_media, state, created_at, "
+             "updated_at, is_public, recipient_count) VALUES "
+             "('Council letter', 'Hello', false, 'sent', :now, :now, true, 2), "
+             "('Survey', 'Please answer', false, 'sent', :now, :now, false, 2)"),
+            "INSERT INTO announcement_group (announcement_id, group_id) VALUES (1, 1), (2, 2)",
+            ("INSERT INTO delivery (announcement_id, member_id, state, attempts, next_attempt_at, sent_at) VALUES "
+             "(1, 1, 'sent', 1, :now, :now), (2, 1, 'sent', 1, :now, :now), (2, 2, 'sent', 1, :now, :now)"),
+            ("INSERT INTO bounce_event (source_key, member_id, delivery_id, outbox_id, kind, reason, occurred_at) "
+             "VALUES ('permanent:d3', 2, 3, NULL, 'permanent', '550 no such user', :now), "
+             "('permanent:o2', 2, NULL, 2, 'permanent', '550 no such user', :now)"),
+        ]
+        for statement in statements:
+            db.session.execute(text(statement), {"now": now})
+        db.session.commit()
+        upgrade()
+        assert_release_one_data_is_intact()
+        assert list(db.session.execute(text("SELECT id, subject FROM announcement ORDER BY id"))) == [
+            (1, "Council letter"), (2, "Survey")]
+        assert list(db.session.execute(text("SELECT announcement_id, group_id FROM announcement_group ORDER BY 1"))) == [
+            (1, 1), (2, 2)]
+        assert list(db.session.execute(text("SELECT id, announcement_id, member_id FROM delivery ORDER BY id"))) == [
+            (1, 1, 1), (2, 2, 1), (3, 2, 2)]
+        assert list(db.session.execute(text("SELECT delivery_id, outbox_id FROM bounce_event ORDER BY id"))) == [
+            (3, None), (None, 2)]
+        if dialect == "sqlite":
+            assert list(db.session.execute(text("PRAGMA foreign_key_check"))) == []
+            for table in ("announcement", "delivery", "outbox", "member"):
+                sql = db.session.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                                        {"t": table})
+                assert "AUTOINCREMENT" in sql, table
+
+        db.session.execute(text("DELETE FROM delivery WHERE id = 3"))
+        db.session.execute(text("DELETE FROM outbox WHERE id = 2"))
+        db.session.execute(text("DELETE FROM announcement WHERE id = 2"))
+        db.session.commit()
+        assert db.session.scalar(text("SELECT count(*) FROM delivery")) == 1  # the cascade still works
+        db.session.execute(text(
+            "INSERT INTO announcement (subject, body_markdown, only_without_social_media, state, created_at, "
+            "updated_at, is_public, recipient_count) VALUES ('Next', 'x', false, 'draft', :now, :now, false, 0)"),
+            {"now": now})
+        db.session.execute(text(
+            "INSERT INTO delivery (announcement_id, member_id, state, attempts, next_attempt_at) "
+            "VALUES (1, 2, 'pending', 0, :now)"), {"now": now})
+        db.session.execute(text(
+            "INSERT INTO outbox (kind, member_id, state, attempts, created_at, next_attempt_at) "
+            "VALUES ('confirm', 2, 'pending', 0, :now, :now)"), {"now": now})
+        db.session.commit()
+        assert db.session.scalar(text("SELECT max(id) FROM announcement")) == 3
+        assert db.session.scalar(text("SELECT max(id) FROM delivery")) == 4
+        assert db.session.scalar(text("SELECT max(id) FROM outbox")) == 3
+        db.session.remove()

@@ -116,8 +116,11 @@ def confirm_new_link(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/unsubscribe/<token>", methods=["GET"])
 def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
-    link_key, version = _read(Purpose.UNSUBSCRIBE, token)
-    member = membership.find_member_for_link(db.session, link_key, version)
+    """Every unsubscribe link ever sent works (J4); one of an erased member says they are not on the list."""
+    link_key, _ = _read(Purpose.UNSUBSCRIBE, token)
+    member = membership.find_member_to_unsubscribe(db.session, link_key)
+    if member is None:
+        return render_template("public/not_on_list.html"), 200
     return render_template("public/unsubscribe.html", form=ButtonForm(), member=member)
 
 
@@ -131,10 +134,12 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
             validate_csrf(request.form.get("csrf_token"))
         except ValidationError:
             _csrf_failed()
-    link_key, version = _read(Purpose.UNSUBSCRIBE, token)
+    link_key, _ = _read(Purpose.UNSUBSCRIBE, token)
     method = ConsentMethod.ONE_CLICK if one_click else ConsentMethod.EMAIL_LINK
     with transaction(db.session):
-        membership.withdraw_consent(db.session, link_key, version, evidence(method), clock=clock())
+        member, _ = membership.withdraw_consent(db.session, link_key, evidence(method), clock=clock())
+    if member is None:
+        return render_template("public/not_on_list.html"), 200
     return render_template("public/unsubscribed.html"), 200
 
 
