@@ -6,6 +6,7 @@ Each check returns Findings; the command only prints them. ERROR means mail woul
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
 import os
 import smtplib
@@ -75,6 +76,9 @@ def check_suppression_key(config: dict[str, Any]) -> list[Finding]:
     key = str(config.get("MAILER_SUPPRESSION_KEY") or "")
     if key and key == str(config.get("SECRET_KEY") or ""):
         return [warning("MAILER_SUPPRESSION_KEY equals SECRET_KEY: give it its own value")]
+    if key and len(key) < MIN_SECRET_LENGTH:
+        return [warning(f"MAILER_SUPPRESSION_KEY is short ({len(key)} characters): use at least "
+                        f"{MIN_SECRET_LENGTH} random ones")]
     if key:
         return [ok("MAILER_SUPPRESSION_KEY is set separately from SECRET_KEY")]
     if is_production(config):
@@ -126,6 +130,23 @@ def check_proxy(config: dict[str, Any]) -> list[Finding]:
     return []
 
 
+def check_bounce_port(config: dict[str, Any]) -> list[Finding]:
+    """The bounce port speaks plain SMTP without a password (issue 15): on anything but loopback, only
+    the relay that forwards bounces should be able to reach it."""
+    port = int(config.get("MAILER_BOUNCE_SMTP_PORT") or 0)
+    if port <= 0:
+        return []
+    host = str(config.get("MAILER_BOUNCE_SMTP_HOST") or "")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return [ok(f"the bounce port listens on {host}:{port} (this machine only)")]
+    return [warning(f"the bounce port listens on {host or 'every address'}:{port}: let only the relay or MX "
+                    "that forwards bounces reach it (a firewall rule); it asks for no password")]
+
+
 def check_dkim(config: dict[str, Any]) -> list[Finding]:
     """A configured key that cannot be used stops every tick, so it blocks sending (E4)."""
     key_file = str(config.get("MAILER_DKIM_KEY_FILE") or "")
@@ -164,6 +185,7 @@ def check_settings(config: dict[str, Any]) -> list[Finding]:
         *check_base_url(config),
         *check_sender(config),
         *check_proxy(config),
+        *check_bounce_port(config),
         *check_dkim(config),
     ]
 

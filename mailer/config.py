@@ -47,6 +47,7 @@ class Defaults:
     MAILER_BOUNCE_MAX_BYTES = 256 * 1024  # bigger bounce messages are refused (552), not stored: a DSN is a few KB
     MAILER_BOUNCE_MESSAGES_PER_MINUTE = 30  # per client address at the bounce port; more get 450 (try later)
     MAILER_BOUNCE_MAX_UNPROCESSED = 1000  # stored bounces waiting for the worker; past this the port answers 452
+    MAILER_BOUNCE_MAX_UNPROCESSED_BYTES = 64 * 1024 * 1024  # and their total size; past this, 452 too
     MAILER_BOUNCE_RETENTION_DAYS = 60  # then a processed bounce message (it quotes the address) is deleted
     MAILER_BOUNCE_IMAP_HOST = ""  # set to poll a bounce mailbox over IMAP instead of (or as well as) the port
     MAILER_BOUNCE_IMAP_PORT = 993

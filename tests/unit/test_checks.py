@@ -17,6 +17,7 @@ from mailer.checks import (
     blocks_sending,
     check_admin_passwords,
     check_base_url,
+    check_bounce_port,
     check_database,
     check_dkim,
     check_proxy,
@@ -70,6 +71,9 @@ def test_suppression_key_must_be_its_own_value_in_production():
         Level.OK
     ]
     assert levels(check_suppression_key({"SECRET_KEY": secret})) == [Level.OK]
+    assert levels(check_suppression_key({"SECRET_KEY": secret, "MAILER_SUPPRESSION_KEY": "k" * 20})) == [
+        Level.WARNING
+    ]
 
 
 @pytest.mark.parametrize(
@@ -105,6 +109,17 @@ def test_proxy_fix_off_in_production_warns():
     assert levels(check_proxy(PRODUCTION)) == [Level.WARNING]
     assert levels(check_proxy({"MAILER_PROXY_FIX_X_FOR": 1, **PRODUCTION})) == [Level.OK]
     assert check_proxy({}) == []
+
+
+def test_a_bounce_port_open_beyond_this_machine_warns():
+    """Issue 15: the bounce port asks for no password; off it says nothing, on loopback it is fine, on any
+    other address check says to let only the relay reach it."""
+    assert check_bounce_port({"MAILER_BOUNCE_SMTP_PORT": 0, "MAILER_BOUNCE_SMTP_HOST": "0.0.0.0"}) == []
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert levels(check_bounce_port({"MAILER_BOUNCE_SMTP_PORT": 2525, "MAILER_BOUNCE_SMTP_HOST": host})) == [Level.OK]
+    for host in ("0.0.0.0", "", "192.0.2.10", "mx.forum.example"):
+        findings = check_bounce_port({"MAILER_BOUNCE_SMTP_PORT": 2525, "MAILER_BOUNCE_SMTP_HOST": host})
+        assert levels(findings) == [Level.WARNING] and "firewall" in findings[0].message
 
 
 def test_dkim_key_from_openssl_is_accepted(dkim_key):
