@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from .config import DEV_SECRET_KEY, MIN_SECRET_LENGTH, is_production, message_id_domain, sender_parts
+from .config import DEV_SECRET_KEY, MIN_SECRET_LENGTH, is_production, message_id_domain, sender_parts, weak_key
 from .logsafe import redact
 
 
@@ -66,8 +66,10 @@ def check_secret_key(config: dict[str, Any]) -> list[Finding]:
             return [error("SECRET_KEY is the development default: set FLASK_SECRET_KEY to a long random value")]
         return [warning("SECRET_KEY is the development default: fine for trying out, never for real members "
                         "(set FLASK_SECRET_KEY)")]
-    if len(secret) < MIN_SECRET_LENGTH:
-        return [warning(f"SECRET_KEY is short ({len(secret)} characters): use at least {MIN_SECRET_LENGTH} random ones")]
+    problem = weak_key("SECRET_KEY", secret)
+    if problem:  # in production the app refuses to start with it as well (config.load_config)
+        level = error if is_production(config) else warning
+        return [level(f"SECRET_KEY is {problem}: use at least {MIN_SECRET_LENGTH} random characters")]
     return [ok("SECRET_KEY is set")]
 
 
@@ -76,9 +78,10 @@ def check_suppression_key(config: dict[str, Any]) -> list[Finding]:
     key = str(config.get("MAILER_SUPPRESSION_KEY") or "")
     if key and key == str(config.get("SECRET_KEY") or ""):
         return [warning("MAILER_SUPPRESSION_KEY equals SECRET_KEY: give it its own value")]
-    if key and len(key) < MIN_SECRET_LENGTH:
-        return [warning(f"MAILER_SUPPRESSION_KEY is short ({len(key)} characters): use at least "
-                        f"{MIN_SECRET_LENGTH} random ones")]
+    problem = weak_key("MAILER_SUPPRESSION_KEY", key)
+    if problem:
+        level = error if is_production(config) else warning
+        return [level(f"MAILER_SUPPRESSION_KEY is {problem}: use at least {MIN_SECRET_LENGTH} random characters")]
     if key:
         return [ok("MAILER_SUPPRESSION_KEY is set separately from SECRET_KEY")]
     if is_production(config):

@@ -11,6 +11,8 @@ from flask import Flask
 DEV_SECRET_KEY = "dev-only-not-secret"
 # Who knows SECRET_KEY can forge every link and admin session; 32 random characters are out of reach.
 MIN_SECRET_LENGTH = 32
+# deploy/mailer.env.example's "replace-with-..." values are public (and long enough): never a key.
+PLACEHOLDER_PREFIX = "replace-with-"
 
 
 class Defaults:
@@ -128,19 +130,29 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
     if is_production(app.config):
         app.config["SESSION_COOKIE_SECURE"] = True
-        if app.config["SECRET_KEY"] in (DEV_SECRET_KEY, "", None):
-            raise ConfigurationError(
-                "MAILER_ENV is production but SECRET_KEY is the development default: "
-                "set FLASK_SECRET_KEY to a long random value."
-            )
         for key in ("SECRET_KEY", "MAILER_SUPPRESSION_KEY"):
-            value = str(app.config.get(key) or "")
-            if value and len(value) < MIN_SECRET_LENGTH:
+            problem = weak_key(key, app.config.get(key))
+            if problem:
                 raise ConfigurationError(
-                    f"MAILER_ENV is production but {key} is only {len(value)} characters: "
-                    f"set FLASK_{key} to at least {MIN_SECRET_LENGTH} random characters "
+                    f"MAILER_ENV is production but {key} is {problem}: set FLASK_{key} to at least "
+                    f"{MIN_SECRET_LENGTH} random characters "
                     "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')."
                 )
+
+
+def weak_key(name: str, value: Any) -> str | None:
+    """Why this key must not be used in production, or None. SECRET_KEY must be set; the suppression key
+    may be empty (derived from SECRET_KEY), but when set it must be as strong."""
+    text = "" if value is None else str(value)
+    if name == "SECRET_KEY" and text == DEV_SECRET_KEY:
+        return "the development default"
+    if not text:
+        return "empty" if name == "SECRET_KEY" else None
+    if text.startswith(PLACEHOLDER_PREFIX):
+        return "the placeholder from mailer.env.example"
+    if len(text) < MIN_SECRET_LENGTH:
+        return f"only {len(text)} characters"
+    return None
 
 
 def is_production(config: dict[str, Any]) -> bool:

@@ -57,9 +57,12 @@ def test_default_secret_is_an_error_in_production_and_a_warning_when_trying_out(
 
 
 def test_short_secret_warns_and_a_long_one_is_ok():
-    """A short secret can be guessed offline from one signed link; 24+ random characters cannot."""
+    """A short secret can be guessed offline from one signed link; 32+ random characters cannot. Short is an
+    error in production (where the app refuses to start with it), and so is the env template's placeholder."""
     assert levels(check_secret_key({"SECRET_KEY": "short-secret"})) == [Level.WARNING]
     assert levels(check_secret_key({"SECRET_KEY": "x" * 40, **PRODUCTION})) == [Level.OK]
+    assert levels(check_secret_key({"SECRET_KEY": "x" * 20, **PRODUCTION})) == [Level.ERROR]
+    assert levels(check_secret_key({"SECRET_KEY": "replace-with-a-long-random-value"})) == [Level.WARNING]
 
 
 def test_suppression_key_must_be_its_own_value_in_production():
@@ -73,6 +76,9 @@ def test_suppression_key_must_be_its_own_value_in_production():
     assert levels(check_suppression_key({"SECRET_KEY": secret})) == [Level.OK]
     assert levels(check_suppression_key({"SECRET_KEY": secret, "MAILER_SUPPRESSION_KEY": "k" * 20})) == [
         Level.WARNING
+    ]
+    assert levels(check_suppression_key({"SECRET_KEY": secret, "MAILER_SUPPRESSION_KEY": "k" * 20, **PRODUCTION})) == [
+        Level.ERROR
     ]
 
 
