@@ -11,9 +11,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .clock import SystemClock
 from .config import load_config
+from .extensions import csrf, db, limiter, login_manager, mail, migrate
 from .logconfig import configure_logging, install_request_ids
 from .uploads import private_sqlite_file
-from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
