@@ -11,9 +11,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .clock import SystemClock
 from .config import load_config
-from .settings import EXTENSION_KEY, Settings
-from .logconfig import configure_logging, install_request_ids
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
+from .logconfig import configure_logging, install_request_ids
+from .settings import EXTENSION_KEY, Settings
+from .uploads import private_sqlite_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, settings: Settings 
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "do_connect", _private_sqlite_file)
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     mail.init_app(app)
@@ -78,6 +80,13 @@ def _engine_options(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         options["connect_args"] = {"timeout": 30, **(options.get("connect_args") or {})}
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _private_sqlite_file(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+    """The database file holds every member: owner-only (0600), whatever the umask (issue 15)."""
+    database = str(cargs[0]) if cargs else str(cparams.get("database") or "")
+    if database and database != ":memory:" and not database.startswith("file:") and not cparams.get("uri"):
+        private_sqlite_file(database)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from .uploads import open_private
+
 
 @dataclass(frozen=True)
 class SqliteBackup:
@@ -43,7 +45,7 @@ def backup_sqlite(source: Path, target: Path) -> SqliteBackup:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
-    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # members' data: owner only
+    open_private(partial, "xb").close()  # members' data: owner only, and SQLite keeps the mode
     try:
         # The URI form opens read-only and never creates a missing file.
         src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)

@@ -8,14 +8,16 @@ message over the size limit is refused with 552 and nothing is stored.
 Anyone on the network can talk to the port, so it takes only what a bounce can be (issue 15):
 mail for the bounce address or a VERP address we signed (anything else is 550 at RCPT), small
 messages (a DSN is a few kilobytes; MAILER_BOUNCE_MAX_BYTES, 256 KB), a limited number per
-client a minute, and nothing more while too many stored ones still wait for the worker (452,
-so a real relay keeps them and tries again later).
+client (IPv6: per /64) a minute, at most MAX_RECIPIENTS recipients a message, and nothing more
+while too many stored ones, or too many bytes, still wait for the worker (452, so a real relay
+keeps them and tries again later; nothing is dropped).
 
 `flask --app wsgi bounce-server` runs it in its own process; tests start it on a free port."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import threading
@@ -28,7 +30,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from flask import Flask
 
-from .bounces import count_unprocessed_bounce_messages, store_bounce_message
+from .bounces import BounceBacklog, store_bounce_message, unprocessed_bounce_backlog
 from .errors import BounceTooLarge
 from .extensions import db
 from .settings import settings_of
@@ -37,6 +39,25 @@ from .transaction import transaction
 log = logging.getLogger(__name__)
 
 Store = Callable[[bytes, str, list[str]], int]
+
+# A bounce names one recipient (the VERP address); a relay may batch a few for the plain bounce
+# address. More than this in one message is no bounce: 452, as RFC 5321 says for too many.
+MAX_RECIPIENTS = 50
+
+
+def client_key(peer: Any) -> str:
+    """Whom the per-client limit counts: the IP address, or the /64 for IPv6 (one host's usual
+    share), so a client cannot get a fresh allowance from each address of its own network."""
+    host = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "?"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class BounceHandler:
@@ -49,30 +70,32 @@ class BounceHandler:
         *,
         accepts: Callable[[str], bool] = lambda _address: True,
         per_client_per_minute: int = 0,
-        unprocessed: Callable[[], int] | None = None,
+        backlog: Callable[[], BounceBacklog] | None = None,
         max_unprocessed: int = 0,
+        max_unprocessed_bytes: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self.accepts = accepts
         self.per_client_per_minute = per_client_per_minute
-        self.unprocessed = unprocessed
+        self.backlog = backlog
         self.max_unprocessed = max_unprocessed
+        self.max_unprocessed_bytes = max_unprocessed_bytes
         self.monotonic = monotonic
         self._recent: dict[str, deque[float]] = {}
+        # Messages are stored one at a time, each after a fresh look at the backlog, so the cap holds
+        # exactly however many clients reach DATA together (the check at MAIL only saves their time).
+        self._storing = asyncio.Lock()
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
-        client = str((session.peer or ("?",))[0])
-        if self._too_many_from(client):
+        if self._too_many_from(client_key(session.peer)):
             log.warning("bounce server: a client sent more than %d messages a minute; refused for now",
                         self.per_client_per_minute)
             return "450 4.7.1 Too many messages from your address, try again later"
-        if self.unprocessed is not None and self.max_unprocessed > 0:
-            waiting = await asyncio.get_running_loop().run_in_executor(None, self.unprocessed)
-            if waiting >= self.max_unprocessed:
-                log.warning("bounce server: %d stored messages wait for the worker; refusing more for now", waiting)
-                return "452 4.3.1 Bounce mailbox full, try again later"
+        refusal = await self._backlog_refusal(incoming=0)
+        if refusal:
+            return refusal
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -80,6 +103,8 @@ class BounceHandler:
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         if not self.accepts(address):
             return "550 5.1.1 No such mailbox here: this server only takes bounces"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -89,17 +114,41 @@ class BounceHandler:
         if len(raw) > self.max_bytes:
             return "552 5.3.4 Message too big for the bounce mailbox"
         loop = asyncio.get_running_loop()
-        try:
-            message_id = await loop.run_in_executor(
-                None, self.store, raw, envelope.mail_from or "", list(envelope.rcpt_tos)
-            )
-        except BounceTooLarge:
-            return "552 5.3.4 Message too big for the bounce mailbox"
-        except Exception:
-            log.exception("bounce server: could not store a message")
-            return "451 4.3.0 Could not store the message, try again later"
+        async with self._storing:
+            refusal = await self._backlog_refusal(incoming=len(raw))
+            if refusal:
+                return refusal
+            try:
+                message_id = await loop.run_in_executor(
+                    None, self.store, raw, envelope.mail_from or "", list(envelope.rcpt_tos)
+                )
+            except BounceTooLarge:
+                return "552 5.3.4 Message too big for the bounce mailbox"
+            except Exception:
+                log.exception("bounce server: could not store a message")
+                return "451 4.3.0 Could not store the message, try again later"
         log.info("bounce server: stored message %d (%d bytes)", message_id, len(raw))
         return "250 2.0.0 Stored"
+
+    async def _backlog_refusal(self, *, incoming: int) -> str | None:
+        """A 4xx while too much waits for the worker (a real relay keeps the message and tries again
+        later; nothing is dropped), else None. `incoming`: the size of the message about to be stored."""
+        if self.backlog is None or (self.max_unprocessed <= 0 and self.max_unprocessed_bytes <= 0):
+            return None
+        try:
+            backlog = await asyncio.get_running_loop().run_in_executor(None, self.backlog)
+        except Exception:
+            log.exception("bounce server: could not count the stored messages")
+            return "451 4.3.0 Could not store the message, try again later"
+        too_many = 0 < self.max_unprocessed <= backlog.messages
+        too_big = self.max_unprocessed_bytes > 0 and (
+            backlog.size >= self.max_unprocessed_bytes or backlog.size + incoming > self.max_unprocessed_bytes
+        )
+        if too_many or too_big:
+            log.warning("bounce server: %d stored messages (%d bytes) wait for the worker; refusing more for now",
+                        backlog.messages, backlog.size)
+            return "452 4.3.1 Bounce mailbox full, try again later"
+        return None
 
     def _too_many_from(self, client: str) -> bool:
         """Counts this MAIL against the client; True when it is over the limit for the last 60 seconds."""
@@ -135,15 +184,15 @@ def store_for_app(app: Flask, max_bytes: int) -> Store:
     return store
 
 
-def unprocessed_count_for_app(app: Flask) -> Callable[[], int]:
-    def count() -> int:
+def backlog_for_app(app: Flask) -> Callable[[], BounceBacklog]:
+    def backlog() -> BounceBacklog:
         with app.app_context():
             try:
-                return count_unprocessed_bounce_messages(db.session)
+                return unprocessed_bounce_backlog(db.session)
             finally:
                 db.session.remove()
 
-    return count
+    return backlog
 
 
 def bounce_controller(app: Flask, *, host: str | None = None, port: int | None = None) -> Controller:
@@ -157,8 +206,9 @@ def bounce_controller(app: Flask, *, host: str | None = None, port: int | None =
         settings.bounce_max_bytes,
         accepts=policy.accepts_recipient,
         per_client_per_minute=settings.bounce_messages_per_minute,
-        unprocessed=unprocessed_count_for_app(app),
+        backlog=backlog_for_app(app),
         max_unprocessed=settings.bounce_max_unprocessed,
+        max_unprocessed_bytes=settings.bounce_max_unprocessed_bytes,
     )
     return Controller(
         handler,

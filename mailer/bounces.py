@@ -80,9 +80,19 @@ class BouncePolicy:
         return read_token(self.verp_key, their_local[len(prefix):]) is not None
 
 
-def count_unprocessed_bounce_messages(session: Session) -> int:
-    """How many stored messages wait for the worker: the bounce port stops taking more past a cap."""
-    return session.scalar(select(func.count()).select_from(BounceMessage).where(BounceMessage.processed_at.is_(None))) or 0
+@dataclass(frozen=True)
+class BounceBacklog:
+    """Stored messages the worker has not read yet: the bounce port stops taking more past a cap."""
+
+    messages: int
+    size: int  # bytes
+
+
+def unprocessed_bounce_backlog(session: Session) -> BounceBacklog:
+    messages, size = session.execute(
+        select(func.count(), func.coalesce(func.sum(BounceMessage.size), 0)).where(BounceMessage.processed_at.is_(None))
+    ).one()
+    return BounceBacklog(int(messages or 0), int(size or 0))
 
 
 # --- storing ------------------------------------------------------------------------

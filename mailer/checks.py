@@ -6,6 +6,7 @@ Each check returns Findings; the command only prints them. ERROR means mail woul
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
 import os
 import smtplib
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from .config import DEV_SECRET_KEY, MIN_SECRET_LENGTH
+from .config import DEV_SECRET_KEY, MIN_SECRET_LENGTH, weak_key
 from .logsafe import redact
 from .settings import Settings
 
@@ -66,8 +67,10 @@ def check_secret_key(settings: Settings) -> list[Finding]:
             return [error("SECRET_KEY is the development default: set FLASK_SECRET_KEY to a long random value")]
         return [warning("SECRET_KEY is the development default: fine for trying out, never for real members "
                         "(set FLASK_SECRET_KEY)")]
-    if len(secret) < MIN_SECRET_LENGTH:
-        return [warning(f"SECRET_KEY is short ({len(secret)} characters): use at least {MIN_SECRET_LENGTH} random ones")]
+    problem = weak_key("SECRET_KEY", secret)
+    if problem:  # in production the app refuses to start with it as well (config.load_config)
+        level = error if settings.is_production else warning
+        return [level(f"SECRET_KEY is {problem}: use at least {MIN_SECRET_LENGTH} random characters")]
     return [ok("SECRET_KEY is set")]
 
 
@@ -76,6 +79,10 @@ def check_suppression_key(settings: Settings) -> list[Finding]:
     key = settings.configured_suppression_key
     if key and key == settings.secret_key:
         return [warning("MAILER_SUPPRESSION_KEY equals SECRET_KEY: give it its own value")]
+    problem = weak_key("MAILER_SUPPRESSION_KEY", key)
+    if problem:
+        level = error if settings.is_production else warning
+        return [level(f"MAILER_SUPPRESSION_KEY is {problem}: use at least {MIN_SECRET_LENGTH} random characters")]
     if key:
         return [ok("MAILER_SUPPRESSION_KEY is set separately from SECRET_KEY")]
     if settings.is_production:
@@ -127,6 +134,23 @@ def check_proxy(settings: Settings) -> list[Finding]:
     return []
 
 
+def check_bounce_port(settings: Settings) -> list[Finding]:
+    """The bounce port speaks plain SMTP without a password (issue 15): on anything but loopback, only
+    the relay that forwards bounces should be able to reach it."""
+    port = settings.bounce_smtp_port
+    if port <= 0:
+        return []
+    host = settings.bounce_smtp_host
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return [ok(f"the bounce port listens on {host}:{port} (this machine only)")]
+    return [warning(f"the bounce port listens on {host or 'every address'}:{port}: let only the relay or MX "
+                    "that forwards bounces reach it (a firewall rule); it asks for no password")]
+
+
 def check_dkim(settings: Settings) -> list[Finding]:
     """Which key signs, and how strong it is (E4). A key that cannot be read or parsed never gets this
     far: Settings refuses it at start-up, since it would stop every tick."""
@@ -152,6 +176,7 @@ def check_settings(settings: Settings) -> list[Finding]:
         *check_base_url(settings),
         *check_sender(settings),
         *check_proxy(settings),
+        *check_bounce_port(settings),
         *check_dkim(settings),
     ]
 

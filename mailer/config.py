@@ -12,6 +12,8 @@ from flask import Flask
 DEV_SECRET_KEY = "dev-only-not-secret"
 # Who knows SECRET_KEY can forge every link and admin session; 32 random characters are out of reach.
 MIN_SECRET_LENGTH = 32
+# deploy/mailer.env.example's "replace-with-..." values are public (and long enough): never a key.
+PLACEHOLDER_PREFIX = "replace-with-"
 
 
 class Defaults:
@@ -48,6 +50,7 @@ class Defaults:
     MAILER_BOUNCE_MAX_BYTES = 256 * 1024  # bigger bounce messages are refused (552), not stored: a DSN is a few KB
     MAILER_BOUNCE_MESSAGES_PER_MINUTE = 30  # per client address at the bounce port; more get 450 (try later)
     MAILER_BOUNCE_MAX_UNPROCESSED = 1000  # stored bounces waiting for the worker; past this the port answers 452
+    MAILER_BOUNCE_MAX_UNPROCESSED_BYTES = 64 * 1024 * 1024  # and their total size; past this, 452 too
     MAILER_BOUNCE_RETENTION_DAYS = 60  # then a processed bounce message (it quotes the address) is deleted
     MAILER_BOUNCE_IMAP_HOST = ""  # set to poll a bounce mailbox over IMAP instead of (or as well as) the port
     MAILER_BOUNCE_IMAP_PORT = 993
@@ -128,19 +131,29 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
     if is_production(app.config):
         app.config["SESSION_COOKIE_SECURE"] = True
-        if app.config["SECRET_KEY"] in (DEV_SECRET_KEY, "", None):
-            raise ConfigurationError(
-                "MAILER_ENV is production but SECRET_KEY is the development default: "
-                "set FLASK_SECRET_KEY to a long random value."
-            )
         for key in ("SECRET_KEY", "MAILER_SUPPRESSION_KEY"):
-            value = str(app.config.get(key) or "")
-            if value and len(value) < MIN_SECRET_LENGTH:
+            problem = weak_key(key, app.config.get(key))
+            if problem:
                 raise ConfigurationError(
-                    f"MAILER_ENV is production but {key} is only {len(value)} characters: "
-                    f"set FLASK_{key} to at least {MIN_SECRET_LENGTH} random characters "
+                    f"MAILER_ENV is production but {key} is {problem}: set FLASK_{key} to at least "
+                    f"{MIN_SECRET_LENGTH} random characters "
                     "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')."
                 )
+
+
+def weak_key(name: str, value: Any) -> str | None:
+    """Why this key must not be used in production, or None. SECRET_KEY must be set; the suppression key
+    may be empty (derived from SECRET_KEY), but when set it must be as strong."""
+    text = "" if value is None else str(value)
+    if name == "SECRET_KEY" and text == DEV_SECRET_KEY:
+        return "the development default"
+    if not text:
+        return "empty" if name == "SECRET_KEY" else None
+    if text.startswith(PLACEHOLDER_PREFIX):
+        return "the placeholder from mailer.env.example"
+    if len(text) < MIN_SECRET_LENGTH:
+        return f"only {len(text)} characters"
+    return None
 
 
 def is_production(config: dict[str, Any]) -> bool:

@@ -252,6 +252,7 @@ class Settings:
     bounce_max_bytes: int = setting("MAILER_BOUNCE_MAX_BYTES", whole(minimum=1))
     bounce_messages_per_minute: int = setting("MAILER_BOUNCE_MESSAGES_PER_MINUTE", whole())
     bounce_max_unprocessed: int = setting("MAILER_BOUNCE_MAX_UNPROCESSED", whole())
+    bounce_max_unprocessed_bytes: int = setting("MAILER_BOUNCE_MAX_UNPROCESSED_BYTES", whole())
     bounce_retention_days: float = setting("MAILER_BOUNCE_RETENTION_DAYS", number())
     bounce_imap_host: str = setting("MAILER_BOUNCE_IMAP_HOST", text())
     bounce_imap_port: int = setting("MAILER_BOUNCE_IMAP_PORT", whole(minimum=1, maximum=65535))

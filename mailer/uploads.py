@@ -3,7 +3,10 @@
 An upload that fills the disk must not leave a cut-off file of members behind (issue 15): the
 bytes go to a hidden temporary name next to the target and are renamed into place only when
 every byte is written and flushed; on any failure the temporary file is removed. A full disk,
-quota or file size limit becomes StorageFull, which the pages show as a 507."""
+quota or file size limit becomes StorageFull, which the pages show as a 507.
+
+Every file mailer writes with members' data in it is created owner-only (0600) whatever the umask,
+through open_private; the SQLite database through private_sqlite_file, before SQLite opens it."""
 
 from __future__ import annotations
 
@@ -45,6 +48,27 @@ def open_private(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) 
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def private_sqlite_file(path: str | os.PathLike[str]) -> None:
+    """Before SQLite opens the database at `path` (every member is in it): create it empty and
+    owner-only when it does not exist yet, so SQLite never creates it with the umask's mode (its
+    -wal and -shm files take the database's mode); an existing one that others can read, and its
+    -wal and -shm, are narrowed to 0600. A file this user cannot change is left to the operator."""
+    database = Path(path)
+    try:
+        open_private(database, "xb").close()
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # no such folder, read-only: SQLite reports it better
+        return
+    for file in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(PRIVATE_FILE_MODE)
+        except OSError:  # gone meanwhile, or not ours
+            continue
 
 
 def write_file(path: Path, chunks: Iterable[bytes]) -> int:

@@ -598,3 +598,74 @@ def test_the_port_stops_taking_mail_while_too_many_wait_for_the_worker(make_app)
         assert stored_count(app) == 3
     finally:
         controller.stop()
+
+
+def test_another_client_is_not_slowed_down_by_one_that_floods(make_app):
+    """The limit counts per client address: past it, 127.0.0.1 gets 450 while 127.0.0.2 is still taken."""
+    app = make_app(MAILER_BOUNCE_ADDRESS=BOUNCES, MAILER_BOUNCE_MESSAGES_PER_MINUTE=2)
+    controller = bounce_controller(app, host="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        for i in range(2):
+            deliver(controller.port, f"Subject: {i}\r\n\r\nbounce {i}\r\n".encode(), BOUNCES)
+        with smtplib.SMTP("127.0.0.1", controller.port, timeout=30) as flooder:
+            flooder.ehlo()
+            assert flooder.mail("<>")[0] == 450
+        with smtplib.SMTP("127.0.0.1", controller.port, timeout=30, source_address=("127.0.0.2", 0)) as other:
+            other.sendmail("<>", [BOUNCES], b"Subject: other\r\n\r\nbounce from another relay\r\n")
+        assert stored_count(app) == 3
+    finally:
+        controller.stop()
+
+
+def test_the_cap_holds_when_many_clients_reach_data_together(make_app):
+    """Clients that all passed MAIL while the store was empty are each checked again at DATA: with a cap of
+    2, four messages in flight store two and the others get 452 (try later), never more than the cap."""
+    app = make_app(MAILER_BOUNCE_ADDRESS=BOUNCES, MAILER_BOUNCE_MAX_UNPROCESSED=2)
+    controller = bounce_controller(app, host="127.0.0.1", port=free_port())
+    controller.start()
+    clients = [smtplib.SMTP("127.0.0.1", controller.port, timeout=30) for _ in range(4)]
+    try:
+        for client in clients:
+            client.ehlo()
+            assert client.mail("<>")[0] == 250
+            assert client.rcpt(BOUNCES)[0] == 250
+        codes = [client.data(f"Subject: {i}\r\n\r\nbounce {i}\r\n".encode())[0] for i, client in enumerate(clients)]
+        assert codes == [250, 250, 452, 452]
+        assert stored_count(app) == 2
+    finally:
+        for client in clients:
+            client.close()
+        controller.stop()
+
+
+def test_the_port_stops_taking_mail_past_the_unprocessed_bytes_cap(make_app):
+    """The waiting messages' total size is capped too: a message that would take the backlog past
+    MAILER_BOUNCE_MAX_UNPROCESSED_BYTES gets 452 and is not stored; once the worker has read them, it is taken."""
+    app = make_app(MAILER_BOUNCE_ADDRESS=BOUNCES, MAILER_BOUNCE_MAX_UNPROCESSED_BYTES=5000)
+    controller = bounce_controller(app, host="127.0.0.1", port=free_port())
+    controller.start()
+    message = b"Subject: bounce\r\n\r\n" + (b"x" * 998 + b"\r\n") * 3
+    try:
+        deliver(controller.port, message, BOUNCES)
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            deliver(controller.port, message, BOUNCES)
+        assert refused.value.smtp_code == 452
+        assert stored_count(app) == 1
+        process_bounces_for_app(app)
+        deliver(controller.port, message, BOUNCES)
+        assert stored_count(app) == 2
+    finally:
+        controller.stop()
+
+
+def test_one_message_cannot_name_the_bounce_address_without_end(bounce_app, bounce_port):
+    """A bounce has one recipient; past 50 in one message RCPT gets 452 (too many recipients), and the
+    message is stored once with the 50 taken."""
+    with smtplib.SMTP("127.0.0.1", bounce_port, timeout=30) as client:
+        client.ehlo()
+        assert client.mail("<>")[0] == 250
+        codes = [client.rcpt(BOUNCES)[0] for _ in range(52)]
+        assert codes == [250] * 50 + [452, 452]
+        assert client.data(b"Subject: many\r\n\r\nbounce\r\n")[0] == 250
+    assert stored_count(bounce_app) == 1

@@ -1,5 +1,6 @@
 """Issue 15: every file with members' data is created readable by the service's user only (0600),
-whatever the umask: exports, import uploads and results, hosted documents, the development mailbox."""
+whatever the umask: exports, import uploads and results, hosted documents, the development mailbox,
+the SQLite database and its backups."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from conftest import base_config
+from mailer import create_app
 from mailer.devmailbox import MailboxStore
+from mailer.extensions import db
 from mailer.uploads import open_private, write_file
 from support.factories import add_member, admin_post, logged_in_admin
 from support.web import path_of
@@ -93,6 +98,47 @@ def test_development_mailbox_keeps_messages_owner_only(tmp_path: Path) -> None:
     files = [p for p in (tmp_path / "mailbox").iterdir() if p.is_file()]
     assert files and all(mode_of(p) == OWNER_ONLY for p in files)
     assert mode_of(tmp_path / "mailbox") == 0o700
+
+
+def test_a_new_sqlite_database_is_owner_only(tmp_path: Path) -> None:
+    """`flask db upgrade` on a new SQLite database creates it, and its -wal and -shm files, 0600: every member
+    is in it."""
+    database = tmp_path / "instance" / "mailer.db"
+    database.parent.mkdir()
+    app = create_app(base_config(f"sqlite:///{database}"))
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        db.session.execute(text("SELECT count(*) FROM member"))  # a connection open: -wal and -shm exist
+        files = sorted(p.name for p in database.parent.iterdir())
+        assert files == ["mailer.db", "mailer.db-shm", "mailer.db-wal"], files
+        assert all(mode_of(database.parent / name) == OWNER_ONLY for name in files)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_an_existing_world_readable_sqlite_database_is_narrowed(sqlite_uri: str) -> None:
+    """A database copied in with the umask's mode (as a restore with cp does) is narrowed to 0600 when the
+    app first opens it."""
+    database = Path(sqlite_uri.removeprefix("sqlite:///"))
+    database.chmod(0o644)
+    app = create_app(base_config(sqlite_uri))
+    with app.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM member")).scalar() == 0
+        assert mode_of(database) == OWNER_ONLY
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_sqlite_backup_is_owner_only(sqlite_uri: str, tmp_path: Path) -> None:
+    """`flask backup --output FILE` writes its copy through the same helper: 0600 whatever the umask."""
+    app = create_app(base_config(sqlite_uri))
+    output = tmp_path / "backups" / "nightly.db"
+    result = app.test_cli_runner().invoke(args=["backup", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert mode_of(output) == OWNER_ONLY and mode_of(output.parent) == 0o700
+    with app.app_context():
+        db.engine.dispose()
 
 
 def _csv() -> Any:

@@ -36,6 +36,7 @@ from mailer.runner import process_join_requests_for_app
 from mailer.tokens import Purpose, make_token
 from support.gunicorn import Browser
 from support.factories import add_member, add_members, logged_in_admin, link_key_of
+from support.gunicorn import Gunicorn
 from support.mail import link_to
 from support.processes import WorkerProcess
 from support.smtp_sink import free_port
@@ -619,3 +620,61 @@ def test_rate_limits_see_the_visitor_behind_the_proxy_only_when_told(sqlite_uri,
     else:
         assert statuses == {"203.0.113.1": [303, 303, 429], "203.0.113.2": [429, 429, 429]}
         assert stored == {"127.0.0.1"}
+
+
+# --- a refused start under gunicorn (issue 15.8) -------------------------------------------------------
+
+GUNICORN_WORKERS = 2
+
+
+@pytest.mark.parametrize("keys", [
+    {},
+    {"SECRET_KEY": "k" * 20},
+    {"SECRET_KEY": "k" * 40, "MAILER_SUPPRESSION_KEY": "s" * 20},
+], ids=["no-key", "20-character-key", "20-character-suppression-key"])
+def test_gunicorn_in_production_with_a_weak_key_stops_at_once_with_one_line(tmp_path, keys):
+    """Issue 15.8: gunicorn with MAILER_ENV=production and no key, or a key of 20 characters, stops by itself
+    within seconds with gunicorn's worker-boot-error code (3), its output has one line naming the key (once
+    per worker booted, no traceback), no worker is started again, and nothing is left listening."""
+    key = "MAILER_SUPPRESSION_KEY" if "MAILER_SUPPRESSION_KEY" in keys else "SECRET_KEY"
+    started = time.monotonic()
+    server = Gunicorn(tmp_path, workers=GUNICORN_WORKERS, wait=False, MAILER_ENV="production",
+                      SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'mailer.db'}", **keys)
+    try:
+        code = server.wait_for_exit(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+    output = server.log()
+    assert code == 3, output  # gunicorn's Arbiter.WORKER_BOOT_ERROR: the master halts
+    assert took < 20, f"gunicorn took {took:.1f} s to stop:\n{output}"
+    refusals = [line for line in output.splitlines() if "refusing to start" in line]
+    assert 1 <= len(refusals) <= GUNICORN_WORKERS and len(set(refusals)) == 1, output
+    assert refusals[0].startswith(f"mailer: refusing to start: MAILER_ENV is production but {key} is ")
+    assert f"FLASK_{key}" in refusals[0] and "32" in refusals[0]
+    assert "Traceback" not in output, output
+    assert len(server.worker_pids()) <= GUNICORN_WORKERS, output  # the first workers only: none restarted
+    assert "Worker failed to boot" in output and not server.listening()
+
+
+def test_gunicorn_in_production_starts_with_a_40_character_key(tmp_path):
+    """The same command with a 40-character key (and suppression key) serves: the refusal is about the key alone."""
+    server = Gunicorn(tmp_path, workers=GUNICORN_WORKERS, MAILER_ENV="production",
+                      SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'mailer.db'}",
+                      SECRET_KEY="k" * 40, MAILER_SUPPRESSION_KEY="s" * 40)
+    try:
+        assert server.wait_for_exit(timeout=2) is None and server.listening()
+        assert len(server.worker_pids()) == GUNICORN_WORKERS
+    finally:
+        assert server.stop() == 0
+    assert "refusing to start" not in server.log()
+
+
+@pytest.mark.parametrize("unit", ["mailer-web.service", "mailer-worker@.service"])
+def test_the_systemd_units_leave_a_refused_start_stopped_and_create_files_owner_only(unit):
+    """Issue 15.8 and 15.13: systemd does not restart a service that exited with the refused-start code (3),
+    and the service's umask makes every file it creates (SQLite database, imports, backups) owner-only."""
+    lines = (DEPLOY / unit).read_text().splitlines()
+    assert "Restart=on-failure" in lines
+    assert "RestartPreventExitStatus=3" in lines
+    assert "UMask=0077" in lines

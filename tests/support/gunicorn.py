@@ -28,25 +28,31 @@ ACCESS_FORMAT = "%(p)s %(m)s %(U)s %(s)s"
 ACCESS_LINE = re.compile(r"^<(\d+)> (\S+) (\S+) (\d+)$")
 
 
+def environment(config: dict[str, Any]) -> dict[str, str]:
+    """This process's environment without its FLASK_* and MAILER_* settings, then `config` as FLASK_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAILER_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    for key, value in config.items():
+        env[f"FLASK_{key}"] = str(value)
+    return env
+
+
 class Gunicorn:
     """`gunicorn --workers N wsgi:app` on a free loopback port, settings as FLASK_* variables (as deploy/ does)."""
 
-    def __init__(self, log_dir: Path, *, workers: int = 2, **config: Any) -> None:
+    def __init__(self, log_dir: Path, *, workers: int = 2, wait: bool = True, **config: Any) -> None:
         self.port = free_port()
         self.workers = workers
         self.access_log = log_dir / f"access-{self.port}.log"
         self.error_log = log_dir / f"gunicorn-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAILER_"))}
-        env["PYTHONUNBUFFERED"] = "1"
-        for key, value in config.items():
-            env[f"FLASK_{key}"] = str(value)
         with self.error_log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
                  "--access-logfile", str(self.access_log), "--access-logformat", ACCESS_FORMAT, "wsgi:app"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=ROOT, env=environment(config), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        self._wait_until_ready()
+        if wait:
+            self._wait_until_ready()
 
     def log(self) -> str:
         return self.error_log.read_text(errors="replace")
@@ -56,14 +62,15 @@ class Gunicorn:
 
     def _wait_until_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
-        while len(self.worker_pids()) < self.workers or not self._answers():
+        while len(self.worker_pids()) < self.workers or not self.listening():
             if self.process.poll() is not None:
                 raise AssertionError(f"gunicorn exited ({self.process.returncode}):\n{self.log()[-3000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"gunicorn did not start:\n{self.log()[-3000:]}")
             time.sleep(0.1)
 
-    def _answers(self) -> bool:
+    def listening(self) -> bool:
+        """Whether something accepts connections on its port."""
         with socket.socket() as sock:
             sock.settimeout(0.5)
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
@@ -86,6 +93,13 @@ class Gunicorn:
             return []
         lines = (ACCESS_LINE.match(line) for line in self.access_log.read_text().splitlines())
         return [(int(m[1]), m[2], m[3], int(m[4])) for m in lines if m]
+
+    def wait_for_exit(self, timeout: float) -> int | None:
+        """The exit code once gunicorn has stopped by itself, or None if it still runs after `timeout` s."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self, timeout: float = 20.0) -> int:
         return stop_process_group(self.process, timeout)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mailer.bounce_server import client_key
 from mailer.bounces import BouncePolicy, parse_bounce
 from mailer.models import BounceKind
 from mailer.verp import VerpKind, VerpTarget, make_token, read_token, verp_address, verp_key
@@ -117,3 +118,13 @@ def test_auto_reply_is_not_a_bounce():
     parsed = parse_bounce(raw, [], POLICY)
     assert parsed.target == VerpTarget(VerpKind.DELIVERY, 7)
     assert parsed.kind is None
+
+
+def test_the_bounce_port_counts_ipv6_clients_per_64():
+    """The per-client limit at the bounce port counts an IPv6 client's /64 as one, so a client cannot take a
+    fresh allowance from each of its own addresses; IPv4 (also IPv4-mapped) counts per address."""
+    assert client_key(("2001:db8:1:2::1", 25, 0, 0)) == client_key(("2001:db8:1:2:ffff::9", 25, 0, 0))
+    assert client_key(("2001:db8:1:2::1", 25, 0, 0)) != client_key(("2001:db8:1:3::1", 25, 0, 0))
+    assert client_key(("192.0.2.1", 25)) != client_key(("192.0.2.2", 25))
+    assert client_key(("::ffff:192.0.2.1", 25, 0, 0)) == client_key(("192.0.2.1", 25))
+    assert client_key(None) == "?"

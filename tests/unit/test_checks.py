@@ -16,6 +16,7 @@ from mailer.checks import (
     Level,
     check_admin_passwords,
     check_base_url,
+    check_bounce_port,
     check_database,
     check_dkim,
     check_proxy,
@@ -56,9 +57,14 @@ def test_default_secret_is_an_error_in_production_and_a_warning_when_trying_out(
 
 
 def test_short_secret_warns_and_a_long_one_is_ok():
-    """A short secret can be guessed offline from one signed link; 24+ random characters cannot."""
+    """A short secret can be guessed offline from one signed link; 32+ random characters cannot. Short is an
+    error in production (where the app refuses to start with it), and so is the env template's placeholder."""
     assert levels(check_secret_key(settings_for({"SECRET_KEY": "short-secret"}))) == [Level.WARNING]
     assert levels(check_secret_key(settings_for({"SECRET_KEY": "x" * 40, **PRODUCTION}))) == [Level.OK]
+    assert levels(check_secret_key(settings_for({"SECRET_KEY": "x" * 20, **PRODUCTION}))) == [Level.ERROR]
+    assert levels(check_secret_key(settings_for({"SECRET_KEY": "replace-with-a-long-random-value"}))) == [
+        Level.WARNING
+    ]
 
 
 def test_suppression_key_must_be_its_own_value_in_production():
@@ -71,6 +77,11 @@ def test_suppression_key_must_be_its_own_value_in_production():
     separate = settings_for(SECRET_KEY=secret, MAILER_SUPPRESSION_KEY="k" * 40, **PRODUCTION)
     assert levels(check_suppression_key(separate)) == [Level.OK]
     assert levels(check_suppression_key(settings_for(SECRET_KEY=secret))) == [Level.OK]
+    assert levels(check_suppression_key(settings_for(SECRET_KEY=secret, MAILER_SUPPRESSION_KEY="k" * 20))) == [
+        Level.WARNING
+    ]
+    short_in_production = settings_for(SECRET_KEY=secret, MAILER_SUPPRESSION_KEY="k" * 20, **PRODUCTION)
+    assert levels(check_suppression_key(short_in_production)) == [Level.ERROR]
 
 
 @pytest.mark.parametrize(
@@ -108,6 +119,18 @@ def test_proxy_fix_off_in_production_warns():
     assert levels(check_proxy(settings_for(PRODUCTION))) == [Level.WARNING]
     assert levels(check_proxy(settings_for({"MAILER_PROXY_FIX_X_FOR": 1, **PRODUCTION}))) == [Level.OK]
     assert check_proxy(settings_for({})) == []
+
+
+def test_a_bounce_port_open_beyond_this_machine_warns():
+    """Issue 15: the bounce port asks for no password; off it says nothing, on loopback it is fine, on any
+    other address check says to let only the relay reach it."""
+    assert check_bounce_port(settings_for(MAILER_BOUNCE_SMTP_PORT=0, MAILER_BOUNCE_SMTP_HOST="0.0.0.0")) == []
+    for host in ("127.0.0.1", "::1", "localhost"):
+        findings = check_bounce_port(settings_for(MAILER_BOUNCE_SMTP_PORT=2525, MAILER_BOUNCE_SMTP_HOST=host))
+        assert levels(findings) == [Level.OK]
+    for host in ("0.0.0.0", "", "192.0.2.10", "mx.forum.example"):
+        findings = check_bounce_port(settings_for(MAILER_BOUNCE_SMTP_PORT=2525, MAILER_BOUNCE_SMTP_HOST=host))
+        assert levels(findings) == [Level.WARNING] and "firewall" in findings[0].message
 
 
 def test_dkim_key_from_openssl_is_accepted(dkim_key):

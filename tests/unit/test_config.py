@@ -141,42 +141,13 @@ def test_production_refuses_a_key_shorter_than_32_characters(tmp_path, key):
     assert create_app(config).config[key] == "x" * 32
 
 
-def _gunicorn(tmp_path: Path, secret: str | None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update(MAILER_ENV="production", FLASK_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'mailer.db'}")
-    if secret is not None:
-        env["FLASK_SECRET_KEY"] = secret
-    return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:0", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-@pytest.mark.parametrize("secret", [None, "twenty-characters-xx"])
-def test_gunicorn_stops_instead_of_restarting_a_worker_that_refuses_to_start(tmp_path, secret):
-    """Issue 15: under gunicorn a refused configuration stops the master with one clear line,
-    so systemd sees a failure, instead of workers being restarted forever with the port open."""
-    server = _gunicorn(tmp_path, secret)
-    try:
-        output, _ = server.communicate(timeout=60)
-    finally:
-        server.kill()
-    assert server.returncode not in (0, None)
-    refusals = [line for line in output.splitlines() if line.startswith("mailer: refusing to start:")]
-    assert len(refusals) <= 2, output  # at most once per worker it booted: no restart loop
-    assert refusals and "SECRET_KEY" in refusals[0], output
-    assert output.count("Booting worker") <= 2, output
-
-
-def test_gunicorn_starts_with_a_long_enough_key(tmp_path):
-    """The same command with a 48-character key serves: the refusal above is about the key alone."""
-    server = _gunicorn(tmp_path, PRODUCTION_SECRET)
-    try:
-        with pytest.raises(subprocess.TimeoutExpired):
-            server.communicate(timeout=4)
-        assert server.poll() is None
-    finally:
-        server.terminate()
-        output, _ = server.communicate(timeout=30)
-    assert "refusing to start" not in output
-    assert "Booting worker" in output
+@pytest.mark.parametrize("key", ["SECRET_KEY", "MAILER_SUPPRESSION_KEY"])
+@pytest.mark.parametrize("placeholder", ["replace-with-a-long-random-value", "replace-with-another-long-random-value"])
+def test_production_refuses_the_placeholders_of_the_settings_template(tmp_path, key, placeholder):
+    """Issue 15: deploy/mailer.env.example's placeholders are 32 and 38 characters, but public: a copied template
+    left unedited is refused, naming the key, not started with a key everyone can read."""
+    assert placeholder in (ROOT / "deploy" / "mailer.env.example").read_text()
+    config = config_for(tmp_path, MAILER_ENV="production", SECRET_KEY=PRODUCTION_SECRET)
+    config[key] = placeholder
+    with pytest.raises(ConfigurationError, match=f"{key} is the placeholder from mailer.env.example.*FLASK_{key}"):
+        create_app(config)
