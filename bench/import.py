@@ -7,14 +7,14 @@ become pending with a confirmation queued; groups on most rows; every tenth name
 non-ASCII) is loaded into a fresh copy of the migrated SQLite schema three ways,
 each in its own subprocess so each peak RSS (VmHWM) is its own:
 
-  apply     mailer.member_csv.apply_import: strict UTF-8 decoding, address
+  apply     mailer.members.csv.apply_import: strict UTF-8 decoding, address
             validation and normalisation, duplicate and suppression checks, chunked
             lookups, ORM bulk inserts of members, group links, consent events and
             staggered outbox rows, a commit per chunk of 500.
   baseline  csv.reader + sqlite3 executemany writing the same rows to the same
             tables (with the same pragmas and a commit per chunk of 500), with no
             validation at all: the floor for this schema on this machine.
-  preview   mailer.member_csv.plan_import over the same file into an empty list of
+  preview   mailer.members.csv.plan_import over the same file into an empty list of
             members: what the preview page costs (reads only).
 
 Each run checks the database afterwards: apply and baseline must leave identical
@@ -114,12 +114,13 @@ def memory_kib() -> tuple[int, int]:
 
 
 def run_apply(database: str, csv_path: str) -> int:
-    from mailer import create_app, member_csv
+    from common import bench_config
+
+    from mailer import create_app
     from mailer.clock import FrozenClock
     from mailer.extensions import db
+    from mailer.members import csv as member_csv
     from mailer.settings import settings_of
-
-    from common import bench_config
 
     app = create_app(bench_config(f"sqlite:///{database}", None))
     clock = FrozenClock(NOW)
@@ -137,12 +138,13 @@ def run_apply(database: str, csv_path: str) -> int:
 
 
 def run_preview(database: str, csv_path: str) -> int:
-    from mailer import create_app, member_csv
+    from common import bench_config
+
+    from mailer import create_app
     from mailer.clock import FrozenClock
     from mailer.extensions import db
+    from mailer.members import csv as member_csv
     from mailer.settings import settings_of
-
-    from common import bench_config
 
     app = create_app(bench_config(f"sqlite:///{database}", None))
     clock = FrozenClock(NOW)

@@ -32,7 +32,7 @@ def peak_kib() -> int:
 
 
 def worker(database_uri: str, host: str, port: str) -> None:
-    from mailer.runner import run_tick_for_app
+    from mailer.worker.runner import run_tick_for_app
 
     class Sink:
         pass

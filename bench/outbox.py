@@ -3,7 +3,7 @@
     .venv/bin/python bench/outbox.py [--count 2000] [--rounds 3] [--json] [--profile]
 
 Engine: N pending members, one CONFIRM outbox row each, drained with
-mailer.runner.run_tick_for_app (claim, load, build each message at send time,
+mailer.worker.runner.run_tick_for_app (claim, load, build each message at send time,
 send over one reused connection, mark sent) into a local aiosmtpd sink.
 Baseline: the same kind of N messages built beforehand with the same builder and
 the same builder (outside the timing), then sent by a bare smtplib loop over one
@@ -42,12 +42,12 @@ from common import (  # noqa: E402
 from sqlalchemy import delete, func, insert, select  # noqa: E402
 
 from mailer.clock import FrozenClock  # noqa: E402
-from mailer.settings import settings_of  # noqa: E402
 from mailer.extensions import db  # noqa: E402
+from mailer.mail.outbox import enqueue_mail  # noqa: E402
+from mailer.mail.transactional import TransactionalMail  # noqa: E402
 from mailer.models import MailKind, Member, MemberStatus, OutboxMessage  # noqa: E402
-from mailer.outbox import enqueue_mail  # noqa: E402
-from mailer.runner import run_tick_for_app  # noqa: E402
-from mailer.transactional import TransactionalMail  # noqa: E402
+from mailer.settings import settings_of  # noqa: E402
+from mailer.worker.runner import run_tick_for_app  # noqa: E402
 
 TARGET_RATIO = 0.7
 WARMUP_COUNT = 20

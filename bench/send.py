@@ -33,14 +33,22 @@ from sinks import best_sink  # noqa: E402
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from mailer.announcement_mail import AnnouncementContent, AnnouncementMail  # noqa: E402
-from mailer.announcements import AnnouncementDraft, create_announcement, send_announcement_now  # noqa: E402
-from mailer.tokens import new_link_key  # noqa: E402
+from mailer.announcements.lifecycle import AnnouncementDraft, create_announcement, send_announcement_now  # noqa: E402
 from mailer.clock import SystemClock  # noqa: E402
-from mailer.settings import settings_of  # noqa: E402
 from mailer.extensions import db  # noqa: E402
-from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState, Member, MemberStatus, SocialMedia  # noqa: E402
-from mailer.runner import run_tick_for_app  # noqa: E402
+from mailer.mail.announcement import AnnouncementContent, AnnouncementMail  # noqa: E402
+from mailer.models import (  # noqa: E402
+    Announcement,
+    AnnouncementState,
+    Delivery,
+    DeliveryState,
+    Member,
+    MemberStatus,
+    SocialMedia,
+    new_link_key,  # noqa: E402
+)
+from mailer.settings import settings_of  # noqa: E402
+from mailer.worker.runner import run_tick_for_app  # noqa: E402
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "tests" / "data" / "samples" / "revisit-survey.md").read_text()
 

@@ -9,12 +9,13 @@ from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .clock import SystemClock
-from .config import load_config
-from .extensions import csrf, db, limiter, login_manager, mail, migrate
-from .logconfig import configure_logging, install_request_ids
-from .settings import EXTENSION_KEY, Settings
-from .uploads import private_sqlite_file
+from mailer.clock import SystemClock
+from mailer.config import load_config
+from mailer.extensions import csrf, db, limiter, login_manager, migrate
+from mailer.extensions import mail as mail_extension
+from mailer.logs.setup import configure_logging, install_request_ids
+from mailer.settings import EXTENSION_KEY, Settings
+from mailer.uploads import private_sqlite_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,17 +45,17 @@ def create_app(test_config: dict[str, Any] | None = None, *, settings: Settings 
             event.listen(db.engine, "do_connect", _private_sqlite_file)
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
-    mail.init_app(app)
+    mail_extension.init_app(app)
     csrf.init_app(app)
-    from .web import limit_storage  # noqa: F401  registers RATELIMIT_STORAGE_URI "database://" with limits
+    from mailer.web import limit_storage  # noqa: F401  registers RATELIMIT_STORAGE_URI "database://" with limits
 
     limiter.init_app(app)
     login_manager.init_app(app)
     app.extensions["mailer.clock"] = SystemClock()
 
-    from .cli import register_cli
-    from .email_layout import install_layout_override
-    from .web import register_web
+    from mailer.mail.layout import install_layout_override
+    from mailer.ops.cli import register_cli
+    from mailer.web import register_web
 
     # instance/email_templates/email/layout.html (MAILER_EMAIL_TEMPLATE_DIR), when it passes its checks
     install_layout_override(app, settings.email_template_dir)

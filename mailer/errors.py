@@ -57,7 +57,7 @@ class WrongState(MailerError):
 
 
 class TransitionRefused(WrongState):
-    """An announcement's state does not allow this change (mailer.announcement_states), perhaps because
+    """An announcement's state does not allow this change (mailer.announcements.states), perhaps because
     someone else (an admin, the worker) changed it first. Nothing was changed.
 
     `state` is the state it is in now (None: it no longer exists); `action` what was asked."""

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, case, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import RateLimitCounter, UTCDateTime
+from mailer.models import RateLimitCounter, UTCDateTime
 
 KEY_LENGTH = 255
 

@@ -24,21 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .addresses import suppression_key
-from .config import ConfigurationError
-from .verp import verp_key
+from mailer.config import ConfigurationError
+from mailer.mail.verp import verp_key
+from mailer.members.addresses import suppression_key
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .bounce_imap import ImapSettings
-    from .bounces import BouncePolicy
-    from .dkim_signing import DkimSigner
-    from .emails import MailSettings
-    from .engine.settings import EngineSettings
-    from .housekeeping import Retention
-    from .member_csv import ImportSettings
-    from .membership import MembershipPolicy
+    from mailer.bounces.imap import ImapSettings
+    from mailer.bounces.records import BouncePolicy
+    from mailer.engine.settings import EngineSettings
+    from mailer.mail.dkim import DkimSigner
+    from mailer.mail.emails import MailSettings
+    from mailer.members.csv import ImportSettings
+    from mailer.members.membership import MembershipPolicy
+    from mailer.worker.housekeeping import Retention
 
 EXTENSION_KEY = "mailer.settings"
 # Claims are named "<worker id>:<12 hex characters>" in columns of 100 characters.
@@ -419,7 +419,7 @@ class Settings:
 
     @property
     def mail_settings(self) -> MailSettings:
-        from .emails import MailSettings, header_safe
+        from mailer.mail.emails import MailSettings, header_safe
 
         from_name, from_address = self.sender_parts
         return MailSettings(
@@ -435,7 +435,7 @@ class Settings:
 
     @property
     def membership_policy(self) -> MembershipPolicy:
-        from .membership import MembershipPolicy
+        from mailer.members.membership import MembershipPolicy
 
         return MembershipPolicy(
             suppression_key=self.suppression_key,
@@ -446,7 +446,7 @@ class Settings:
     @property
     def bounce_policy(self) -> BouncePolicy:
         """The S4 rule and what reading VERP tokens needs: for the engine, the worker, the bounce port and pages."""
-        from .bounces import BouncePolicy
+        from mailer.bounces.records import BouncePolicy
 
         return BouncePolicy(
             threshold=self.bounce_threshold,
@@ -459,7 +459,7 @@ class Settings:
 
     @property
     def engine_settings(self) -> EngineSettings:
-        from .engine.settings import EngineSettings
+        from mailer.engine.settings import EngineSettings
 
         return EngineSettings(
             worker_id=self.worker_id,
@@ -476,7 +476,7 @@ class Settings:
 
     @property
     def import_settings(self) -> ImportSettings:
-        from .member_csv import ImportSettings
+        from mailer.members.csv import ImportSettings
 
         return ImportSettings(
             suppression_key=self.suppression_key, confirmations_per_minute=self.import_confirmations_per_minute
@@ -484,7 +484,7 @@ class Settings:
 
     @property
     def retention(self) -> Retention:
-        from .housekeeping import Retention
+        from mailer.worker.housekeeping import Retention
 
         return Retention(
             unconfirmed=timedelta(days=self.unconfirmed_retention_days),
@@ -495,7 +495,7 @@ class Settings:
     @property
     def imap_settings(self) -> ImapSettings | None:
         """None when no bounce mailbox is configured (the bounce port, or nothing, is used)."""
-        from .bounce_imap import ImapSettings
+        from mailer.bounces.imap import ImapSettings
 
         if not self.bounce_imap_host:
             return None
@@ -513,7 +513,7 @@ class Settings:
     @property
     def dkim_signer(self) -> DkimSigner | None:
         """None when DKIM is off (E4)."""
-        from .dkim_signing import DkimSigner
+        from mailer.mail.dkim import DkimSigner
 
         if not self.dkim_private_key:
             return None

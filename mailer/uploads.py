@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from .errors import StorageFull
+from mailer.errors import StorageFull
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 PARTIAL_SUFFIX = ".part"

@@ -133,7 +133,7 @@ def make_children(env: Mapping[str, str]) -> list[Child]:
     return [
         Child(
             "mailbox",
-            [PYTHON, "-m", "mailer.devmailbox", "--dir", "instance/mailbox"],
+            [PYTHON, "-m", "mailer.ops.devmailbox", "--dir", "instance/mailbox"],
         ),
         Child(
             "web",

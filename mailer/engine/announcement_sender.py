@@ -17,13 +17,18 @@ from typing import Any
 from sqlalchemy import Integer, Select, and_, exists, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
-from .. import bounces
-from ..announcement_mail import AnnouncementContent, AnnouncementMail
-from ..announcement_states import Action, attempt
-from ..announcements import audience
-from ..clock import Clock
-from ..documents import find_document_links
-from ..models import (
+from mailer.announcements.documents import find_document_links
+from mailer.announcements.lifecycle import audience
+from mailer.announcements.states import Action, attempt
+from mailer.bounces import records as bounces
+from mailer.clock import Clock
+from mailer.engine.idsets import in_ids
+from mailer.engine.queue import QueueKind, QueueSummary, SetAside, States
+from mailer.engine.settings import EngineSettings
+from mailer.engine.transport import SendFailure
+from mailer.mail.announcement import AnnouncementContent, AnnouncementMail
+from mailer.mail.verp import VerpKind
+from mailer.models import (
     Announcement,
     AnnouncementState,
     BounceKind,
@@ -33,15 +38,10 @@ from ..models import (
     Member,
     MemberStatus,
     UTCDateTime,
-    _enum,
+    enum_column,
     member_group,
 )
-from ..transaction import transaction
-from ..verp import VerpKind
-from .idsets import in_ids
-from .queue import QueueKind, QueueSummary, SetAside, States
-from .settings import EngineSettings
-from .transport import SendFailure
+from mailer.transaction import transaction
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _create_deliveries(session: Session, announcement: Announcement, now: dateti
     rows = select(
         literal(announcement.id, Integer),
         members.c.id,
-        literal(DeliveryState.PENDING, _enum(DeliveryState)),
+        literal(DeliveryState.PENDING, enum_column(DeliveryState)),
         literal(0, Integer),
         literal(now, UTCDateTime()),
     )
@@ -196,7 +196,7 @@ class DeliveryQueue(QueueKind[_Recipient]):
         clock: Clock,
     ) -> bool:
         """The shared rule; a permanent refusal during the SMTP conversation also counts as a bounce,
-        by the same rule as a later DSN (S4, mailer.bounces)."""
+        by the same rule as a later DSN (S4, mailer.bounces.records)."""
         if failure.permanent:
             bounces.record_bounce(
                 session, item.member_id, BounceKind.PERMANENT, reason=str(failure),

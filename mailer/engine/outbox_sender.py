@@ -13,17 +13,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..announcement_mail import AnnouncementContent, AnnouncementMail
-from ..clock import Clock
-from ..documents import find_document_links
-from ..logsafe import redact
-from ..models import Announcement, MailKind, Member, MemberStatus, OutboxMessage, OutboxState
-from ..transactional import TransactionalMail
-from ..verp import VerpKind
-from .idsets import in_ids
-from .queue import QueueKind, QueueSummary, SetAside, States, retry_allowed
-from .settings import EngineSettings
-from .transport import SendFailure
+from mailer.announcements.documents import find_document_links
+from mailer.clock import Clock
+from mailer.engine.idsets import in_ids
+from mailer.engine.queue import QueueKind, QueueSummary, SetAside, States, retry_allowed
+from mailer.engine.settings import EngineSettings
+from mailer.engine.transport import SendFailure
+from mailer.logs.redact import redact
+from mailer.mail.announcement import AnnouncementContent, AnnouncementMail
+from mailer.mail.transactional import TransactionalMail
+from mailer.mail.verp import VerpKind
+from mailer.models import Announcement, MailKind, Member, MemberStatus, OutboxMessage, OutboxState
 
 log = logging.getLogger(__name__)
 

@@ -31,14 +31,14 @@ from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar, cast
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from ..clock import Clock
-from ..logsafe import redact
-from ..transaction import transaction
-from ..verp import VerpKind
-from .claims import claim_due, release_expired
-from .idsets import in_ids
-from .settings import EngineSettings
-from .transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, unwritable
+from mailer.clock import Clock
+from mailer.engine.claims import claim_due, release_expired
+from mailer.engine.idsets import in_ids
+from mailer.engine.settings import EngineSettings
+from mailer.engine.transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, unwritable
+from mailer.logs.redact import redact
+from mailer.mail.verp import VerpKind
+from mailer.transaction import transaction
 
 log = logging.getLogger(__name__)
 

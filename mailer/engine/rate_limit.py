@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ..clock import Clock
+from mailer.clock import Clock
 
 WINDOW = timedelta(seconds=60)
 

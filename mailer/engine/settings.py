@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ..bounces import BouncePolicy
-from ..verp import VerpKind, verp_address
+from mailer.bounces.records import BouncePolicy
+from mailer.mail.verp import VerpKind, verp_address
 
 
 @dataclass(frozen=True)

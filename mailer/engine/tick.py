@@ -9,14 +9,19 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from ..announcement_mail import AnnouncementMail
-from ..clock import Clock
-from ..transactional import TransactionalMail
-from .announcement_sender import DeliveryQueue, DeliverySummary, finish_announcements, start_due_announcements
-from .outbox_sender import OutboxQueue, OutboxSummary
-from .queue import release_expired_claims, send_batch
-from .settings import EngineSettings
-from .transport import SmtpTransport
+from mailer.clock import Clock
+from mailer.engine.announcement_sender import (
+    DeliveryQueue,
+    DeliverySummary,
+    finish_announcements,
+    start_due_announcements,
+)
+from mailer.engine.outbox_sender import OutboxQueue, OutboxSummary
+from mailer.engine.queue import release_expired_claims, send_batch
+from mailer.engine.settings import EngineSettings
+from mailer.engine.transport import SmtpTransport
+from mailer.mail.announcement import AnnouncementMail
+from mailer.mail.transactional import TransactionalMail
 
 log = logging.getLogger(__name__)
 

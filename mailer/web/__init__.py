@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Flask, Response, abort, request
 
-from .errors import register_error_pages
-from .numbers import DatabaseIdConverter
+from mailer.web.errors import register_error_pages
+from mailer.web.numbers import DatabaseIdConverter
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -16,13 +16,13 @@ CONTENT_SECURITY_POLICY = (
 
 
 def register_web(app: Flask) -> None:
-    from . import auth  # noqa: F401  (registers the admin loader)
-    from ..extensions import login_manager
-    from .admin import bp as admin_bp
-    from .archive import bp as archive_bp
-    from .documents import bp as documents_bp
-    from .member import bp as member_bp
-    from .public import bp as public_bp
+    from mailer.extensions import login_manager
+    from mailer.web import auth  # noqa: F401  (registers the admin loader)
+    from mailer.web.admin import bp as admin_bp
+    from mailer.web.archive import bp as archive_bp
+    from mailer.web.documents import bp as documents_bp
+    from mailer.web.member import bp as member_bp
+    from mailer.web.public import bp as public_bp
 
     app.url_map.converters["int"] = DatabaseIdConverter
     app.before_request(_refuse_nul_characters)
@@ -42,14 +42,14 @@ def register_web(app: Flask) -> None:
 
 def _page_settings() -> dict[str, Any]:
     """Pages show the forum's name, contact address and limits from `settings`, never from config."""
-    from .context import current_settings
+    from mailer.web.context import current_settings
 
     return {"settings": current_settings()}
 
 
 def _unsubscribe_token(member: Any) -> str:
-    from ..tokens import Purpose, make_token
-    from .context import clock, current_settings
+    from mailer.mail.tokens import Purpose, make_token
+    from mailer.web.context import clock, current_settings
 
     return make_token(
         current_settings().secret_key, Purpose.UNSUBSCRIBE, member.link_key, member.token_version, clock=clock()

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import session
 
-from ..admins import find_admin_for_session
-from ..extensions import db, login_manager
-from ..models import Admin
-from .context import clock, current_settings
+from mailer.admins.accounts import find_admin_for_session
+from mailer.extensions import db, login_manager
+from mailer.models import Admin
+from mailer.web.context import clock, current_settings
 
 LAST_SEEN_KEY = "admin_seen_at"
 # The last-seen time is rewritten at most this often, not on every request.

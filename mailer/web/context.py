@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 from flask import current_app, request
 
-from ..announcement_mail import AnnouncementMail
-from ..clock import Clock
-from ..consent import Evidence
-from ..membership import MembershipPolicy
-from ..models import ConsentMethod
-from ..settings import Settings, settings_of
+from mailer.clock import Clock
+from mailer.mail.announcement import AnnouncementMail
+from mailer.members.consent import Evidence
+from mailer.members.membership import MembershipPolicy
+from mailer.models import ConsentMethod
+from mailer.settings import Settings, settings_of
 
 
 def clock() -> Clock:

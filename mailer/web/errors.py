@@ -8,7 +8,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import (
+from mailer.errors import (
     InvalidInput,
     MailerError,
     NotPending,
@@ -18,7 +18,7 @@ from ..errors import (
     TransitionRefused,
     WrongState,
 )
-from ..extensions import db
+from mailer.extensions import db
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from flask import current_app
 from limits.storage import Storage
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import rate_limits
-from ..clock import Clock
-from ..extensions import db
+from mailer import rate_limits
+from mailer.clock import Clock
+from mailer.extensions import db
 
 
 class DatabaseStorage(Storage):

@@ -13,7 +13,7 @@ from typing import Any
 from flask import request
 from werkzeug.routing import IntegerConverter
 
-from ..errors import InvalidInput
+from mailer.errors import InvalidInput
 
 MAX_ID = 2**31 - 1  # PostgreSQL's integer; the smaller of the two databases' limits
 _DIGITS = re.compile(r"[0-9]{1,10}")  # plain ASCII digits: int() would also take " 1_0 " and Arabic-Indic digits

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from conftest import skip_or_fail  # tests/conftest.py: this folder is a package, so the name is not shadowed
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
-
-from conftest import skip_or_fail  # tests/conftest.py: this folder is a package, so the name is not shadowed
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-
-from mailer.runner import run_tick_for_app
 from support.documents import tiny_pdf
 from support.factories import add_member
 from support.mail import flat, parts, text_links
 from support.web import path_of
+
+from mailer.worker.runner import run_tick_for_app
+
 from .admin import log_in
 
 pytestmark = pytest.mark.browser

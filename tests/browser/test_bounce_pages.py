@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-
-from mailer.bounces import store_bounce_message
-from mailer.extensions import db
-from mailer.runner import process_bounces_for_app, run_tick_for_app
 from support.factories import add_member, due_announcement
+
+from mailer.bounces.records import store_bounce_message
+from mailer.extensions import db
+from mailer.worker.runner import process_bounces_for_app, run_tick_for_app
 
 from .admin import log_in
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
+from support.factories import ADMIN_EMAIL, add_member, link_key_of
 
 from mailer.extensions import db
+from mailer.mail.tokens import Purpose, make_token
 from mailer.models import Member, Suppression
-from mailer.runner import run_tick_for_app
-from mailer.tokens import Purpose, make_token
-from support.factories import ADMIN_EMAIL, add_member, link_key_of
+from mailer.worker.runner import run_tick_for_app
+
 from .admin import log_in
 
 pytestmark = pytest.mark.browser

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailer.admins import create_admin
-from mailer.extensions import db
 from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD, admin_post, logged_in_admin
 from support.web import csrf_token
+
+from mailer.admins.accounts import create_admin
+from mailer.extensions import db
 
 DASHBOARD = "/admin/"
 

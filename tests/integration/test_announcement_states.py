@@ -16,15 +16,15 @@ from sqlalchemy import event, func, select, update
 from support.factories import add_members, due_announcement, logged_in_admin
 from support.web import csrf_token
 
-from mailer.announcement_states import RULES, Action, attempt, transition
-from mailer.announcements import cancel_announcement
+from mailer.announcements.lifecycle import cancel_announcement
+from mailer.announcements.states import RULES, Action, attempt, transition
 from mailer.clock import FrozenClock
 from mailer.engine.announcement_sender import DeliverySummary, start_due_announcements
 from mailer.errors import TransitionRefused
 from mailer.extensions import db
 from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState
-from mailer.runner import run_tick_for_app
 from mailer.transaction import transaction
+from mailer.worker.runner import run_tick_for_app
 
 S = AnnouncementState
 HOLD_AFTER = timedelta(hours=6)

@@ -4,10 +4,10 @@ a draft copies a template, misspelt fields are refused, and deleting asks first.
 from __future__ import annotations
 
 from sqlalchemy import select
+from support.factories import admin_post, logged_in_admin
 
 from mailer.extensions import db
 from mailer.models import Announcement, AnnouncementState, AnnouncementTemplate
-from support.factories import admin_post, logged_in_admin
 
 STARTERS = ["Forward a letter", "Join a working group", "Meeting invitation", "Survey closing soon"]
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import dkim
 import pytest
 from sqlalchemy import func, select
+from support.factories import add_member, add_members, admin_post, compose, link_key_of, logged_in_admin
+from support.mail import flat, html_links, link_to, parts, text_links, wire_lines
+from support.web import csrf_token, path_of
 
 from mailer.extensions import db
 from mailer.models import (
@@ -24,10 +27,7 @@ from mailer.models import (
     MemberStatus,
     SocialMedia,
 )
-from mailer.runner import run_tick_for_app
-from support.factories import add_member, add_members, admin_post, compose, logged_in_admin, link_key_of
-from support.mail import flat, html_links, link_to, parts, text_links, wire_lines
-from support.web import csrf_token, path_of
+from mailer.worker.runner import run_tick_for_app
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 REVISIT = (SAMPLES / "revisit-survey.md").read_text(encoding="utf-8")
@@ -174,7 +174,7 @@ def test_unsubscribe_while_sending_stops_further_mail(make_app, clock, smtp, rec
     worker.start()
     smtp.wait_for(5, timeout=20)
     with app.app_context():
-        from mailer.tokens import Purpose, make_token
+        from mailer.mail.tokens import Purpose, make_token
 
         token = make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key_of(app, ids[50]), 1, clock=clock)
     response = app.test_client().post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
@@ -397,7 +397,7 @@ def test_unsubscribe_bad_tokens_and_methods(app, clock):
     """Tampered unsubscribe tokens get a 400 page, PUT gets 405, and the member stays subscribed."""
     with app.app_context():
         member_id = add_member("stay@example.org", clock=clock)
-        from mailer.tokens import Purpose, make_token
+        from mailer.mail.tokens import Purpose, make_token
 
         token = make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock)
     client = app.test_client()

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
-
-from mailer import consent
-from mailer.addresses import normalise_address
-from mailer.extensions import db
-from mailer.models import ConsentEvent, JoinRequest, MailKind, Member, MemberStatus, OutboxMessage
-from mailer.outbox import enqueue_mail
-from mailer.runner import process_join_requests_for_app, run_tick_for_app
-from mailer.tokens import Purpose, make_token, new_link_key
-from mailer.settings import settings_of
-from support.factories import add_member, logged_in_admin, link_key_of
+from support.factories import add_member, link_key_of, logged_in_admin
 from support.web import csrf_token, join
+
+from mailer.extensions import db
+from mailer.mail.outbox import enqueue_mail
+from mailer.mail.tokens import Purpose, make_token
+from mailer.members import consent
+from mailer.members.addresses import normalise_address
+from mailer.models import ConsentEvent, JoinRequest, MailKind, Member, MemberStatus, OutboxMessage, new_link_key
+from mailer.settings import settings_of
+from mailer.worker.runner import process_join_requests_for_app, run_tick_for_app
 
 ALREADY_MEMBER_SUBJECT = "You are already a member of Test Parent Carer Forum"
 CONFIRM_SUBJECT = "Please confirm you want to join Test Parent Carer Forum"
@@ -511,12 +511,13 @@ def _sweep_arguments(app: Any, client: Any, smtp: Any) -> dict[str, Any]:
     with a document, a template."""
     import io
 
-    from mailer.announcement_templates import list_templates
-    from mailer.models import Document
     from support.documents import tiny_pdf
     from support.factories import compose
     from support.mail import parts, text_links
     from support.web import join_and_confirm
+
+    from mailer.announcements.templates import list_templates
+    from mailer.models import Document
 
     join_and_confirm(app, client, smtp, "sweep@example.org", name="Sweep Member")
     links = {}
@@ -595,8 +596,8 @@ def test_a_failing_statement_is_logged_without_its_parameters(make_app, clock, c
 
     from sqlalchemy import update
 
-    from mailer.logconfig import KeyValueFormatter
-    from mailer.logsafe import RedactFilter
+    from mailer.logs.redact import RedactFilter
+    from mailer.logs.setup import KeyValueFormatter
 
     app = make_app(PROPAGATE_EXCEPTIONS=False)
     name = "Zoë Secretname"  # not on the failing line, which the traceback quotes
@@ -611,7 +612,7 @@ def test_a_failing_statement_is_logged_without_its_parameters(make_app, clock, c
     with caplog.at_level(logging.ERROR):
         response = app.test_client().get("/test-only/failing-statement")
     assert response.status_code == 500
-    # Each line as the production handler writes it (mailer.logconfig.configure_logging).
+    # Each line as the production handler writes it (mailer.logs.setup.configure_logging).
     formatter, redaction = KeyValueFormatter(), RedactFilter()
     logged = "\n".join(formatter.format(record) for record in caplog.records if redaction.filter(record))
     assert "UPDATE member SET" in logged  # the statement is there, to find the bug

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from support.factories import add_member, due_announcement, logged_in_admin
+from support.smtp_sink import free_port
 
-from mailer.bounce_server import bounce_controller
+from mailer.bounces.smtp_server import bounce_controller
 from mailer.extensions import db
+from mailer.mail.outbox import enqueue_mail
 from mailer.models import (
     BounceEvent,
     BounceKind,
@@ -28,11 +31,8 @@ from mailer.models import (
     Member,
     MemberStatus,
 )
-from mailer.outbox import enqueue_mail
-from mailer.runner import process_bounces_for_app, run_tick_for_app
 from mailer.settings import settings_of
-from support.factories import add_member, due_announcement, logged_in_admin
-from support.smtp_sink import free_port
+from mailer.worker.runner import process_bounces_for_app, run_tick_for_app
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "dsn"
 BOUNCES = "bounces@forum.test"
@@ -167,8 +167,8 @@ def test_smtp_time_refusal_and_later_dsn_for_one_delivery_count_once(bounce_app,
     assert run_tick_for_app(bounce_app).deliveries.failed == 1
     assert member_row(bounce_app, sam).bounce_count == 1
     with bounce_app.app_context():
+        from mailer.mail.verp import VerpKind, verp_address, verp_key
         from mailer.models import Delivery
-        from mailer.verp import VerpKind, verp_address, verp_key
 
         delivery_id = db.session.scalar(select(Delivery.id))
     verp = verp_address(verp_key(bounce_app.config["SECRET_KEY"]), BOUNCES, VerpKind.DELIVERY, delivery_id)
@@ -284,7 +284,7 @@ def test_forged_token_is_logged_kept_unmatched_and_changes_nothing(bounce_app, b
     with pytest.raises(smtplib.SMTPRecipientsRefused):  # to the forged address itself: refused at RCPT
         deliver(bounce_port, dsn("rfc3464_permanent.eml", forged, "sam@example.org"), forged)
     deliver(bounce_port, dsn("rfc3464_permanent.eml", forged, "sam@example.org"), BOUNCES)  # quoted in the body
-    with caplog.at_level(logging.WARNING, logger="mailer.bounces"):
+    with caplog.at_level(logging.WARNING, logger="mailer.bounces.records"):
         summary = process_bounces_for_app(bounce_app)
     assert summary.unmatched == 1 and summary.counted == 0
     assert any("unmatched" in r.getMessage() and "signature" in r.getMessage() for r in caplog.records)
@@ -432,7 +432,7 @@ def test_unreachable_imap_mailbox_does_not_stop_processing(make_app, bounce_port
     app = make_app(MAILER_BOUNCE_ADDRESS=BOUNCES, MAILER_BOUNCE_IMAP_HOST="127.0.0.1",
                    MAILER_BOUNCE_IMAP_PORT=free_port(), MAILER_BOUNCE_IMAP_SSL=False)
     deliver(bounce_port, b"From: someone@example.net\r\nSubject: Hello\r\n\r\nHi.\r\n", BOUNCES)
-    with caplog.at_level(logging.WARNING, logger="mailer.runner"):
+    with caplog.at_level(logging.WARNING, logger="mailer.worker.runner"):
         summary = process_bounces_for_app(app)
     assert summary.errors == 0 and summary.processed == 1
     assert any("could not fetch" in r.getMessage() for r in caplog.records)
@@ -440,8 +440,8 @@ def test_unreachable_imap_mailbox_does_not_stop_processing(make_app, bounce_port
 
 def test_erasure_and_retention_remove_the_raw_reports(bounce_app, bounce_port, clock, smtp):
     """Raw DSNs quote the address: erasing the member deletes them and their events; old ones are purged (C3)."""
-    from mailer.bounces import purge_bounce_messages
-    from mailer.rights import erase_member
+    from mailer.bounces.records import purge_bounce_messages
+    from mailer.members.rights import erase_member
 
     with bounce_app.app_context():
         sam = add_member("sam@example.org", clock=clock)

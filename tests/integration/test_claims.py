@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, insert, select, text, update
+from support.factories import due_announcement
 
 from mailer.engine.announcement_sender import DeliveryQueue
 from mailer.engine.queue import release_expired_claims
 from mailer.engine.settings import EngineSettings
 from mailer.extensions import db
 from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState
-from support.factories import due_announcement
 
 BATCH = 100
 

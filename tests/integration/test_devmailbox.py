@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.devmailbox import DevMailbox, MailboxStore, linkify
+from mailer.ops.devmailbox import DevMailbox, MailboxStore, linkify
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIRM_URL = "https://forum.example.org/confirm/abc123?x=1&y=2"
@@ -224,13 +224,13 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 1
 
 
 def test_cli_receives_mail_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    """`python -m mailer.devmailbox` serves mail, then exits 0 within 10 s of SIGTERM."""
+    """`python -m mailer.ops.devmailbox` serves mail, then exits 0 within 10 s of SIGTERM."""
     smtp_port, web_port = free_port(), free_port()
     log_path = tmp_path / "mailbox.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "mailer.devmailbox"),
+                *(sys.executable, "-m", "mailer.ops.devmailbox"),
                 *("--smtp-port", str(smtp_port), "--web-port", str(web_port)),
                 *("--dir", str(tmp_path / "mailbox")),
             ],

@@ -10,14 +10,14 @@ from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import select
-
-from mailer.extensions import db
-from mailer.models import Document
-from mailer.runner import run_tick_for_app
 from support.documents import ELF, HTML, tiny_docx, tiny_odt, tiny_pdf
 from support.factories import add_member, admin_post, compose, logged_in_admin
 from support.mail import flat, html_links, parts, text_links
 from support.web import csrf_token, path_of
+
+from mailer.extensions import db
+from mailer.models import Document
+from mailer.worker.runner import run_tick_for_app
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def test_public_archive_lists_the_documents_of_a_public_announcement(documents_a
 )
 def test_safe_file_name_drops_folders_and_reserved_characters(original, expected):
     """Whatever a browser sends as the name, the served name has no folders, quotes, controls or a wrong extension."""
-    from mailer.documents import PDF, safe_file_name
+    from mailer.announcements.documents import PDF, safe_file_name
 
     assert safe_file_name(original, PDF) == expected
 
@@ -351,7 +351,7 @@ def _zip(entries: list[tuple[str, bytes]], compression: int) -> bytes:
 )
 def test_sniffing_refuses_archives_by_their_declared_sizes(tmp_path, content):
     """The declared sizes and the entry count are checked before anything is unpacked."""
-    from mailer.documents import DocumentTooLarge, sniff_kind
+    from mailer.announcements.documents import DocumentTooLarge, sniff_kind
 
     path = tmp_path / "upload"
     path.write_bytes(content)
@@ -363,7 +363,7 @@ def test_sniffing_reads_only_a_bounded_prefix_of_an_entry(tmp_path):
     """A real-looking DOCX within the limits: only the first few hundred KB of its content types are unpacked."""
     import tracemalloc
 
-    from mailer.documents import DOCX, MAX_SNIFF_BYTES, sniff_kind
+    from mailer.announcements.documents import DOCX, MAX_SNIFF_BYTES, sniff_kind
 
     # 12 MB of varied XML, packed about 100 to one: within the declared limits, so it is read, in part.
     filler = b"".join(b'<Default Extension="x%07d" ContentType="application/xml"/>' % i for i in range(200_000))
@@ -398,7 +398,7 @@ def test_safe_file_name_drops_bidi_controls_and_other_format_characters(original
     """U+202E and every other format character (Unicode category Cf) is taken out of the name."""
     import unicodedata
 
-    from mailer.documents import PDF, safe_file_name
+    from mailer.announcements.documents import PDF, safe_file_name
 
     name = safe_file_name(original, PDF)
     assert name == unicodedata.normalize("NFC", expected)

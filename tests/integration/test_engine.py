@@ -7,9 +7,12 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-
 from conftest import base_config
+from sqlalchemy import func, select
+from support.factories import add_member, add_members, due_announcement
+from support.processes import WorkerProcess
+from support.web import join
+
 from mailer import create_app
 from mailer.clock import FrozenClock
 from mailer.engine.rate_limit import RateLimiter
@@ -24,10 +27,7 @@ from mailer.models import (
     Member,
     MemberStatus,
 )
-from mailer.runner import run_tick_for_app
-from support.factories import add_member, add_members, due_announcement
-from support.processes import WorkerProcess
-from support.web import join
+from mailer.worker.runner import run_tick_for_app
 
 
 def delivery_states(app) -> Counter:  # type: ignore[no-untyped-def]
@@ -282,8 +282,8 @@ def test_smtp_concurrency_runs_several_sending_processes_on_postgresql(clock, sm
 def test_an_address_no_server_can_take_fails_alone_and_the_rest_are_sent(make_app, clock, smtp):
     """A member stored with an address that needs SMTPUTF8 (from before the join form refused them) fails with
     a reason, announcement and welcome alike; everyone else is sent to and nothing is left claimed."""
+    from mailer.mail.outbox import enqueue_mail
     from mailer.models import MailKind, OutboxMessage, OutboxState
-    from mailer.outbox import enqueue_mail
 
     app = make_app()
     with app.app_context():

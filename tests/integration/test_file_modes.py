@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-
 from conftest import base_config
-from mailer import create_app
-from mailer.devmailbox import MailboxStore
-from mailer.extensions import db
-from mailer.uploads import open_private, write_file
+from sqlalchemy import text
 from support.factories import add_member, admin_post, logged_in_admin
 from support.web import path_of
+
+from mailer import create_app
+from mailer.extensions import db
+from mailer.ops.devmailbox import MailboxStore
+from mailer.uploads import open_private, write_file
 
 OWNER_ONLY = 0o600
 

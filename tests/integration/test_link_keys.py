@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-
-from mailer.extensions import db
-from mailer.models import ConsentEvent, Member, MemberStatus
-from mailer.runner import run_tick_for_app
 from support.factories import admin_post, logged_in_admin
 from support.mail import link_to
 from support.web import csrf_token, join, path_of, post_button
+
+from mailer.extensions import db
+from mailer.models import ConsentEvent, Member, MemberStatus
+from mailer.worker.runner import run_tick_for_app
 
 OUTSIDER = "outsider@example.org"
 NEWCOMER = "newcomer@example.org"

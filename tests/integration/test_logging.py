@@ -12,18 +12,18 @@ from typing import Any
 from urllib.error import HTTPError
 
 import pytest
-from werkzeug.serving import make_server
-
 from conftest import base_config
-from mailer import create_app
-from mailer.addresses import suppression_key
-from mailer.clock import SystemClock
-from mailer.extensions import db
-from mailer.logsafe import address_tag
 from support.factories import admin_post, compose, logged_in_admin
 from support.mail import link_to, parts
 from support.processes import WorkerProcess
 from support.web import csrf_token, join, path_of, post_button
+from werkzeug.serving import make_server
+
+from mailer import create_app
+from mailer.clock import SystemClock
+from mailer.extensions import db
+from mailer.logs.redact import address_tag
+from mailer.members.addresses import suppression_key
 
 MEMBER = "Journey.Person@Example.org"
 BOUNCER = "bounce.person@example.org"

@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-
 from conftest import base_config
-from mailer import create_app, member_csv
-from mailer.addresses import address_hash
+from sqlalchemy import func, select
+from support.factories import ADMIN_EMAIL, add_member, add_members, admin_post, compose, logged_in_admin
+from support.mail import link_to
+from support.web import csrf_token, join_and_confirm, path_of, post_button
+
+from mailer import create_app
 from mailer.extensions import db
+from mailer.mail.outbox import enqueue_mail
+from mailer.members import csv as member_csv
+from mailer.members.addresses import address_hash
 from mailer.models import (
     ConsentAction,
     ConsentEvent,
@@ -32,12 +37,8 @@ from mailer.models import (
     Suppression,
     member_group,
 )
-from mailer.outbox import enqueue_mail
-from mailer.runner import run_tick_for_app
 from mailer.settings import settings_of
-from support.factories import ADMIN_EMAIL, add_member, add_members, admin_post, compose, logged_in_admin
-from support.mail import link_to
-from support.web import csrf_token, join_and_confirm, path_of, post_button
+from mailer.worker.runner import run_tick_for_app
 
 CONFIRM_SUBJECT = "Please confirm you want to join Test Parent Carer Forum"
 sqlite_only = pytest.mark.parametrize("database_uri", ["sqlite"], indirect=True)
@@ -567,9 +568,10 @@ def test_when_the_result_cannot_be_kept_the_import_still_shows_what_it_did(make_
 def test_a_document_upload_that_fills_the_disk_is_a_507_and_keeps_nothing(make_app, clock, tmp_path):
     """The same for hosted documents: 507 on the upload form, no partial file, no row."""
     from conftest import skip_or_fail
-    from mailer.models import Document
     from support.disk import small_disk
     from support.documents import tiny_pdf
+
+    from mailer.models import Document
 
     try:
         with small_disk(tmp_path / "small-documents", size="64k") as directory:
@@ -610,7 +612,7 @@ def _uploaded_and_applied(app: Any, admin: Any, import_dir: Path) -> tuple[Path,
 def test_import_files_are_removed_after_a_day_by_purge_and_housekeeping(app, clock, import_dir, how):
     """Uploads, results and unfinished writes older than a day are deleted without waiting for the next upload;
     younger ones stay (the clock is frozen, the files' times set from it)."""
-    from mailer.scheduling import housekeeping_job
+    from mailer.worker.process import housekeeping_job
 
     admin = logged_in_admin(app, clock)
     old_upload, old_result = _uploaded_and_applied(app, admin, import_dir)

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import POSTGRES_URL, base_config, skip_or_fail
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from conftest import POSTGRES_URL, base_config, skip_or_fail
 from mailer import create_app
 from mailer.extensions import db
 from mailer.models import ConsentAction, ConsentEvent, Member, MemberStatus, OutboxMessage, OutboxState

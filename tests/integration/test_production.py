@@ -22,25 +22,24 @@ from urllib.parse import urlsplit
 
 import dkim
 import pytest
+from conftest import POSTGRES_URL, ROOT, base_config, skip_or_fail
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
-from werkzeug.routing import IntegerConverter
-
-from conftest import POSTGRES_URL, ROOT, base_config, skip_or_fail
-from mailer import create_app
-from mailer.announcements import AnnouncementDraft, create_announcement
-from mailer.clock import SystemClock
-from mailer.extensions import db
-from mailer.models import ConsentEvent, Member, OutboxMessage, OutboxState, WorkerHeartbeat
-from mailer.runner import process_join_requests_for_app
-from mailer.tokens import Purpose, make_token
-from support.gunicorn import Browser
-from support.factories import add_member, add_members, logged_in_admin, link_key_of
-from support.gunicorn import Gunicorn
+from support.factories import add_member, add_members, link_key_of, logged_in_admin
+from support.gunicorn import Browser, Gunicorn
 from support.mail import link_to
 from support.processes import WorkerProcess
 from support.smtp_sink import free_port
 from support.web import csrf_token, join
+from werkzeug.routing import IntegerConverter
+
+from mailer import create_app
+from mailer.announcements.lifecycle import AnnouncementDraft, create_announcement
+from mailer.clock import SystemClock
+from mailer.extensions import db
+from mailer.mail.tokens import Purpose, make_token
+from mailer.models import ConsentEvent, Member, OutboxMessage, OutboxState, WorkerHeartbeat
+from mailer.worker.runner import process_join_requests_for_app
 
 DEPLOY = ROOT / "deploy"
 DEPLOY_README = (DEPLOY / "README.md").read_text()
@@ -418,8 +417,8 @@ def test_healthz_reports_the_backlog_and_a_silent_worker(app, clock):
     """A monitor can alert: pending mail, how long it has waited past its time, and when a worker last ticked."""
     from datetime import timedelta
 
-    from mailer.heartbeat import record_tick
     from mailer.models import MailKind
+    from mailer.worker.heartbeat import record_tick
 
     client = app.test_client()
     report = client.get("/healthz").get_json()

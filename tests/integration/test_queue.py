@@ -9,19 +9,19 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from support.factories import add_member
+from support.smtp_sink import SmtpSink
 
-from mailer.announcement_mail import AnnouncementMail
 from mailer.engine.outbox_sender import OutboxQueue
 from mailer.engine.queue import SetAside, release_expired_claims, send_batch
 from mailer.engine.settings import EngineSettings
 from mailer.engine.transport import SmtpTransport
 from mailer.extensions import db
+from mailer.mail.announcement import AnnouncementMail
+from mailer.mail.outbox import enqueue_mail
+from mailer.mail.transactional import TransactionalMail
 from mailer.models import MailKind, OutboxMessage, OutboxState
-from mailer.outbox import enqueue_mail
-from mailer.runner import run_tick_for_app, smtp_opener_for
-from mailer.transactional import TransactionalMail
-from support.factories import add_member
-from support.smtp_sink import SmtpSink
+from mailer.worker.runner import run_tick_for_app, smtp_opener_for
 
 
 def settings(worker: str = "queue-test", **overrides: Any) -> EngineSettings:

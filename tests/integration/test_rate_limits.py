@@ -8,19 +8,19 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from conftest import base_config
-from mailer import create_app
-from mailer.admins import create_admin
-from mailer.clock import SystemClock
-from mailer.extensions import db
-from mailer.housekeeping import Retention, purge
-from mailer.models import RateLimitCounter
-from mailer.rate_limits import find_count, find_window_end, increment_counter, stored_key
+from sqlalchemy import func, select
 from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD
 from support.gunicorn import Browser, Gunicorn
 from support.web import csrf_token, join
+
+from mailer import create_app
+from mailer.admins.accounts import create_admin
+from mailer.clock import SystemClock
+from mailer.extensions import db
+from mailer.models import RateLimitCounter
+from mailer.rate_limits import find_count, find_window_end, increment_counter, stored_key
+from mailer.worker.housekeeping import Retention, purge
 
 MINUTE = timedelta(minutes=1)
 

@@ -6,6 +6,9 @@ import json
 
 import pytest
 from sqlalchemy import func, select
+from support.factories import add_member, admin_post, compose, link_key_of, logged_in_admin
+from support.mail import link_to
+from support.web import csrf_token, join, join_and_confirm, path_of, post_button
 
 from mailer.extensions import db
 from mailer.models import (
@@ -19,11 +22,8 @@ from mailer.models import (
     SocialMedia,
     Suppression,
 )
-from mailer.runner import process_join_requests_for_app, run_tick_for_app
 from mailer.settings import settings_of
-from support.factories import add_member, admin_post, compose, logged_in_admin, link_key_of
-from support.mail import link_to
-from support.web import csrf_token, join, join_and_confirm, path_of, post_button
+from mailer.worker.runner import process_join_requests_for_app, run_tick_for_app
 
 
 def counts(app):  # type: ignore[no-untyped-def]
@@ -133,7 +133,7 @@ def test_erase_then_rejoin_and_confirm(app, client, smtp, clock):
 
 def test_bounce_suppression_blocks_rejoining(app, client, smtp, clock):
     """An address suppressed for bounces gets nothing when someone joins with it again."""
-    from mailer.addresses import address_hash
+    from mailer.members.addresses import address_hash
 
     with app.app_context():
         key = settings_of(app).suppression_key
@@ -147,7 +147,7 @@ def test_bounce_suppression_blocks_rejoining(app, client, smtp, clock):
 @pytest.mark.parametrize("route", ["/preferences/{t}", "/preferences/{t}/data.json", "/preferences/{t}/erase"])
 def test_preference_token_rules(app, client, smtp, clock, route):
     """Tampered, wrong-purpose and revoked preference tokens get a clear 400 and change nothing."""
-    from mailer.tokens import Purpose, make_token
+    from mailer.mail.tokens import Purpose, make_token
 
     with app.app_context():
         member_id = add_member("tokens@example.org", clock=clock)
@@ -229,7 +229,7 @@ def test_bad_input_sweep_over_public_and_token_routes(app, client, smtp, clock):
     """Random bytes, huge and control-character fields, missing fields and wrong methods: never a 500, nothing changes."""
     import random
 
-    from mailer.tokens import Purpose, make_token
+    from mailer.mail.tokens import Purpose, make_token
 
     with app.app_context():
         member_id = add_member("sweep@example.org", clock=clock)

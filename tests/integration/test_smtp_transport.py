@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask_mail import Mail
-
 from conftest import skip_or_fail
+from flask_mail import Mail
+from support.certs import Certificates, make_certificates, openssl_available
+from support.smtp_sink import SmtpSink, free_port
+from support.web import join
+
 from mailer.engine.transport import (
     Outgoing,
     PermanentFailure,
@@ -26,10 +29,7 @@ from mailer.engine.transport import (
     TransientFailure,
     flask_mail_opener,
 )
-from mailer.runner import run_tick_for_app
-from support.certs import Certificates, make_certificates, openssl_available
-from support.smtp_sink import SmtpSink, free_port
-from support.web import join
+from mailer.worker.runner import run_tick_for_app
 
 SENDER = "bounces@forum.test"
 USER, PASSWORD = "mailer", "s3cret-pass"

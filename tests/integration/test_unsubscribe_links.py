@@ -9,13 +9,13 @@ import re
 from typing import Any
 
 from sqlalchemy import func, select
-
-from mailer.extensions import db
-from mailer.models import ConsentAction, ConsentEvent, ConsentMethod, Member, MemberStatus
-from mailer.runner import run_tick_for_app
 from support.factories import due_announcement
 from support.mail import link_to
 from support.web import join_and_confirm, path_of, post_button
+
+from mailer.extensions import db
+from mailer.models import ConsentAction, ConsentEvent, ConsentMethod, Member, MemberStatus
+from mailer.worker.runner import run_tick_for_app
 
 PARENT = "parent@example.org"
 

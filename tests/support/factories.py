@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mailer.admins import create_admin
+from mailer.admins.accounts import create_admin
 from mailer.clock import FrozenClock
 from mailer.extensions import db
 from mailer.models import Group, Member, MemberStatus, SocialMedia
@@ -97,7 +97,7 @@ def compose(client: Any, *, subject: str, body: str, groups: list[int] | None = 
 def due_announcement(app: Any, clock: FrozenClock, *, subject: str = "News", body: str = "# News\n\nHello.",
                      group_ids: list[int] | None = None) -> int:
     """An announcement scheduled for now, made through the domain (the pages are tested elsewhere)."""
-    from mailer.announcements import AnnouncementDraft, create_announcement, send_announcement_now
+    from mailer.announcements.lifecycle import AnnouncementDraft, create_announcement, send_announcement_now
 
     with app.app_context():
         item = create_announcement(

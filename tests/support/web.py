@@ -47,7 +47,7 @@ def post_button(client: Any, path: str) -> Any:
 
 def join_and_confirm(app: Any, client: Any, smtp: Any, email: str, **join_args: Any) -> Any:
     """Join through the form, confirm through the emailed link; returns the welcome message."""
-    from mailer.runner import run_tick_for_app
+    from mailer.worker.runner import run_tick_for_app
     from support.mail import link_to
 
     before = len(smtp.received)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.addresses import normalise_address
 from mailer.errors import InvalidInput
+from mailer.members.addresses import normalise_address
 
 
 def test_international_domain_is_kept_in_its_ascii_form():

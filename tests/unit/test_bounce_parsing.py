@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mailer.bounce_server import client_key
-from mailer.bounces import BouncePolicy, parse_bounce
+from mailer.bounces.records import BouncePolicy, parse_bounce
+from mailer.bounces.smtp_server import client_key
+from mailer.mail.verp import VerpKind, VerpTarget, make_token, read_token, verp_address, verp_key
 from mailer.models import BounceKind
-from mailer.verp import VerpKind, VerpTarget, make_token, read_token, verp_address, verp_key
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "dsn"
 KEY = verp_key("test-only-secret")

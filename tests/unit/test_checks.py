@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import base_config
+from support.settings import settings_for
+from support.smtp_sink import free_port
+
 from mailer import create_app
-from mailer.checks import (
+from mailer.config import DEV_SECRET_KEY
+from mailer.extensions import db
+from mailer.ops.checks import (
     Level,
     check_admin_passwords,
     check_base_url,
@@ -25,10 +29,6 @@ from mailer.checks import (
     check_smtp,
     check_suppression_key,
 )
-from mailer.config import DEV_SECRET_KEY
-from mailer.extensions import db
-from support.settings import settings_for
-from support.smtp_sink import free_port
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 PRODUCTION = {"MAILER_ENV": "production"}

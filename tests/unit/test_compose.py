@@ -1,4 +1,4 @@
-"""Tests for mailer.compose: Markdown -> sanitised HTML + equivalent plain text."""
+"""Tests for mailer.mail.compose: Markdown -> sanitised HTML + equivalent plain text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mailer.compose import html_to_text, render_parts, sanitise_html
+from mailer.mail.compose import html_to_text, render_parts, sanitise_html
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 SAMPLE_NAMES = ["revisit-survey.md", "communication-update.md"]

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ROOT
+
 from mailer import create_app
 from mailer.config import DEV_SECRET_KEY, ConfigurationError
 

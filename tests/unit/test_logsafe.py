@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from mailer.addresses import address_hash
-from mailer.logconfig import KeyValueFormatter
-from mailer.logsafe import RedactFilter, address_tag, redact, short_hash
+from mailer.logs.redact import RedactFilter, address_tag, redact, short_hash
+from mailer.logs.setup import KeyValueFormatter
+from mailer.members.addresses import address_hash
 
 TOKEN = "eyJtIjoxLCJ2IjoxfQ.Z3n1bA.kX9_yT-3vQ2mB8rL0pWd4sFh6jK"
 

@@ -1,4 +1,4 @@
-"""mailer.member_csv on its own (J6): reading files, refusing bad ones, row rules, streaming, spreading mail out.
+"""mailer.members.csv on its own (J6): reading files, refusing bad ones, row rules, streaming, spreading mail out.
 
 These run on SQLite only: the rules are the same on both backends, and the
 integration tests run the whole import on PostgreSQL too."""
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mailer import member_csv
 from mailer.errors import InvalidInput
 from mailer.extensions import db
-from mailer.member_csv import Outcome
+from mailer.members import csv as member_csv
+from mailer.members.csv import Outcome
 from mailer.models import ConsentEvent, Member, OutboxMessage
 from mailer.settings import settings_of
 
@@ -209,7 +209,7 @@ TRICKY_ADDRESSES = [
 def test_import_address_check_agrees_with_the_join_form(raw):
     """The import's cached address check gives exactly normalise_address's answer, refusals included, so the
     same person never gets two keys (one from the form, one from a file)."""
-    from mailer.addresses import normalise_address
+    from mailer.members.addresses import normalise_address
 
     try:
         expected: tuple[str, str] | type[InvalidInput] = normalise_address(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailer.errors import InvalidInput
-from mailer.personal_fields import check_placeholders, fill_public, mark_placeholders, member_values
+from mailer.mail.personal_fields import check_placeholders, fill_public, mark_placeholders, member_values
 
 
 @pytest.mark.parametrize("text", ["Dear {{name}}", "Dear {{ name }}", "{{   groups   }} and {{ name }}", "No fields"])

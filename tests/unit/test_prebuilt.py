@@ -8,8 +8,8 @@ from email.parser import BytesParser
 
 import pytest
 
-from mailer.emails import MailSettings, MailTemplate
-from mailer.prebuilt import PrebuiltMessage
+from mailer.mail.emails import MailSettings, MailTemplate
+from mailer.mail.prebuilt import PrebuiltMessage
 
 SETTINGS = MailSettings(
     forum_name="Parent Carer Forum", from_name="Parent Carer Forum", from_address="noreply@forum.test",

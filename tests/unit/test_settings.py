@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ROOT
+from support.settings import settings_for
+
 from mailer import create_app
 from mailer.config import ConfigurationError
 from mailer.settings import WORKER_ID_MAX, Settings, settings_of
-from support.settings import settings_for
 
 # Every key Settings reads, as an operator writes it in the environment (FLASK_<key>=<text>), and the
 # value it must have once parsed. Flask reads FLASK_* values as JSON when they are JSON ("5", "true"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.addresses import normalise_address
 from mailer.errors import InvalidInput
-from mailer.membership import clean_name
+from mailer.members.addresses import normalise_address
+from mailer.members.membership import clean_name
 from mailer.text import has_control_characters, without_control_characters
 
 CONTROLS = ["\x00", "\r", "\n", "\x1b", "\x7f", "\x85", "\x9b", "\u2028", "\u2029"]

@@ -10,7 +10,8 @@ from itsdangerous.encoding import base64_decode
 
 from mailer.clock import FrozenClock
 from mailer.errors import TokenExpired, TokenInvalid
-from mailer.tokens import Purpose, TokenMaker, make_token, new_link_key, read_token
+from mailer.mail.tokens import Purpose, TokenMaker, make_token, read_token
+from mailer.models import new_link_key
 
 SECRET = "test-only-secret"
 # Fixed keys shaped like new_link_key()'s: random characters, so itsdangerous never compresses them.

@@ -1,6 +1,6 @@
 """Announcement template pages (issue 9): list, create, edit, delete, and start a draft from one.
 
-Thin like routes.py: each change is one call to mailer.announcement_templates in a transaction."""
+Thin like routes.py: each change is one call to mailer.announcements.templates in a transaction."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired
 
-from ... import announcement_templates as domain
-from ...errors import InvalidInput
-from ...extensions import db
-from ...models import AnnouncementTemplate
-from ...transaction import transaction
-from ..context import clock
-from . import bp
-from .forms import ActionForm
+from mailer.announcements import templates as domain
+from mailer.errors import InvalidInput
+from mailer.extensions import db
+from mailer.models import AnnouncementTemplate
+from mailer.transaction import transaction
+from mailer.web.admin import bp
+from mailer.web.admin.forms import ActionForm
+from mailer.web.context import clock
 
 
 class TemplateForm(FlaskForm):

@@ -1,16 +1,16 @@
 """The bounces page (issue 8): recent bounces and complaints, members near the threshold, unmatched DSNs.
 
-Read-only and thin: the lists come from mailer.bounces."""
+Read-only and thin: the lists come from mailer.bounces.records."""
 
 from __future__ import annotations
 
 from flask import render_template
 
-from ... import bounces
-from ...announcements import to_london
-from ...extensions import db
-from ..context import clock, current_settings
-from . import bp
+from mailer.announcements.lifecycle import to_london
+from mailer.bounces import records as bounces
+from mailer.extensions import db
+from mailer.web.admin import bp
+from mailer.web.context import clock, current_settings
 
 KIND_WORDS = {
     "permanent": "Permanent failure",

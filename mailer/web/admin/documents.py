@@ -1,6 +1,6 @@
 """Hosted document pages for admins (issue 9): upload a letter with an announcement, remove it.
 
-Thin: read the upload, call mailer.documents in a transaction, respond. Only the upload page
+Thin: read the upload, call mailer.announcements.documents in a transaction, respond. Only the upload page
 takes a large body, and only from a logged-in admin (see import_upload_limit in members.py)."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import StringField
 
-from ... import documents as domain
-from ...announcement_states import EDITABLE
-from ...errors import InvalidInput, StorageFull
-from ...extensions import db
-from ...models import Announcement, Document
-from ...transaction import transaction
-from ..context import clock, current_settings
-from . import bp
-from .forms import ActionForm
+from mailer.announcements import documents as domain
+from mailer.announcements.states import EDITABLE
+from mailer.errors import InvalidInput, StorageFull
+from mailer.extensions import db
+from mailer.models import Announcement, Document
+from mailer.transaction import transaction
+from mailer.web.admin import bp
+from mailer.web.admin.forms import ActionForm
+from mailer.web.context import clock, current_settings
 
 log = logging.getLogger(__name__)
 FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the other fields, on top of the file itself

@@ -1,4 +1,4 @@
-"""Admin forms. Shape only; the domain (mailer.announcements) decides what is allowed."""
+"""Admin forms. Shape only; the domain (mailer.announcements.lifecycle) decides what is allowed."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, PasswordField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length
 
-from ..numbers import database_id
-from ..public.forms import CheckboxesField
+from mailer.web.numbers import database_id
+from mailer.web.public.forms import CheckboxesField
 
 
 class LoginForm(FlaskForm):

@@ -1,6 +1,6 @@
 """Members admin pages (J6): list and search, member detail and actions, CSV export, CSV import.
 
-Thin like routes.py: read the request, call mailer.member_admin or mailer.member_csv in a
+Thin like routes.py: read the request, call mailer.members.admin or mailer.members.csv in a
 transaction, respond. An import is uploaded, stored under a random name, previewed row by
 row, and only applied by a second POST naming that upload."""
 
@@ -16,17 +16,19 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SearchField, SelectChoice, SelectField
 from wtforms.validators import Length, Optional
 
-from ... import bounces, member_admin, member_csv
-from ...announcements import to_london
-from ...errors import InvalidInput, NotPending, StorageFull, Suppressed
-from ...extensions import db
-from ...membership import list_groups
-from ...models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
-from ...transaction import transaction
-from ..context import clock, current_settings, membership_policy
-from ..numbers import int_arg
-from . import bp
-from .forms import ActionForm
+from mailer.announcements.lifecycle import to_london
+from mailer.bounces import records as bounces
+from mailer.errors import InvalidInput, NotPending, StorageFull, Suppressed
+from mailer.extensions import db
+from mailer.members import admin as member_admin
+from mailer.members import csv as member_csv
+from mailer.members.membership import list_groups
+from mailer.models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
+from mailer.transaction import transaction
+from mailer.web.admin import bp
+from mailer.web.admin.forms import ActionForm
+from mailer.web.context import clock, current_settings, membership_policy
+from mailer.web.numbers import int_arg
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50

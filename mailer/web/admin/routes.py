@@ -20,26 +20,26 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
-from ... import announcements as domain
-from ... import consent
-from ...addresses import address_hash
-from ...admins import authenticate, end_admin_sessions
-from ...announcement_mail import AnnouncementContent
-from ...announcement_states import EDITABLE, allowed_actions
-from ...documents import document_path, find_document_links, human_size, list_documents
-from ...errors import InvalidInput, WrongState
-from ...extensions import db, limiter
-from ...logsafe import address_tag
-from ...member_admin import find_dashboard
-from ...membership import list_groups
-from ...models import Announcement, Delivery, MailKind, Member
-from ...outbox import enqueue_mail
-from ...transaction import transaction
-from ..auth import mark_seen
-from ..context import announcement_mail, clock, current_settings, membership_policy
-from ..numbers import int_arg
-from . import bp
-from .forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
+from mailer.admins.accounts import authenticate, end_admin_sessions
+from mailer.announcements import lifecycle as domain
+from mailer.announcements.documents import document_path, find_document_links, human_size, list_documents
+from mailer.announcements.states import EDITABLE, allowed_actions
+from mailer.errors import InvalidInput, WrongState
+from mailer.extensions import db, limiter
+from mailer.logs.redact import address_tag
+from mailer.mail.announcement import AnnouncementContent
+from mailer.mail.outbox import enqueue_mail
+from mailer.members import consent
+from mailer.members.addresses import address_hash
+from mailer.members.admin import find_dashboard
+from mailer.members.membership import list_groups
+from mailer.models import Announcement, Delivery, MailKind, Member
+from mailer.transaction import transaction
+from mailer.web.admin import bp
+from mailer.web.admin.forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
+from mailer.web.auth import mark_seen
+from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
+from mailer.web.numbers import int_arg
 
 log = logging.getLogger(__name__)
 REPORT_PAGE_SIZE = 100
@@ -363,7 +363,7 @@ def consent_wording():  # type: ignore[no-untyped-def]
 @bp.route("/announcements/<int:announcement_id>/delete", methods=["GET", "POST"])
 def delete_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
     """GET asks (and whether to keep its documents online); POST deletes."""
-    from ...documents import list_documents, remove_stored_file
+    from mailer.announcements.documents import list_documents, remove_stored_file
 
     item = db.get_or_404(Announcement, announcement_id)
     documents = list_documents(db.session, item.id)

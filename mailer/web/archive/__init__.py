@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("archive", __name__)
 
-from . import routes  # noqa: E402,F401
+from mailer.web.archive import routes  # noqa: E402,F401

@@ -6,13 +6,13 @@ from flask import abort, render_template
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ...announcements import to_london
-from ...compose import render_markdown
-from ...documents import human_size, link_for, list_documents
-from ...extensions import db
-from ...models import Announcement, AnnouncementState
-from ...personal_fields import fill_public
-from . import bp
+from mailer.announcements.documents import human_size, link_for, list_documents
+from mailer.announcements.lifecycle import to_london
+from mailer.extensions import db
+from mailer.mail.compose import render_markdown
+from mailer.mail.personal_fields import fill_public
+from mailer.models import Announcement, AnnouncementState
+from mailer.web.archive import bp
 
 
 def _public() -> select:  # type: ignore[valid-type]

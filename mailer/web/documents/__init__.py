@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("documents", __name__)
 
-from . import routes  # noqa: E402,F401
+from mailer.web.documents import routes  # noqa: E402,F401

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import abort, send_file
 
-from ...documents import KINDS, download_name, find_document, stored_path
-from ...extensions import db
-from ..context import current_settings
-from . import bp
+from mailer.announcements.documents import KINDS, download_name, find_document, stored_path
+from mailer.extensions import db
+from mailer.web.context import current_settings
+from mailer.web.documents import bp
 
 
 @bp.get("/documents/<public_id>/<path:name>")

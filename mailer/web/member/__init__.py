@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("member", __name__)
 
-from . import routes  # noqa: E402,F401
+from mailer.web.member import routes  # noqa: E402,F401

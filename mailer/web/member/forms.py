@@ -6,8 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
-from ..numbers import database_id
-from ..public.forms import SOCIAL_MEDIA_CHOICES, CheckboxesField
+from mailer.web.numbers import database_id
+from mailer.web.public.forms import SOCIAL_MEDIA_CHOICES, CheckboxesField
 
 
 class PreferencesForm(FlaskForm):

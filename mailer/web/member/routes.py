@@ -8,16 +8,16 @@ import logging
 from flask import Response, redirect, render_template, url_for
 from wtforms import SelectChoice
 
-from ... import membership, rights
-from ...errors import InvalidInput
-from ...extensions import db, limiter
-from ...models import ConsentMethod, Member, SocialMedia
-from ...tokens import Purpose, read_token
-from ...transaction import transaction
-from ..context import clock, current_settings, evidence, membership_policy
-from ..public.forms import ButtonForm
-from . import bp
-from .forms import LostLinkForm, PreferencesForm
+from mailer.errors import InvalidInput
+from mailer.extensions import db, limiter
+from mailer.mail.tokens import Purpose, read_token
+from mailer.members import membership, rights
+from mailer.models import ConsentMethod, Member, SocialMedia
+from mailer.transaction import transaction
+from mailer.web.context import clock, current_settings, evidence, membership_policy
+from mailer.web.member import bp
+from mailer.web.member.forms import LostLinkForm, PreferencesForm
+from mailer.web.public.forms import ButtonForm
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from wtforms import BooleanField, RadioField, SelectChoice, SelectMultipleField,
 from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ...models import SocialMedia
-from ..numbers import database_id
+from mailer.models import SocialMedia
+from mailer.web.numbers import database_id
 
 SOCIAL_MEDIA_CHOICES = [
     SelectChoice(SocialMedia.YES.value, "Yes"),

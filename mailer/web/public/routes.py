@@ -10,17 +10,17 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import text
 from wtforms import SelectChoice, ValidationError
 
-from ... import consent, membership
-from ...addresses import address_hash
-from ...errors import InvalidInput
-from ...extensions import csrf, db, limiter
-from ...heartbeat import find_sending_health
-from ...models import ConsentMethod, SocialMedia
-from ...tokens import Purpose, read_token
-from ...transaction import transaction
-from ..context import clock, confirm_max_age_seconds, current_settings, evidence, membership_policy
-from . import bp
-from .forms import ButtonForm, JoinForm
+from mailer.errors import InvalidInput
+from mailer.extensions import csrf, db, limiter
+from mailer.mail.tokens import Purpose, read_token
+from mailer.members import consent, membership
+from mailer.members.addresses import address_hash
+from mailer.models import ConsentMethod, SocialMedia
+from mailer.transaction import transaction
+from mailer.web.context import clock, confirm_max_age_seconds, current_settings, evidence, membership_policy
+from mailer.web.public import bp
+from mailer.web.public.forms import ButtonForm, JoinForm
+from mailer.worker.heartbeat import find_sending_health
 
 log = logging.getLogger(__name__)
 

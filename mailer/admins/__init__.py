@@ -1,0 +1,1 @@
+"""Admins: admin accounts and their passwords (V4)."""

@@ -1,0 +1,1 @@
+"""Logs: structured log lines and keeping addresses, tokens and secrets out of them."""

@@ -1,0 +1,512 @@
+"""Compose announcement bodies: Markdown -> sanitised HTML fragment + plain text.
+
+Pure module (no Flask). The two parts of an email are built from one Markdown
+source so that the text/plain and text/html alternatives carry the same words
+and the same links:
+
+* :func:`render_markdown` parses Markdown with markdown-it-py's ``js-default``
+  preset (raw HTML is escaped, tables and strikethrough are on), turns bare
+  ``http(s)://`` URLs and e-mail addresses into links, replaces images by their
+  alt text, and sanitises the result with nh3 using an explicit allow-list.
+* :func:`html_to_text` turns such a fragment into wrapped plain text with the
+  stdlib :mod:`html.parser`.
+* :func:`render_parts` does both.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from html.parser import HTMLParser
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+
+__all__ = ["render_markdown", "html_to_text", "render_parts", "sanitise_html"]
+
+# --------------------------------------------------------------------------
+# Markdown -> HTML
+# --------------------------------------------------------------------------
+
+ALLOWED_TAGS = frozenset(
+    {
+        "p", "br", "h1", "h2", "h3", "h4", "h5", "h6",
+        "strong", "em", "b", "i", "s", "del",
+        "ul", "ol", "li", "a", "blockquote", "code", "pre", "hr",
+        "table", "thead", "tbody", "tr", "th", "td",
+    }
+)
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
+# Restricted-value attributes (must not also be listed in ALLOWED_ATTRIBUTES).
+ALLOWED_ATTRIBUTE_VALUES = {
+    "th": {"align": {"left", "center", "right"}},
+    "td": {"align": {"left", "center", "right"}},
+}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_REL = "noopener noreferrer"
+
+_md: MarkdownIt | None = None
+_cleaner: nh3.Cleaner | None = None
+
+
+def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
+    if tag == "ol" and attr == "start":
+        value = value.strip()
+        return value if value.isdigit() and len(value) <= 9 else None
+    return value
+
+
+def _get_cleaner() -> nh3.Cleaner:
+    global _cleaner
+    if _cleaner is None:
+        _cleaner = nh3.Cleaner(
+            tags=set(ALLOWED_TAGS),
+            clean_content_tags={"script", "style"},
+            attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+            tag_attribute_values={
+                t: {a: set(vals) for a, vals in m.items()}
+                for t, m in ALLOWED_ATTRIBUTE_VALUES.items()
+            },
+            attribute_filter=_attribute_filter,
+            link_rel=LINK_REL,
+            url_schemes=set(URL_SCHEMES),
+            # Relative hrefs pass through (nh3's default): mailer.mail.emails renders
+            # links to per-recipient placeholders such as "MAILERSLOT0X" and
+            # swaps in the absolute URL after rendering.
+            strip_comments=True,
+        )
+    return _cleaner
+
+
+def sanitise_html(html: str) -> str:
+    """Clean an HTML fragment with the module's email allow-list."""
+    return _get_cleaner().clean(html)
+
+
+# Bare URLs and e-mail addresses (js-default has linkify off and we do not
+# want linkify-it-py). URLs stop at whitespace or '<'; trailing punctuation
+# is trimmed afterwards, GFM-style.
+_AUTOLINK_RE = re.compile(
+    r"(?P<url>(?<![\w@.+/:=-])(?<!=\")(?<!=')https?://[^\s<>/?#\"'`]+[^\s<>]*)"
+    r"|(?P<email>(?<![\w.%+@-])[A-Za-z0-9][A-Za-z0-9._%+-]*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}\b"
+    r"(?![@-]))",
+    re.IGNORECASE,
+)
+_TRAILING_PUNCT = ".,:;!?'\"*_~’”»›"
+
+
+def _trim_url(url: str) -> str:
+    while url:
+        last = url[-1]
+        if last in _TRAILING_PUNCT:
+            url = url[:-1]
+        elif last == ")" and url.count(")") > url.count("("):
+            url = url[:-1]
+        elif last == "]" and url.count("]") > url.count("["):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def _split_autolinks(md: MarkdownIt, text: str, level: int) -> list[Token] | None:
+    """Split one text token's content into text/link tokens, or None if no link."""
+    out: list[Token] = []
+    pos = 0
+    found = False
+    for m in _AUTOLINK_RE.finditer(text):
+        if m.start() < pos:
+            continue
+        if m.group("url"):
+            label = _trim_url(m.group("url"))
+            if "://" not in label or len(label) <= len(label.split("://", 1)[0]) + 3:
+                continue
+            href = md.normalizeLink(label)
+        else:
+            label = m.group("email")
+            href = md.normalizeLink("mailto:" + label)
+        if not md.validateLink(href):
+            continue
+        start, end = m.start(), m.start() + len(label)
+        if start > pos:
+            t = Token("text", "", 0, content=text[pos:start], level=level)
+            out.append(t)
+        link_open = Token("link_open", "a", 1, markup="linkify", info="auto", level=level)
+        link_open.attrs = {"href": href}
+        out.append(link_open)
+        out.append(Token("text", "", 0, content=label, level=level + 1))
+        out.append(Token("link_close", "a", -1, markup="linkify", info="auto", level=level))
+        pos = end
+        found = True
+    if not found:
+        return None
+    if pos < len(text):
+        out.append(Token("text", "", 0, content=text[pos:], level=level))
+    return out
+
+
+def _image_alt(token: Token) -> str:
+    parts: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "text_special", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(_image_alt(child))
+    return "".join(parts) if token.children else token.content
+
+
+def _email_rules(state: StateCore) -> None:
+    """Core rule: bare links -> links, images -> alt text, table align attrs."""
+    md = state.md
+    for block in state.tokens:
+        if block.type in ("th_open", "td_open") and block.attrs:
+            style = str(block.attrs.pop("style", ""))
+            m = re.fullmatch(r"\s*text-align\s*:\s*(left|center|right)\s*;?\s*", style)
+            if m:
+                block.attrs["align"] = m.group(1)
+            continue
+        if block.type != "inline" or not block.children:
+            continue
+        children: list[Token] = []
+        link_depth = 0
+        mailto_autolink = False
+        for tok in block.children:
+            if tok.type == "link_open":
+                link_depth += 1
+                href = str(tok.attrs.get("href", ""))
+                mailto_autolink = tok.markup == "autolink" and href.lower().startswith("mailto:")
+            elif mailto_autolink and tok.type == "text":
+                # <mailto:a@b> shows "a@b", like <a@b> does.
+                if tok.content.lower().startswith("mailto:"):
+                    tok.content = tok.content[len("mailto:"):]
+                mailto_autolink = False
+            elif tok.type == "link_close":
+                link_depth -= 1
+                mailto_autolink = False
+            elif tok.type == "image":
+                alt = _image_alt(tok)
+                if alt:
+                    children.append(Token("text", "", 0, content=alt, level=tok.level))
+                continue
+            elif tok.type == "text" and link_depth == 0:
+                pieces = _split_autolinks(md, tok.content, tok.level)
+                if pieces is not None:
+                    children.extend(pieces)
+                    continue
+            children.append(tok)
+        block.children = children
+
+
+_SCHEME_RE = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]*):")
+
+
+def _validate_link(url: str) -> bool:
+    """Only http, https, mailto and relative links become links (else: literal text).
+
+    Stricter than markdown-it's default (which allows data:image/...), so that a
+    link nh3 would strip is shown as the author wrote it instead of as an
+    href-less <a>. nh3 still enforces the same schemes afterwards.
+    """
+    m = _SCHEME_RE.match(url)
+    return m is None or m.group(1).lower() in URL_SCHEMES
+
+
+def _get_md() -> MarkdownIt:
+    global _md
+    if _md is None:
+        md = MarkdownIt("js-default")
+        md.validateLink = _validate_link  # type: ignore[method-assign]
+        md.core.ruler.push("email_links", _email_rules)
+        _md = md
+    return _md
+
+
+def render_markdown(markdown_text: str) -> str:
+    """Markdown -> sanitised HTML fragment."""
+    return sanitise_html(_get_md().render(markdown_text or ""))
+
+
+# --------------------------------------------------------------------------
+# HTML -> plain text
+# --------------------------------------------------------------------------
+
+_VOID = frozenset({"br", "hr", "img", "wbr", "input", "meta", "link", "area", "base",
+                   "col", "embed", "source", "track", "param"})
+_SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
+_BLOCK = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre",
+     "hr", "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "div",
+     "section", "article", "header", "footer", "main", "nav", "aside", "figure",
+     "figcaption", "dl", "dt", "dd", "address", "body", "html"}
+)
+_HTML_WS = re.compile(r"[ \t\n\r\f]+")
+_BR = "\ue000"        # hard line break marker inside inline text
+_NBSP_CODE = "\ue001"  # a space inside inline code: never collapsed or wrapped
+
+
+class _Element:
+    __slots__ = ("tag", "attrs", "children")
+
+    def __init__(self, tag: str, attrs: dict[str, str]) -> None:
+        self.tag = tag
+        self.attrs = attrs
+        self.children: list[_Element | str] = []
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = _Element("#root", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        el = _Element(tag, {k: (v or "") for k, v in attrs})
+        self.stack[-1].children.append(el)
+        if tag not in _VOID:
+            self.stack.append(el)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack[-1].children.append(_Element(tag, {k: (v or "") for k, v in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        if data:
+            self.stack[-1].children.append(data)
+
+
+def _parse(html_fragment: str) -> _Element:
+    builder = _TreeBuilder()
+    builder.feed(html_fragment)
+    builder.close()
+    return builder.root
+
+
+def _raw_text(node: _Element | str) -> str:
+    if isinstance(node, str):
+        return node
+    if node.tag in _SKIP:
+        return ""
+    if node.tag == "br":
+        return "\n"
+    return "".join(_raw_text(c) for c in node.children)
+
+
+def _inline(node: _Element | str, out: list[str]) -> None:
+    """Append the inline rendering of node to out (whitespace not yet collapsed)."""
+    if isinstance(node, str):
+        out.append(node)
+        return
+    tag = node.tag
+    if tag in _SKIP:
+        return
+    if tag == "br":
+        out.append(_BR)
+    elif tag == "code":
+        code = _raw_text(node)
+        out.append(_HTML_WS.sub(lambda m: _NBSP_CODE * len(m.group()), code))
+    elif tag == "a":
+        label_parts: list[str] = []
+        for child in node.children:
+            _inline(child, label_parts)
+        label = "".join(label_parts)
+        out.append(label)
+        href = node.attrs.get("href", "").strip()
+        if href:
+            shown = _HTML_WS.sub("%20", href)
+            if shown.lower().startswith("mailto:"):
+                shown = shown[len("mailto:"):]
+            label_cmp = _HTML_WS.sub(" ", label.replace(_BR, " ")).replace(_NBSP_CODE, " ").strip()
+            if label_cmp in (href, shown):
+                pass  # the label is the URL or the address: show it once
+            elif label_cmp.rstrip("/") == shown.rstrip("/"):
+                out[-1] = shown  # e.g. "https://x.org" for "https://x.org/"
+            else:
+                out.append(" (" + shown + ")")
+    elif tag == "img":
+        alt = node.attrs.get("alt", "")
+        if alt:
+            out.append(alt)
+    else:
+        for child in node.children:
+            _inline(child, out)
+
+
+def _inline_text(nodes: list[_Element | str]) -> list[str]:
+    """Render inline nodes to segments (split at <br>), whitespace collapsed."""
+    parts: list[str] = []
+    for n in nodes:
+        _inline(n, parts)
+    text = _HTML_WS.sub(" ", "".join(parts))
+    return [seg.strip(" ") for seg in text.split(_BR)]
+
+
+def _wrap(segments: list[str], width: int) -> list[str]:
+    lines: list[str] = []
+    width = max(width, 20)
+    for seg in segments:
+        if not seg:
+            continue
+        wrapped = textwrap.wrap(
+            seg,
+            width=width,
+            break_long_words=False,
+            break_on_hyphens=False,
+            expand_tabs=False,
+        )
+        lines.extend(line.replace(_NBSP_CODE, " ") for line in wrapped)
+    return lines
+
+
+def _join(blocks: list[list[str]], blank: bool) -> list[str]:
+    lines: list[str] = []
+    for b in blocks:
+        if not b:
+            continue
+        if lines and blank:
+            lines.append("")
+        lines.extend(b)
+    return lines
+
+
+def _has_child(node: _Element, tag: str) -> bool:
+    return any(isinstance(c, _Element) and c.tag == tag for c in node.children)
+
+
+def _blocks(node: _Element, width: int) -> list[list[str]]:
+    """Render a container's children as a list of blocks (each a list of lines)."""
+    blocks: list[list[str]] = []
+    pending: list[_Element | str] = []
+
+    def flush() -> None:
+        if pending:
+            lines = _wrap(_inline_text(pending), width)
+            if lines:
+                blocks.append(lines)
+            pending.clear()
+
+    for child in node.children:
+        if isinstance(child, _Element) and child.tag in _BLOCK:
+            flush()
+            block = _block(child, width)
+            if block:
+                blocks.append(block)
+        else:
+            pending.append(child)
+    flush()
+    return blocks
+
+
+def _block(el: _Element, width: int) -> list[str]:
+    tag = el.tag
+    if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+        segs = [" ".join(s for s in _inline_text(el.children) if s)]
+        lines = _wrap(segs, width)
+        if lines and tag in ("h1", "h2"):
+            lines.append(("=" if tag == "h1" else "-") * max(len(line) for line in lines))
+        return lines
+    if tag == "p":
+        return _wrap(_inline_text(el.children), width)
+    if tag == "hr":
+        return ["-" * max(min(width, 76), 3)]
+    if tag == "pre":
+        text = _raw_text(el)
+        if text.startswith("\n"):
+            text = text[1:]
+        return [line.rstrip() for line in text.rstrip("\n").split("\n")] if text.strip() else []
+    if tag in ("ul", "ol"):
+        return _list(el, width)
+    if tag == "blockquote":
+        inner = _join(_blocks(el, width - 2), blank=True)
+        return [("> " + line) if line else ">" for line in inner]
+    if tag == "table":
+        return _table(el)
+    if tag == "li":  # stray li outside a list
+        return _list(_Element("ul", {}), width, items=[el])
+    return _join(_blocks(el, width), blank=True)
+
+
+def _list(el: _Element, width: int, items: list[_Element] | None = None) -> list[str]:
+    if items is None:
+        items = [c for c in el.children if isinstance(c, _Element) and c.tag == "li"]
+    ordered = el.tag == "ol"
+    try:
+        number = int(el.attrs.get("start", "1").strip() or "1")
+    except ValueError:
+        number = 1
+    loose = any(_has_child(li, "p") for li in items)
+    rendered: list[list[str]] = []
+    for li in items:
+        marker = f"{number}. " if ordered else "- "
+        number += 1
+        indent = " " * len(marker)
+        inner = _join(_blocks(li, width - len(marker)), blank=_has_child(li, "p"))
+        if not inner:
+            rendered.append([marker.rstrip()])
+            continue
+        lines = [marker + inner[0]]
+        lines.extend((indent + line) if line else "" for line in inner[1:])
+        rendered.append(lines)
+    return _join(rendered, blank=loose)
+
+
+def _table(el: _Element) -> list[str]:
+    rows: list[list[str]] = []
+
+    def walk(node: _Element) -> None:
+        for c in node.children:
+            if not isinstance(c, _Element):
+                continue
+            if c.tag == "tr":
+                cells = [
+                    " ".join(s for s in _inline_text(cell.children) if s).replace(_NBSP_CODE, " ")
+                    for cell in c.children
+                    if isinstance(cell, _Element) and cell.tag in ("th", "td")
+                ]
+                if cells:
+                    rows.append(cells)
+            elif c.tag in ("thead", "tbody", "tfoot", "caption"):
+                if c.tag == "caption":
+                    cap = " ".join(s for s in _inline_text(c.children) if s)
+                    if cap:
+                        rows.append([cap])
+                else:
+                    walk(c)
+
+    walk(el)
+    return [" | ".join(cells).rstrip() for cells in rows]
+
+
+def _finish(lines: list[str]) -> str:
+    out: list[str] = []
+    for line in lines:
+        line = line.rstrip()
+        if not line and (not out or not out[-1]):
+            continue
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def html_to_text(html_fragment: str, width: int = 76) -> str:
+    """Sanitised HTML fragment (as produced by render_markdown) -> readable plain text."""
+    root = _parse(html_fragment or "")
+    lines = _join(_blocks(root, width), blank=True)
+    return _finish(lines)
+
+
+def render_parts(markdown_text: str) -> tuple[str, str]:
+    """(html_fragment, text) from one Markdown source."""
+    html = render_markdown(markdown_text)
+    return html, html_to_text(html)

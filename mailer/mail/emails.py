@@ -1,0 +1,98 @@
+"""Email content: both MIME parts from one Markdown source, in the accessible layout. Never opens SMTP.
+
+Rendering is done once per kind of mail and then filled in per recipient (mailer.mail.prebuilt
+turns it into bytes), so a send to thousands does not run Markdown, sanitising and CSS
+inlining thousands of times, and a member's name is never read as Markdown."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from email import policy
+from typing import Any
+
+import css_inline
+from jinja2 import Environment
+from markupsafe import Markup
+
+from mailer.mail.compose import render_parts
+
+# Build with 78-column rules so long body lines are quoted-printable; write out with a
+# 998 limit so a long List-Unsubscribe URL stays one plain header line (STACK.md s.3).
+BUILD_POLICY = policy.SMTP
+WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+_UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Who mail comes from and where its links point: Settings.mail_settings."""
+
+    forum_name: str
+    from_name: str
+    from_address: str
+    reply_to: str
+    contact_address: str
+    message_id_domain: str
+    list_id: str
+    base_url: str
+
+
+@dataclass(frozen=True)
+class MailTemplate:
+    """A mail rendered once, with placeholders where each recipient's values go."""
+
+    subject: str
+    html: str
+    text: str
+    slots: dict[str, str]
+
+    def fill(self, values: dict[str, str]) -> tuple[str, str, str]:
+        """(subject, html, text) for one recipient; values are escaped for HTML here."""
+        subject, html_body, text = self.subject, self.html, self.text
+        for key, marker in self.slots.items():
+            value = values.get(key, "")
+            subject = subject.replace(marker, header_safe(value))
+            html_body = html_body.replace(marker, html.escape(value, quote=True))
+            text = text.replace(marker, value)
+        return subject, html_body, text
+
+
+def header_safe(value: str) -> str:
+    """No CR, LF or control character from user input ever reaches a header (E3)."""
+    return _UNSAFE_HEADER_CHARS.sub(" ", value or "").strip()
+
+
+def render_template(
+    jinja: Environment, name: str, settings: MailSettings, slot_names: list[str], **context: Any
+) -> MailTemplate:
+    """Render `email/<name>.md` once: its first line is 'Subject: ...', the rest Markdown."""
+    slots = {key: f"MAILERSLOT{i}X" for i, key in enumerate(slot_names)}
+    source = jinja.get_template(f"email/{name}.md").render(settings=settings, slot=slots, **context)
+    first, _, markdown = source.lstrip().partition("\n")
+    if not first.lower().startswith("subject:"):
+        raise ValueError(f"email/{name}.md must start with a 'Subject:' line")
+    subject = first.split(":", 1)[1].strip()
+    return compose_template(jinja, subject, markdown, settings, slots, footer=context.get("footer", ""))
+
+
+def compose_template(
+    jinja: Environment,
+    subject: str,
+    markdown: str,
+    settings: MailSettings,
+    slots: dict[str, str],
+    footer: str = "",
+) -> MailTemplate:
+    """Markdown -> sanitised HTML in the accessible layout, plus the same words as text (E1, E5)."""
+    body_html, body_text = render_parts(markdown)
+    footer_html, footer_text = render_parts(footer) if footer else ("", "")
+    document = jinja.get_template("email/layout.html").render(
+        subject=subject, body=Markup(body_html), footer=Markup(footer_html), settings=settings
+    )
+    text = settings.forum_name + "\n\n" + body_text.rstrip("\n") + "\n"  # the masthead, as in the HTML
+    if footer_text:
+        text += "\n-- \n" + footer_text
+    return MailTemplate(subject=subject, html=_INLINER.inline(document), text=text, slots=slots)

@@ -1,0 +1,134 @@
+"""Consent evidence (C1) and suppression (C3): append-only events and keyed hashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from mailer.clock import Clock
+from mailer.members.addresses import address_hash
+from mailer.models import ConsentAction, ConsentEvent, ConsentMethod, ConsentWording, Member, Suppression
+from mailer.text import without_control_characters
+
+# The first wording, also written by the initial migration. Later versions are new rows.
+FIRST_WORDING_TEXT = (
+    "Yes, I want {forum_name} to email me its news and the announcements for the groups "
+    "I have chosen. I can withdraw my consent at any time with the unsubscribe link in "
+    "every email."
+)
+FIRST_PRIVACY_NOTICE_VERSION = "2026-11"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How a consent action reached us: the 'how' of C1."""
+
+    method: ConsentMethod
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+def current_wording(session: Session) -> ConsentWording:
+    wording = session.scalars(select(ConsentWording).order_by(ConsentWording.version.desc()).limit(1)).first()
+    if wording is None:
+        raise LookupError("no consent wording: run 'flask --app wsgi db upgrade'")
+    return wording
+
+
+def wording_as_shown(wording: ConsentWording, forum_name: str) -> str:
+    return wording.text.replace("{forum_name}", forum_name)
+
+
+def record_consent(
+    session: Session,
+    member: Member,
+    action: ConsentAction,
+    evidence: Evidence,
+    *,
+    clock: Clock,
+    wording: ConsentWording | None = None,
+    detail: dict[str, Any] | None = None,
+) -> ConsentEvent:
+    """Append one consent event; events are never updated (a listener refuses it)."""
+    event = ConsentEvent(
+        member_id=member.id,
+        action=action,
+        method=evidence.method,
+        occurred_at=clock.now(),
+        wording_id=wording.id if wording else None,
+        email=member.email,
+        ip_address=(evidence.ip_address or None) and evidence.ip_address[:45],
+        user_agent=_printable(evidence.user_agent)[:300] or None,
+        detail=detail,
+    )
+    session.add(event)
+    return event
+
+
+# Suppressed by the person's own request: joining and confirming again lifts it.
+LIFTED_BY_RECONFIRMING = frozenset({"erased"})
+
+
+def _printable(value: str | None) -> str:
+    """Evidence text as sent, minus control characters (PostgreSQL cannot store a NUL at all)."""
+    return without_control_characters(value or "")
+
+
+def suppression_reason(session: Session, key: bytes, email_key: str) -> str | None:
+    digest = address_hash(key, email_key)
+    return session.scalar(select(Suppression.reason).where(Suppression.address_hash == digest))
+
+
+def is_suppressed(session: Session, key: bytes, email_key: str) -> bool:
+    return suppression_reason(session, key, email_key) is not None
+
+
+def blocks_joining(session: Session, key: bytes, email_key: str) -> bool:
+    """Bounces and complaints block mail for good; an erasure only until they confirm again."""
+    reason = suppression_reason(session, key, email_key)
+    return reason is not None and reason not in LIFTED_BY_RECONFIRMING
+
+
+def lift_suppression(session: Session, key: bytes, email_key: str) -> None:
+    """The person joined and confirmed again: their erasure no longer stops mail."""
+    digest = address_hash(key, email_key)
+    session.execute(
+        delete(Suppression).where(Suppression.address_hash == digest, Suppression.reason.in_(LIFTED_BY_RECONFIRMING))
+    )
+
+
+def suppress_address(session: Session, key: bytes, email_key: str, reason: str, *, clock: Clock) -> None:
+    """Remember never to mail this address; idempotent."""
+    digest = address_hash(key, email_key)
+    if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
+        session.add(Suppression(address_hash=digest, reason=reason, created_at=clock.now()))
+
+
+def publish_wording(session: Session, text: str, privacy_notice_version: str, *, clock: Clock) -> ConsentWording:
+    """A new consent wording version; old ones stay unchanged, and each event points at the one shown (C1).
+
+    Raises InvalidInput for empty or oversized text."""
+    from mailer.errors import InvalidInput
+
+    text = (text or "").strip()
+    privacy_notice_version = (privacy_notice_version or "").strip()
+    if not text:
+        raise InvalidInput("Enter the consent wording.", field="text")
+    if len(text) > 2000:
+        raise InvalidInput("The consent wording must be 2,000 characters or fewer.", field="text")
+    if not privacy_notice_version or len(privacy_notice_version) > 50:
+        raise InvalidInput("Enter the privacy notice version (up to 50 characters).", field="privacy_notice_version")
+    latest = session.scalar(select(ConsentWording.version).order_by(ConsentWording.version.desc()).limit(1)) or 0
+    wording = ConsentWording(
+        version=latest + 1, text=text, privacy_notice_version=privacy_notice_version, created_at=clock.now()
+    )
+    session.add(wording)
+    session.flush()
+    return wording
+
+
+def list_wordings(session: Session) -> list[ConsentWording]:
+    return list(session.scalars(select(ConsentWording).order_by(ConsentWording.version.desc())))

@@ -1,0 +1,83 @@
+"""Typed tables and their states, one module per feature. Behaviour lives in the domain packages, not here.
+
+Every table is imported here, so `from mailer.models import Member` works and SQLAlchemy sees them all."""
+
+from mailer.models.admins import (
+    Admin,
+)
+from mailer.models.announcements import (
+    Announcement,
+    AnnouncementState,
+    AnnouncementTemplate,
+    Delivery,
+    DeliveryState,
+    Document,
+    announcement_group,
+)
+from mailer.models.bounces import (
+    BounceEvent,
+    BounceKind,
+    BounceMessage,
+    BounceOutcome,
+)
+from mailer.models.members import (
+    ConsentAction,
+    ConsentEvent,
+    ConsentMethod,
+    ConsentWording,
+    Group,
+    JoinRequest,
+    Member,
+    MemberStatus,
+    SocialMedia,
+    Suppression,
+    member_group,
+    new_link_key,
+)
+from mailer.models.outbox import (
+    MailKind,
+    OutboxMessage,
+    OutboxState,
+)
+from mailer.models.service import (
+    RateLimitCounter,
+    WorkerHeartbeat,
+)
+from mailer.models.types import (
+    UTCDateTime,
+    enum_column,
+)
+
+__all__ = [
+    "Admin",
+    "Announcement",
+    "AnnouncementState",
+    "AnnouncementTemplate",
+    "BounceEvent",
+    "BounceKind",
+    "BounceMessage",
+    "BounceOutcome",
+    "ConsentAction",
+    "ConsentEvent",
+    "ConsentMethod",
+    "ConsentWording",
+    "Delivery",
+    "DeliveryState",
+    "Document",
+    "Group",
+    "JoinRequest",
+    "MailKind",
+    "Member",
+    "MemberStatus",
+    "OutboxMessage",
+    "OutboxState",
+    "RateLimitCounter",
+    "SocialMedia",
+    "Suppression",
+    "UTCDateTime",
+    "WorkerHeartbeat",
+    "announcement_group",
+    "enum_column",
+    "member_group",
+    "new_link_key",
+]

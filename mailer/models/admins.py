@@ -1,0 +1,31 @@
+"""Admin accounts (V4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mailer.extensions import db
+from mailer.models.types import UTCDateTime
+
+
+class Admin(db.Model):
+    """A volunteer who may compose and send announcements. Password stored only as a strong hash."""
+
+    __tablename__ = "admin"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    # Flask-Login's user protocol, written out so the model stays a plain table.
+    is_active = True
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"

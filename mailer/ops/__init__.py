@@ -1,0 +1,1 @@
+"""Operations: the flask commands, configuration checks, backups and the development mailbox (P3, P5)."""

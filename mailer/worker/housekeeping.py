@@ -1,0 +1,95 @@
+"""Daily housekeeping: remove what we no longer have a reason to keep (C3)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from mailer.clock import Clock
+from mailer.members.csv import UPLOAD_KEEP, remove_stale_uploads
+from mailer.models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
+from mailer.rate_limits import purge_rate_limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    unconfirmed_members: int
+    outbox_messages: int
+    deliveries_anonymised: int = 0
+    rate_limit_windows: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"purged {self.unconfirmed_members} unconfirmed signup(s), {self.outbox_messages} old outbox "
+            f"message(s), {self.rate_limit_windows} ended rate-limit window(s); anonymised "
+            f"{self.deliveries_anonymised} old delivery record(s)"
+        )
+
+
+@dataclass(frozen=True)
+class Retention:
+    unconfirmed: timedelta = timedelta(days=30)
+    outbox: timedelta = timedelta(days=30)
+    deliveries: timedelta = timedelta(days=365)
+
+
+
+def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCounts:
+    """Delete signups never confirmed within the retention period, finished outbox rows and
+    rate-limit windows that have ended.
+
+    A pending member who was once a member (re-joining after leaving) is kept: their
+    consent history is evidence we must not lose."""
+    now = clock.now()
+    stale = list(
+        session.scalars(
+            select(Member.id).where(
+                Member.status == MemberStatus.PENDING,
+                Member.confirmed_at.is_(None),
+                Member.created_at < now - retention.unconfirmed,
+            )
+        )
+    )
+    if stale:
+        session.execute(delete(Member).where(Member.id.in_(stale)).execution_options(synchronize_session=False))
+    finished = session.execute(
+        delete(OutboxMessage)
+        .where(
+            OutboxMessage.state.in_([OutboxState.SENT, OutboxState.FAILED, OutboxState.DROPPED]),
+            OutboxMessage.created_at < now - retention.outbox,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    anonymised = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.member_id.is_not(None),
+            Delivery.state.in_([DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED]),
+            Delivery.next_attempt_at < now - retention.deliveries,
+        )
+        .values(member_id=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return PurgeCounts(
+        unconfirmed_members=len(stale),
+        outbox_messages=finished.rowcount or 0,
+        deliveries_anonymised=anonymised.rowcount or 0,
+        rate_limit_windows=purge_rate_limits(session, now=now),
+    )
+
+
+def remove_old_import_files(directory: Path, *, clock: Clock, keep: timedelta = UPLOAD_KEEP) -> int:
+    """Delete CSV uploads and import results older than a day (they list people's addresses);
+    returns how many. A directory that cannot be read is logged, never an error for the caller."""
+    try:
+        return remove_stale_uploads(directory, clock=clock, keep=keep)
+    except OSError as exc:
+        log.warning("housekeeping: could not clear old import files: %s", type(exc).__name__)
+        return 0
