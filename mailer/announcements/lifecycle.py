@@ -61,7 +61,7 @@ class Progress:
 
 def create_announcement(session: Session, draft: AnnouncementDraft, *, admin_id: int | None, clock: Clock) -> Announcement:
     """Save a new draft. Raises InvalidInput for an empty or oversized subject or body."""
-    subject, body = _checked(draft)
+    subject, body = checked_draft(draft)
     now = clock.now()
     announcement = Announcement(
         subject=subject,
@@ -82,7 +82,7 @@ def create_announcement(session: Session, draft: AnnouncementDraft, *, admin_id:
 
 def update_announcement(session: Session, announcement: Announcement, draft: AnnouncementDraft, *, clock: Clock) -> None:
     """Edit until sending starts. Raises TransitionRefused once it has started, InvalidInput for bad fields."""
-    subject, body = _checked(draft)
+    subject, body = checked_draft(draft)
     groups = _groups(session, draft.group_ids)
     transition(session, announcement.id, Action.EDIT, clock=clock)  # claims the row: a start waits for this edit
     announcement.subject, announcement.body_markdown = subject, body
@@ -210,7 +210,8 @@ def _require(announcement: Announcement, states: tuple[AnnouncementState, ...], 
         raise WrongState(f"This announcement is {announcement.state.value}. {why}")
 
 
-def _checked(draft: AnnouncementDraft) -> tuple[str, str]:
+def checked_draft(draft: AnnouncementDraft) -> tuple[str, str]:
+    """The draft's subject and body, trimmed. Raises InvalidInput (field subject or body)."""
     subject = (draft.subject or "").strip()
     body = (draft.body_markdown or "").replace("\r\n", "\n").strip()
     if not subject:

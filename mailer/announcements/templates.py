@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.announcements.lifecycle import AnnouncementDraft, _checked, create_announcement
+from mailer.announcements.lifecycle import AnnouncementDraft, checked_draft, create_announcement
 from mailer.clock import Clock
 from mailer.errors import InvalidInput
 from mailer.models import Announcement, AnnouncementTemplate
@@ -82,5 +82,5 @@ def _checked_template(session: Session, draft: TemplateDraft, own_id: int | None
     )
     if clash is not None:
         raise InvalidInput(f"There is already a template called {name}. Choose another name.", field="name")
-    subject, body = _checked(AnnouncementDraft(subject=draft.subject, body_markdown=draft.body_markdown))
+    subject, body = checked_draft(AnnouncementDraft(subject=draft.subject, body_markdown=draft.body_markdown))
     return name, subject, body

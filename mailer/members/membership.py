@@ -74,7 +74,7 @@ def request_join(
     Raises InvalidInput for a bad address, name or group."""
     email, email_key = normalise_address(details.email)
     name = clean_name(details.name)
-    groups = _groups(session, details.group_ids)
+    groups = chosen_groups(session, details.group_ids)
     if consent.blocks_joining(session, policy.suppression_key, email_key):
         return JoinOutcome.SUPPRESSED
     member = session.scalar(select(Member).where(Member.email_key == email_key))
@@ -128,7 +128,7 @@ def queue_join(session: Session, details: JoinDetails, evidence: Evidence, *, cl
     Raises InvalidInput for a bad address, name or group, and then stores nothing."""
     email, _ = normalise_address(details.email)
     name = clean_name(details.name)
-    groups = _groups(session, details.group_ids)
+    groups = chosen_groups(session, details.group_ids)
     request = JoinRequest(
         email=email,
         name=name,
@@ -297,7 +297,8 @@ def queue_link_mail(
     return True
 
 
-def _groups(session: Session, group_ids: list[int]) -> list[Group]:
+def chosen_groups(session: Session, group_ids: list[int]) -> list[Group]:
+    """The groups with these ids, in list order. Raises InvalidInput (field groups) for an unknown id."""
     wanted = set(group_ids)
     if not wanted:
         return []

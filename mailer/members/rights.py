@@ -15,7 +15,7 @@ from mailer.bounces.records import forget_member_bounce_messages
 from mailer.clock import Clock
 from mailer.members import consent
 from mailer.members.consent import Evidence
-from mailer.members.membership import _groups, clean_name
+from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
     Announcement,
     ConsentAction,
@@ -43,7 +43,7 @@ def update_preferences(
 
     Raises InvalidInput for a bad name or an unknown group."""
     name = clean_name(preferences.name)
-    groups = _groups(session, preferences.group_ids)
+    groups = chosen_groups(session, preferences.group_ids)
     before = _snapshot(member)
     member.name, member.social_media, member.groups = name, preferences.social_media, groups
     after = _snapshot(member)
