@@ -12,12 +12,9 @@ import logging
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 
-from flask import Flask
 from imapclient import DELETED, IMAPClient
 
-from mailer.bounces.records import store_bounce_message
-from mailer.extensions import db
-from mailer.transaction import transaction
+from mailer.bounces.smtp_server import Store
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +35,10 @@ class ImapSettings:
 
 
 
-def poll_bounce_mailbox(app: Flask, settings: ImapSettings) -> int:
-    """Move every waiting message from the mailbox into bounce_message; returns how many were stored."""
+def poll_bounce_mailbox(settings: ImapSettings, store: Store) -> int:
+    """Move every waiting message from the mailbox into bounce_message; returns how many were stored.
+
+    `store` commits one message (mailer.worker.bounce_intake.store_for_app) before it leaves the mailbox."""
     stored = 0
     client = IMAPClient(settings.host, port=settings.port, ssl=settings.use_ssl, timeout=settings.timeout)
     try:
@@ -62,7 +61,7 @@ def poll_bounce_mailbox(app: Flask, settings: ImapSettings) -> int:
                 raw = bodies.get(uid, {}).get(b"BODY[]")
                 if raw is None:
                     continue
-                _store(app, raw, settings.max_bytes)
+                _store(store, raw)
                 done.append(uid)  # committed: now it may go from the mailbox
             if done:
                 client.add_flags(done, [DELETED])
@@ -78,15 +77,7 @@ def poll_bounce_mailbox(app: Flask, settings: ImapSettings) -> int:
     return stored
 
 
-def _store(app: Flask, raw: bytes, max_bytes: int) -> int:
+def _store(store: Store, raw: bytes) -> int:
     headers = BytesHeaderParser().parsebytes(raw[:65536])
     rcpt = [str(v) for v in headers.get_all("Delivered-To", []) or headers.get_all("X-Original-To", []) or []]
-    with app.app_context():
-        try:
-            with transaction(db.session):
-                return store_bounce_message(
-                    db.session, raw, mail_from=str(headers.get("Return-Path", "")), rcpt_tos=rcpt, source="imap",
-                    max_bytes=max_bytes, clock=app.extensions["mailer.clock"],
-                )
-        finally:
-            db.session.remove()
+    return store(raw, str(headers.get("Return-Path", "")), rcpt)

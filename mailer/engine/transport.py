@@ -12,13 +12,10 @@ import logging
 import re
 import smtplib
 import socket
-import ssl
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-from flask_mail import Connection
 
 log = logging.getLogger(__name__)
 
@@ -58,45 +55,6 @@ def failure_from_code(code: int, response: bytes | str) -> SendFailure:
     reason = response.decode("utf-8", "replace") if isinstance(response, bytes) else str(response)
     reason = " ".join(reason.split())[:400]
     return (PermanentFailure if 500 <= code < 600 else TransientFailure)(code, reason)
-
-
-class TimedConnection(Connection):
-    """Flask-Mail's connection, opened with a socket timeout (Flask-Mail has no setting for one)
-    and a TLS context that checks the server's certificate (smtplib's default does not)."""
-
-    def __init__(self, mail_state: Any, timeout: float, tls_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(mail_state)
-        self.timeout = timeout
-        self.tls_context = tls_context or ssl.create_default_context()
-
-    def configure_host(self) -> smtplib.SMTP:
-        state = self.mail
-        if state.use_ssl:
-            host: smtplib.SMTP = smtplib.SMTP_SSL(
-                state.server, state.port, timeout=self.timeout, context=self.tls_context
-            )
-        else:
-            host = smtplib.SMTP(state.server, state.port, timeout=self.timeout)
-        try:
-            if state.use_tls:
-                host.starttls(context=self.tls_context)
-            if state.username and state.password:
-                host.login(state.username, state.password)
-            host.ehlo_or_helo_if_needed()
-        except BaseException:
-            host.close()
-            raise
-        return host
-
-
-def flask_mail_opener(mail_state: Any, timeout: float, *, ca_file: str | None = None) -> Callable[[], smtplib.SMTP]:
-    """Open connections with the MAIL_* settings Flask-Mail holds; `ca_file` trusts a private CA."""
-    tls_context = ssl.create_default_context(cafile=ca_file or None)
-
-    def open_connection() -> smtplib.SMTP:
-        return TimedConnection(mail_state, timeout, tls_context).configure_host()
-
-    return open_connection
 
 
 _SAFE_ADDRESS = re.compile(r"[^\s<>]+@[^\s<>]+|")  # the empty reverse-path <> is allowed

@@ -336,7 +336,7 @@ def backup_command(output: str | None) -> None:
 @click.option("--port", default=None, type=int, help="Default: MAILER_BOUNCE_SMTP_PORT.")
 def bounce_server_command(host: str | None, port: int | None) -> None:
     """Accept bounces by SMTP and store them for the worker (point an MX or alias for the bounce address here)."""
-    from mailer.bounces.smtp_server import run_bounce_server
+    from mailer.worker.bounce_intake import run_bounce_server
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     port = port or settings_of(app).bounce_smtp_port

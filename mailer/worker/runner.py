@@ -16,13 +16,15 @@ from mailer.bounces.imap import poll_bounce_mailbox
 from mailer.bounces.records import BounceSummary, process_bounce_messages
 from mailer.engine.rate_limit import RateLimiter
 from mailer.engine.tick import TickSummary, run_tick
-from mailer.engine.transport import SmtpTransport, flask_mail_opener
+from mailer.engine.transport import SmtpTransport
 from mailer.extensions import db
 from mailer.mail.announcement import AnnouncementMail
 from mailer.mail.transactional import TransactionalMail
 from mailer.members.membership import MembershipPolicy, process_join_requests
 from mailer.settings import Settings, settings_of
 from mailer.transaction import transaction
+from mailer.worker.bounce_intake import store_for_app
+from mailer.worker.smtp_connection import flask_mail_opener
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ def process_bounces_for_app(app: Flask, settings: Settings | None = None) -> Bou
     imap = settings.imap_settings
     if imap is not None:
         try:
-            poll_bounce_mailbox(app, imap)
+            poll_bounce_mailbox(imap, store_for_app(app, imap.max_bytes, "imap"))
         except Exception as exc:  # IMAP errors, timeouts, refused logins: try again next time
             log.warning("bounce mailbox: could not fetch: %s: %s", type(exc).__name__, exc)
     with app.app_context():

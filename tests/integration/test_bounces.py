@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from support.factories import add_member, due_announcement, logged_in_admin
 from support.smtp_sink import free_port
 
-from mailer.bounces.smtp_server import bounce_controller
 from mailer.extensions import db
 from mailer.mail.outbox import enqueue_mail
 from mailer.models import (
@@ -32,6 +31,7 @@ from mailer.models import (
     MemberStatus,
 )
 from mailer.settings import settings_of
+from mailer.worker.bounce_intake import bounce_controller
 from mailer.worker.runner import process_bounces_for_app, run_tick_for_app
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "dsn"

@@ -27,9 +27,9 @@ from mailer.engine.transport import (
     ServerUnavailable,
     SmtpTransport,
     TransientFailure,
-    flask_mail_opener,
 )
 from mailer.worker.runner import run_tick_for_app
+from mailer.worker.smtp_connection import flask_mail_opener
 
 SENDER = "bounces@forum.test"
 USER, PASSWORD = "mailer", "s3cret-pass"
