@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from mailer.announcements.states import Action, transition
 from mailer.clock import Clock
 from mailer.errors import InvalidInput
+from mailer.mail.document_links import DocumentLink, human_size
 from mailer.models import Announcement, Document
 from mailer.uploads import make_directory, stream_chunks, write_file
 
@@ -64,20 +65,6 @@ class DocumentTooLarge(InvalidInput):
 
 class NotADocument(InvalidInput):
     message = "Upload a PDF, Word (.docx) or OpenDocument (.odt) file."
-
-
-@dataclass(frozen=True)
-class DocumentLink:
-    """What an email or page needs to link one document: plain values (the engine carries these)."""
-
-    title: str
-    label: str
-    size_bytes: int
-    path: str  # /documents/<public id>/<file name>
-
-    @property
-    def text(self) -> str:
-        return f"{self.title} ({self.label}, {human_size(self.size_bytes)})"
 
 
 def sniff_kind(path: Path) -> DocumentKind | None:
@@ -166,13 +153,6 @@ def safe_file_name(original: str, kind: DocumentKind) -> str:
 def default_title(file_name: str) -> str:
     stem = file_name.rsplit(".", 1)[0]
     return " ".join(stem.replace("_", " ").replace("-", " ").split()) or "Document"
-
-
-def human_size(size: int) -> str:
-    """240 KB, 1.4 MB: rounded the way a reader expects."""
-    if size < 1024 * 1024:
-        return f"{max(1, round(size / 1024))} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def store_document(
@@ -301,19 +281,3 @@ def find_document_links(session: Session, announcement_ids: Iterable[int]) -> di
     ):
         found.setdefault(document.announcement_id or 0, []).append(link_for(document))
     return {key: tuple(links) for key, links in found.items()}
-
-
-def markdown_section(links: Iterable[DocumentLink], base_url: str) -> str:
-    """The "Documents" section appended to an announcement's Markdown at render time."""
-    items = [f"- [{_escape_markdown(link.text)}]({base_url}{_url_path(link.path)})" for link in links]
-    return "\n\n## Documents\n\n" + "\n".join(items) + "\n" if items else ""
-
-
-def _url_path(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path, safe="/-_.~")
-
-
-def _escape_markdown(text: str) -> str:
-    return re.sub(r"([\\`*_{}\[\]()<>#+!|~&])", r"\\\1", text)

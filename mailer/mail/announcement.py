@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 
-from mailer.announcements.documents import DocumentLink, markdown_section
 from mailer.clock import Clock
+from mailer.mail.document_links import DocumentLink, markdown_section
 from mailer.mail.emails import MailSettings, MailTemplate, compose_template
 from mailer.mail.personal_fields import mark_placeholders, member_values
 from mailer.mail.prebuilt import PrebuiltMessage
