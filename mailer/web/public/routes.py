@@ -12,6 +12,7 @@ from wtforms import SelectChoice, ValidationError
 
 from mailer.errors import InvalidInput
 from mailer.extensions import csrf, db, limiter
+from mailer.health import find_sending_health
 from mailer.mail.tokens import Purpose, read_token
 from mailer.members import consent, membership
 from mailer.members.addresses import address_hash
@@ -20,7 +21,6 @@ from mailer.transaction import transaction
 from mailer.web.context import clock, confirm_max_age_seconds, current_settings, evidence, membership_policy
 from mailer.web.public import bp
 from mailer.web.public.forms import ButtonForm, JoinForm
-from mailer.worker.heartbeat import find_sending_health
 
 log = logging.getLogger(__name__)
 
