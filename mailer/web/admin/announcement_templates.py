@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
-from wtforms.validators import DataRequired
 
 from mailer.announcements import templates as domain
 from mailer.errors import InvalidInput
@@ -16,14 +13,8 @@ from mailer.extensions import db
 from mailer.models import AnnouncementTemplate
 from mailer.transaction import transaction
 from mailer.web.admin import bp
-from mailer.web.admin.forms import ActionForm
+from mailer.web.admin.forms import ActionForm, TemplateForm
 from mailer.web.context import clock
-
-
-class TemplateForm(FlaskForm):
-    name = StringField("Template name", validators=[DataRequired("Give the template a name.")])
-    subject = StringField("Subject", validators=[DataRequired("Enter a subject.")])
-    body = TextAreaField("Message", validators=[DataRequired("Write the template's message.")])
 
 
 @bp.get("/templates")

@@ -10,9 +10,6 @@ from pathlib import Path
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
-from wtforms import StringField
 
 from mailer.announcements import documents as domain
 from mailer.announcements.states import EDITABLE
@@ -21,18 +18,11 @@ from mailer.extensions import db
 from mailer.models import Announcement, Document
 from mailer.transaction import transaction
 from mailer.web.admin import bp
-from mailer.web.admin.forms import ActionForm
+from mailer.web.admin.forms import ActionForm, DocumentForm
 from mailer.web.context import clock, current_settings
 
 log = logging.getLogger(__name__)
 FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the other fields, on top of the file itself
-
-
-class DocumentForm(FlaskForm):
-    document = FileField(
-        "Document (PDF, Word or OpenDocument)", validators=[FileRequired("Choose the document to upload.")]
-    )
-    title = StringField("Link text")
 
 
 @bp.url_value_preprocessor

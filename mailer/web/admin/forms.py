@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, PasswordField, StringField, TextAreaField, TimeField
-from wtforms.validators import DataRequired, InputRequired, Length
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DateField,
+    PasswordField,
+    SearchField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from mailer.members import admin as member_admin
+from mailer.models import MemberStatus
 from mailer.web.numbers import database_id
 from mailer.web.public.forms import CheckboxesField
 
@@ -36,3 +49,49 @@ class ConsentWordingForm(FlaskForm):
     privacy_notice_version = StringField(
         "Privacy notice version", validators=[DataRequired("Enter the privacy notice version."), Length(max=50)]
     )
+
+
+class TemplateForm(FlaskForm):
+    name = StringField("Template name", validators=[DataRequired("Give the template a name.")])
+    subject = StringField("Subject", validators=[DataRequired("Enter a subject.")])
+    body = TextAreaField("Message", validators=[DataRequired("Write the template's message.")])
+
+
+class DocumentForm(FlaskForm):
+    document = FileField(
+        "Document (PDF, Word or OpenDocument)", validators=[FileRequired("Choose the document to upload.")]
+    )
+    title = StringField("Link text")
+
+
+# A member's status in words: the filter's choices, and the members pages show the same (members.py).
+STATUS_WORDS = {
+    MemberStatus.MEMBER: "Member",
+    MemberStatus.PENDING: "Waiting to confirm",
+    MemberStatus.UNSUBSCRIBED: "Unsubscribed",
+}
+
+
+class MemberFilterForm(FlaskForm):
+    """The search and filters: a GET form, so no CSRF token and the URL can be bookmarked."""
+
+    class Meta:
+        csrf = False
+
+    q = SearchField(
+        "Name or email address",
+        validators=[
+            Optional(),
+            Length(max=member_admin.MAX_SEARCH_LENGTH, message="Search for 320 characters or fewer."),
+        ],
+    )
+    status = SelectField(
+        "Status",
+        choices=[SelectChoice("", "Any status")] + [SelectChoice(s.value, w) for s, w in STATUS_WORDS.items()],
+        default="",
+    )
+    group = SelectField("Group", choices=[SelectChoice("", "Any group")], default="")
+
+
+class ImportUploadForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose the CSV file to upload.")])

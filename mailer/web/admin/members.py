@@ -11,10 +11,7 @@ from pathlib import Path
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
-from wtforms import SearchField, SelectChoice, SelectField
-from wtforms.validators import Length, Optional
+from wtforms import SelectChoice
 
 from mailer.announcements.lifecycle import to_london
 from mailer.bounces import records as bounces
@@ -26,18 +23,13 @@ from mailer.members.membership import list_groups
 from mailer.models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
 from mailer.transaction import transaction
 from mailer.web.admin import bp
-from mailer.web.admin.forms import ActionForm
+from mailer.web.admin.forms import STATUS_WORDS, ActionForm, ImportUploadForm, MemberFilterForm
 from mailer.web.context import clock, current_settings, membership_policy
 from mailer.web.numbers import int_arg
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50
 
-STATUS_WORDS = {
-    MemberStatus.MEMBER: "Member",
-    MemberStatus.PENDING: "Waiting to confirm",
-    MemberStatus.UNSUBSCRIBED: "Unsubscribed",
-}
 ACTION_WORDS = {
     ConsentAction.REQUESTED: "Asked to join (ticked the consent box)",
     ConsentAction.CONFIRMED: "Confirmed by pressing the button in the email",
@@ -68,31 +60,6 @@ OUTBOX_WORDS = {
     OutboxState.FAILED: "Failed",
     OutboxState.DROPPED: "Not sent (no longer needed)",
 }
-
-
-class MemberFilterForm(FlaskForm):
-    """The search and filters: a GET form, so no CSRF token and the URL can be bookmarked."""
-
-    class Meta:
-        csrf = False
-
-    q = SearchField(
-        "Name or email address",
-        validators=[
-            Optional(),
-            Length(max=member_admin.MAX_SEARCH_LENGTH, message="Search for 320 characters or fewer."),
-        ],
-    )
-    status = SelectField(
-        "Status",
-        choices=[SelectChoice("", "Any status")] + [SelectChoice(s.value, w) for s, w in STATUS_WORDS.items()],
-        default="",
-    )
-    group = SelectField("Group", choices=[SelectChoice("", "Any group")], default="")
-
-
-class ImportUploadForm(FlaskForm):
-    file = FileField("CSV file", validators=[FileRequired("Choose the CSV file to upload.")])
 
 
 def _template_words() -> dict[str, object]:
