@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-packages.sh
 scripts/setup.sh
+# The architecture first (issue 16): the import-linter contracts in pyproject.toml; a broken one fails the run.
+.venv/bin/lint-imports --no-cache
 run_pytest() { .venv/bin/python -m pytest "$@"; }
 if [ -n "${TEST_POSTGRES_URL:-}" ]; then
   run_pytest "$@"
