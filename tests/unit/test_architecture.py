@@ -1,4 +1,4 @@
-"""The architecture (issue 16): the import-linter contracts hold, no private name crosses a module, forms live in forms.py.
+"""The architecture (issue 16): the import-linter contracts hold, no private name crosses modules, forms in forms.py.
 
 The contracts themselves are in pyproject.toml ([tool.importlinter]); scripts/test.sh runs them too."""
 
@@ -88,6 +88,11 @@ def private_names_from_other_modules(source: Source) -> Iterator[str]:
                 yield f"{source.path.relative_to(ROOT)}:{node.lineno}: {owner}.{node.attr}"
 
 
+def is_form_base(base: ast.expr) -> bool:
+    """FlaskForm, Form, wtforms.Form or any *Form class named as a base."""
+    return isinstance(base, (ast.Name, ast.Attribute)) and ast.unparse(base).endswith("Form")
+
+
 def test_import_contracts_are_kept() -> None:
     """lint-imports (the layers, web only through create_app, no Flask in domain code) exits 0."""
     lint_imports = Path(sys.executable).with_name("lint-imports")
@@ -128,6 +133,6 @@ def test_forms_are_defined_only_in_forms_modules() -> None:
         if source.path.name != "forms.py" or "web" not in source.path.parts
         for node in ast.walk(source.tree)
         if isinstance(node, ast.ClassDef)
-        and any(isinstance(base, (ast.Name, ast.Attribute)) and ast.unparse(base).endswith("Form") for base in node.bases)
+        and any(is_form_base(base) for base in node.bases)
     ]
     assert found == [], "move these forms into the web package's forms.py:\n" + "\n".join(found)
