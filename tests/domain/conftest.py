@@ -24,9 +24,13 @@ from mailer.members import membership
 from mailer.members.consent import Evidence
 from mailer.members.membership import JoinDetails, JoinOutcome, MembershipPolicy
 from mailer.models import (
+    Announcement,
+    AnnouncementState,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
+    Delivery,
+    DeliveryState,
     MailKind,
     Member,
     OutboxMessage,
@@ -116,6 +120,31 @@ class Members:
         if member_id is not None:
             query = query.where(OutboxMessage.member_id == member_id)
         return list(self.session.scalars(query))
+
+    def announcement(
+        self,
+        subject: str,
+        outcomes: dict[int, DeliveryState],
+        *,
+        state: AnnouncementState = AnnouncementState.SENT,
+        error: str | None = None,
+    ) -> Announcement:
+        """An announcement already started, with one delivery per member in the given state (rows, not a send)."""
+        now = self.clock.now()
+        item = Announcement(
+            subject=subject, body_markdown=f"# {subject}", state=state, created_at=now, updated_at=now,
+            started_at=now, finished_at=now if state is AnnouncementState.SENT else None,
+        )
+        self.session.add(item)
+        self.session.flush()
+        for member_id, outcome in outcomes.items():
+            self.session.add(Delivery(
+                announcement_id=item.id, member_id=member_id, state=outcome, attempts=1, next_attempt_at=now,
+                sent_at=now if outcome is DeliveryState.SENT else None,
+                last_error=error if outcome is DeliveryState.FAILED else None,
+            ))
+        self.session.flush()
+        return item
 
     def count(self, model: type[object]) -> int:
         return int(self.session.scalar(select(func.count()).select_from(model)) or 0)
