@@ -132,17 +132,28 @@ class Members:
         """An announcement already started, with one delivery per member in the given state (rows, not a send)."""
         now = self.clock.now()
         item = Announcement(
-            subject=subject, body_markdown=f"# {subject}", state=state, created_at=now, updated_at=now,
-            started_at=now, finished_at=now if state is AnnouncementState.SENT else None,
+            subject=subject,
+            body_markdown=f"# {subject}",
+            state=state,
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            finished_at=now if state is AnnouncementState.SENT else None,
         )
         self.session.add(item)
         self.session.flush()
         for member_id, outcome in outcomes.items():
-            self.session.add(Delivery(
-                announcement_id=item.id, member_id=member_id, state=outcome, attempts=1, next_attempt_at=now,
-                sent_at=now if outcome is DeliveryState.SENT else None,
-                last_error=error if outcome is DeliveryState.FAILED else None,
-            ))
+            self.session.add(
+                Delivery(
+                    announcement_id=item.id,
+                    member_id=member_id,
+                    state=outcome,
+                    attempts=1,
+                    next_attempt_at=now,
+                    sent_at=now if outcome is DeliveryState.SENT else None,
+                    last_error=error if outcome is DeliveryState.FAILED else None,
+                )
+            )
         self.session.flush()
         return item
 

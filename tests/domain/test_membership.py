@@ -6,10 +6,10 @@ call the domain directly with a session and a FrozenClock, so each rule is check
 from __future__ import annotations
 
 import pytest
-from domain.conftest import FORM, LINK, Members
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from domain.conftest import FORM, LINK, Members
 from mailer.clock import FrozenClock
 from mailer.errors import InvalidInput, NotPending, TokenExpired, TokenInvalid
 from mailer.mail.tokens import Purpose, read_token
@@ -55,8 +55,9 @@ def test_join_creates_a_pending_member_with_requested_consent_and_a_confirm_mail
     event = session.scalars(select(ConsentEvent).where(ConsentEvent.member_id == member.id)).one()
     assert (event.action, event.method, event.ip_address) == (ConsentAction.REQUESTED, ConsentMethod.FORM, "192.0.2.10")
     assert event.wording is not None and event.occurred_at == clock.now()
-    assert policy.forum_name in event.detail["wording_as_shown"] and "{forum_name}" not in event.detail["wording_as_shown"]
-    assert len(event.detail["groups"]) == 2
+    detail = event.detail
+    assert detail is not None and len(detail["groups"]) == 2
+    assert policy.forum_name in detail["wording_as_shown"] and "{forum_name}" not in detail["wording_as_shown"]
     assert members.mails(member.id) == [MailKind.CONFIRM]
     assert member.last_confirmation_sent_at == clock.now()
 
@@ -71,12 +72,20 @@ def test_join_creates_a_pending_member_with_requested_consent_and_a_confirm_mail
     ],
 )
 def test_bad_join_input_raises_invalid_input_and_stores_nothing(
-    session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock,
-    email: str, name: str, group_ids: list[int], field: str,
+    session: Session,
+    members: Members,
+    policy: MembershipPolicy,
+    clock: FrozenClock,
+    email: str,
+    name: str,
+    group_ids: list[int],
+    field: str,
 ) -> None:
     """A bad address, name or group raises InvalidInput naming the field, from both entry points, and adds no row."""
     with pytest.raises(InvalidInput) as raised:
-        membership.request_join(session, details(email, name=name, group_ids=group_ids), FORM, policy=policy, clock=clock)
+        membership.request_join(
+            session, details(email, name=name, group_ids=group_ids), FORM, policy=policy, clock=clock
+        )
     assert raised.value.field == field
     with pytest.raises(InvalidInput):
         membership.queue_join(session, details(email, name=name, group_ids=group_ids), FORM, clock=clock)
@@ -89,10 +98,14 @@ def test_joining_twice_within_the_interval_sends_one_mail_then_resends_after_it(
 ) -> None:
     """However often the form is posted, a pending address gets at most one confirm mail per interval (J1)."""
     member = members.join("twice@example.org", name="First")
-    again = membership.request_join(session, details("twice@example.org", name="Other"), FORM, policy=policy, clock=clock)
+    again = membership.request_join(
+        session, details("twice@example.org", name="Other"), FORM, policy=policy, clock=clock
+    )
     assert again is JoinOutcome.THROTTLED
     clock.advance(seconds=policy.confirmation_interval.total_seconds() + 1)
-    later = membership.request_join(session, details("TWICE@example.org", name="Other"), FORM, policy=policy, clock=clock)
+    later = membership.request_join(
+        session, details("TWICE@example.org", name="Other"), FORM, policy=policy, clock=clock
+    )
     assert later is JoinOutcome.CONFIRMATION_RESENT
     assert members.mails(member.id) == [MailKind.CONFIRM, MailKind.CONFIRM]
     assert member.name == "First", "someone else typing a pending address must not change its details (issue 15)"
@@ -173,7 +186,9 @@ def test_processing_forgets_a_request_whose_group_was_retired(
     assert [m.email for m in session.scalars(select(Member))] == ["fine@example.org"]
 
 
-def test_processing_respects_the_limit(session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock) -> None:
+def test_processing_respects_the_limit(
+    session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock
+) -> None:
     """Only `limit` requests are carried out per call; the rest wait for the next tick, oldest first."""
     for n in range(3):
         membership.queue_join(session, details(f"p{n}@example.org"), FORM, clock=clock)
@@ -228,7 +243,8 @@ def test_confirm_link_works_until_the_max_age_and_then_raises_token_expired(
 
     clock.advance(seconds=max_age - 1)
     assert read_token(settings.secret_key, Purpose.CONFIRM, token, clock=clock, max_age_seconds=max_age) == (
-        member.link_key, member.token_version,
+        member.link_key,
+        member.token_version,
     )
     clock.advance(seconds=2)
     with pytest.raises(TokenExpired) as expired:
@@ -244,7 +260,9 @@ def test_an_expired_link_can_ask_for_a_fresh_one_that_confirms(
     member = members.join("expired@example.org")
     clock.advance(days=settings.confirm_max_age_days, seconds=1)
     assert membership.resend_confirmation(session, member.link_key, member.token_version, policy=policy, clock=clock)
-    assert not membership.resend_confirmation(session, member.link_key, member.token_version, policy=policy, clock=clock)
+    assert not membership.resend_confirmation(
+        session, member.link_key, member.token_version, policy=policy, clock=clock
+    )
     assert members.mails(member.id) == [MailKind.CONFIRM, MailKind.CONFIRM]
     fresh = members.token(Purpose.CONFIRM, member)
     max_age = int(settings.confirm_max_age.total_seconds())
@@ -261,7 +279,9 @@ def test_confirm_with_a_wrong_key_or_version_raises_token_invalid(
     with pytest.raises(TokenInvalid):
         membership.confirm_membership(session, "A" * 22, member.token_version, LINK, policy=policy, clock=clock)
     with pytest.raises(TokenInvalid):
-        membership.confirm_membership(session, member.link_key, member.token_version + 1, LINK, policy=policy, clock=clock)
+        membership.confirm_membership(
+            session, member.link_key, member.token_version + 1, LINK, policy=policy, clock=clock
+        )
     assert member.status is MemberStatus.PENDING
 
 
@@ -316,17 +336,24 @@ def test_rejoining_after_unsubscribing_revokes_old_links_and_needs_a_new_confirm
     membership.withdraw_consent(session, member.link_key, LINK, clock=clock)
     clock.advance(days=30)
 
-    outcome = membership.request_join(session, details("back@example.org", name="After"), FORM, policy=policy, clock=clock)
+    outcome = membership.request_join(
+        session, details("back@example.org", name="After"), FORM, policy=policy, clock=clock
+    )
 
     assert outcome is JoinOutcome.CONFIRMATION_RESENT
     assert (member.status, member.name, member.token_version) == (MemberStatus.UNSUBSCRIBED, "After", old_version + 1)
     with pytest.raises(TokenInvalid):
         membership.find_member_for_link(session, member.link_key, old_version)
-    _, newly = membership.confirm_membership(session, member.link_key, member.token_version, LINK, policy=policy, clock=clock)
+    _, newly = membership.confirm_membership(
+        session, member.link_key, member.token_version, LINK, policy=policy, clock=clock
+    )
     assert newly and (member.status, member.unsubscribed_at) == (MemberStatus.MEMBER, None)
     assert [a for a, _ in members.events(member.id)] == [
-        ConsentAction.REQUESTED, ConsentAction.CONFIRMED, ConsentAction.WITHDRAWN,
-        ConsentAction.REQUESTED, ConsentAction.CONFIRMED,
+        ConsentAction.REQUESTED,
+        ConsentAction.CONFIRMED,
+        ConsentAction.WITHDRAWN,
+        ConsentAction.REQUESTED,
+        ConsentAction.CONFIRMED,
     ]
     assert membership.find_member_to_unsubscribe(session, member.link_key) is member
 

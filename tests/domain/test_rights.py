@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from domain.conftest import LINK, Members
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from domain.conftest import LINK, Members
 from mailer.clock import FrozenClock
 from mailer.errors import InvalidInput, TokenInvalid
 from mailer.members import consent, membership, rights
@@ -47,15 +47,20 @@ def test_update_preferences_records_only_what_changed(session: Session, members:
     """A change is saved with a PREFERENCES event holding from/to per changed field; the same answers change nothing."""
     member = members.join_and_confirm("prefs@example.org", name="Pat", group_ids=[1])
     clock.advance(days=1)
-    changed = rights.update_preferences(session, member, Preferences("Patricia", SocialMedia.NO, [1, 3]), LINK, clock=clock)
+    changed = rights.update_preferences(
+        session, member, Preferences("Patricia", SocialMedia.NO, [1, 3]), LINK, clock=clock
+    )
     assert changed and member.updated_at == clock.now()
     event = session.scalars(select(ConsentEvent).where(ConsentEvent.action == ConsentAction.PREFERENCES)).one()
-    assert event.detail["name"] == {"from": "Pat", "to": "Patricia"}
-    assert set(event.detail) == {"name", "groups"}, "social media was already 'no'"
-    assert len(event.detail["groups"]["to"]) == 2
+    detail = event.detail
+    assert detail is not None and detail["name"] == {"from": "Pat", "to": "Patricia"}
+    assert set(detail) == {"name", "groups"}, "social media was already 'no'"
+    assert len(detail["groups"]["to"]) == 2
 
     clock.advance(minutes=1)
-    assert not rights.update_preferences(session, member, Preferences("Patricia", SocialMedia.NO, [3, 1]), LINK, clock=clock)
+    assert not rights.update_preferences(
+        session, member, Preferences("Patricia", SocialMedia.NO, [3, 1]), LINK, clock=clock
+    )
     assert [a for a, _ in members.events(member.id)].count(ConsentAction.PREFERENCES) == 1
 
 
@@ -86,7 +91,10 @@ def test_export_holds_profile_consent_history_and_emails_of_this_member_only(
 
     profile = data["profile"]
     assert (profile["email"], profile["name"], profile["status"], profile["social_media"]) == (
-        "data@example.org", "Dana", "member", "no",
+        "data@example.org",
+        "Dana",
+        "member",
+        "no",
     )
     assert profile["groups"] == [member.groups[0].name]
     assert profile["confirmed_at"] == clock.now().isoformat() and profile["unsubscribed_at"] is None
@@ -96,7 +104,8 @@ def test_export_holds_profile_consent_history_and_emails_of_this_member_only(
     assert history[0]["ip_address"] == "192.0.2.10" and history[0]["wording"] and history[0]["wording_version"] == 1
     assert history[0]["privacy_notice_version"] == consent.current_wording(session).privacy_notice_version
     assert [(e["announcement"], e["outcome"], e["error"]) for e in data["emails_sent"]] == [
-        ("Council letter", "sent", None), ("Summer news", "failed", "550 mailbox full"),
+        ("Council letter", "sent", None),
+        ("Summer news", "failed", "550 mailbox full"),
     ]
     assert "other@example.org" not in json.dumps(data) and "Olly" not in json.dumps(data)
 
@@ -112,12 +121,21 @@ def test_erasure_removes_the_person_and_keeps_only_what_must_stay(
     keep = members.join_and_confirm("stay@example.org")
     item = members.announcement("News", {member.id: DeliveryState.FAILED, keep.id: DeliveryState.SENT}, error="550 x")
     delivery = session.scalars(select(Delivery).where(Delivery.member_id == member.id)).one()
-    report = BounceMessage(received_at=clock.now(), source="smtp", raw=b"bounce about erase.me", size=21,
-                           delivery_id=delivery.id)
+    report = BounceMessage(
+        received_at=clock.now(), source="smtp", raw=b"bounce about erase.me", size=21, delivery_id=delivery.id
+    )
     session.add(report)
     session.flush()
-    session.add(BounceEvent(source_key="k1", member_id=member.id, delivery_id=delivery.id,
-                            bounce_message_id=report.id, kind=BounceKind.PERMANENT, occurred_at=clock.now()))
+    session.add(
+        BounceEvent(
+            source_key="k1",
+            member_id=member.id,
+            delivery_id=delivery.id,
+            bounce_message_id=report.id,
+            kind=BounceKind.PERMANENT,
+            occurred_at=clock.now(),
+        )
+    )
     session.commit()
     member_id, email_key = member.id, member.email_key
 
@@ -128,7 +146,8 @@ def test_erasure_removes_the_person_and_keeps_only_what_must_stay(
     assert session.execute(select(member_group).where(member_group.c.member_id == member_id)).all() == []
     assert (members.count(BounceMessage), members.count(BounceEvent)) == (0, 0)
     outcomes = session.execute(
-        select(Delivery.member_id, Delivery.state, Delivery.last_error).where(Delivery.announcement_id == item.id)
+        select(Delivery.member_id, Delivery.state, Delivery.last_error)
+        .where(Delivery.announcement_id == item.id)
         .order_by(Delivery.id)
     ).all()
     assert [tuple(row) for row in outcomes] == [(None, DeliveryState.FAILED, None), (keep.id, DeliveryState.SENT, None)]
@@ -136,7 +155,8 @@ def test_erasure_removes_the_person_and_keeps_only_what_must_stay(
     assert (None, None, MailKind.WELCOME) in [tuple(row) for row in mails]
     suppression = session.scalars(select(Suppression)).one()
     assert (suppression.reason, suppression.address_hash) == (
-        rights.ERASED, address_hash(policy.suppression_key, email_key),
+        rights.ERASED,
+        address_hash(policy.suppression_key, email_key),
     )
     assert "erase.me" not in suppression.address_hash
     assert members.events(keep.id) and session.get(Member, keep.id) is not None
