@@ -152,6 +152,7 @@ def test_processing_join_requests_joins_as_of_the_post_and_deletes_them(
     session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock
 ) -> None:
     """process_join_requests runs each post in order, as of the time it was posted, then deletes it."""
+    clock.advance(days=40)  # away from FrozenClock's default moment, so "as of the post" is really checked
     posted_at = clock.now()
     membership.queue_join(session, details("one@example.org", group_ids=[1]), FORM, clock=clock)
     clock.advance(minutes=1)
