@@ -11,8 +11,19 @@ from typing import Any
 
 import pytest
 from conftest import POSTGRES_URL, base_config, skip_or_fail
+from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import (
+    ForeignKeyConstraint,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 
 from mailer import create_app
@@ -154,20 +165,18 @@ def _current_revision() -> str | None:
         return conn.scalar(text("SELECT version_num FROM alembic_version"))
 
 
-def test_flask_db_check_finds_no_difference_between_models_and_migrations(database_factory):
-    """P4: every model change has a migration: `flask db check` (alembic check) on a migrated PostgreSQL
-    database reports nothing to add."""
-    if not POSTGRES_URL:
-        skip_or_fail("TEST_POSTGRES_URL is not set")
-    uri, name = database_factory.postgres()
-    app = create_app(base_config(uri))
+def test_flask_db_check_finds_no_difference_between_models_and_migrations(database_uri: str) -> None:
+    """P4: every model change has a migration: `flask db check` (alembic check) on a migrated SQLite and PostgreSQL
+    database reports nothing to add, and every constraint and index has the name the models give it (issue 16)."""
+    app = create_app(base_config(database_uri))
     try:
         result = app.test_cli_runner().invoke(args=["db", "check"])
         assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert_names_are_the_models_names()
     finally:
         with app.app_context():
             db.engine.dispose()
-        database_factory.drop_postgres(name)
 
 
 def test_upgrade_gives_every_member_a_link_key_and_ids_are_never_reused(old_app):
@@ -252,3 +261,157 @@ def test_upgrade_keeps_announcements_deliveries_and_outbox_and_their_ids_are_nev
         assert db.session.scalar(text("SELECT max(id) FROM delivery")) == 4
         assert db.session.scalar(text("SELECT max(id) FROM outbox")) == 3
         db.session.remove()
+
+
+AUTOINCREMENT_TABLES = ("member", "announcement", "delivery", "outbox")
+
+
+def constraint_names(table: Table) -> dict[tuple[str, tuple[str, ...]], str | None]:
+    """The models' name for each primary key, foreign key, unique constraint and index of a table."""
+    kinds = {PrimaryKeyConstraint: "pk", ForeignKeyConstraint: "fk", UniqueConstraint: "uq"}
+    names: dict[tuple[str, tuple[str, ...]], str | None] = {}
+    for constraint in table.constraints:
+        if isinstance(constraint, PrimaryKeyConstraint | ForeignKeyConstraint | UniqueConstraint):
+            columns = tuple(c.name for c in constraint.columns)
+            names[(kinds[type(constraint)], columns)] = str(constraint.name) if constraint.name else None
+    for index in table.indexes:
+        names[("ix", tuple(c.name for c in index.columns))] = str(index.name) if index.name else None
+    return names
+
+
+def reflected_names(table: str) -> dict[tuple[str, tuple[str, ...]], str | None]:
+    """The same, as the database holds them (sqlalchemy.inspect); indexes behind unique constraints left out."""
+    inspector = inspect(db.engine)
+    pk = inspector.get_pk_constraint(table)
+    names: dict[tuple[str, tuple[str, ...]], str | None] = {("pk", tuple(pk["constrained_columns"])): pk["name"]}
+    for fk in inspector.get_foreign_keys(table):
+        names[("fk", tuple(fk["constrained_columns"]))] = fk["name"]
+    for uq in inspector.get_unique_constraints(table):
+        names[("uq", tuple(uq["column_names"]))] = uq["name"]
+    for ix in inspector.get_indexes(table):
+        if not ix.get("duplicates_constraint"):
+            names[("ix", tuple(str(c) for c in ix["column_names"]))] = ix["name"]
+    return names
+
+
+def assert_names_are_the_models_names() -> None:
+    """Every constraint and index in the database has the name the models give it: the naming convention's, or the
+    model's explicit one. SQLite writes an AUTOINCREMENT table's primary key inline, where it has no name."""
+    for table in db.metadata.sorted_tables:
+        expected = constraint_names(table)
+        for (kind, _columns), name in expected.items():
+            assert name is not None and name.startswith(f"{kind}_"), (table.name, kind, name)
+        if db.engine.dialect.name == "sqlite" and table.name in AUTOINCREMENT_TABLES:
+            expected[("pk", ("id",))] = None
+        assert reflected_names(table.name) == expected, table.name
+
+
+def insert_a_row_in_every_table_left_empty(dialect: str) -> None:
+    """After release one's rows: admins, announcements, deliveries, bounces, documents, join requests, rate limits
+    and heartbeats, in plain SQL; then the newest member, announcement, delivery and outbox row are deleted again."""
+    now = stamp(CONFIRMED, dialect)
+    statements = [
+        ("INSERT INTO admin (email, password_hash, created_at, last_login_at, session_version) VALUES "
+         "('chair@example.org', 'scrypt:hash', :now, NULL, 1)"),
+        ("INSERT INTO member (email, email_key, name, status, social_media, token_version, bounce_count, created_at, "
+        "updated_at, link_key) VALUES ('gone@example.org', 'gone@example.org', '', 'pending', 'no', 1, 0, :now, :now, "
+        "'erased-key')"),
+        ("INSERT INTO announcement (subject, body_markdown, only_without_social_media, state, created_at, updated_at, "
+         "created_by_id, is_public, recipient_count) VALUES "
+         "('Council letter', 'Hello', false, 'sent', :now, :now, 1, true, 2), "
+         "('Deleted draft', 'x', false, 'draft', :now, :now, 1, false, 0)"),
+        "INSERT INTO announcement_group (announcement_id, group_id) VALUES (1, 1)",
+        ("INSERT INTO delivery (announcement_id, member_id, state, attempts, next_attempt_at, sent_at) VALUES "
+         "(1, 1, 'sent', 1, :now, :now), (1, 2, 'failed', 3, :now, NULL), (1, NULL, 'skipped', 0, :now, NULL)"),
+        ("INSERT INTO bounce_message (received_at, source, mail_from, rcpt_to, raw, size, processed_at, outcome, "
+         "detail, delivery_id, outbox_id) VALUES (:now, 'smtp', '', 'bounce@example.org', :raw, 9, :now, 'matched', "
+         "NULL, 2, NULL)"),
+        ("INSERT INTO bounce_event (source_key, member_id, delivery_id, outbox_id, bounce_message_id, kind, reason, "
+         "occurred_at) VALUES ('permanent:d2', 2, 2, NULL, 1, 'permanent', '550 no such user', :now)"),
+        ("INSERT INTO document (public_id, announcement_id, title, file_name, kind, size_bytes, storage_name, "
+         "created_at) VALUES ('pub-1', 1, 'Letter', 'letter.pdf', 'pdf', 1234, 'stored-1', :now)"),
+        ("INSERT INTO join_request (email, name, social_media, group_ids, ip_address, user_agent, created_at) VALUES "
+         "('kim@example.org', 'Kim', 'yes', '[1, 2]', '198.51.100.4', 'Safari', :now)"),
+        "INSERT INTO rate_limit (key, expires_at, count) VALUES ('login:198.51.100.4', :now, 3)",
+        "INSERT INTO worker_heartbeat (worker_id, last_tick_at) VALUES ('worker-1', :now)",
+        ("INSERT INTO outbox (kind, member_id, state, attempts, created_at, next_attempt_at) VALUES "
+        "('confirm', 3, 'pending', 0, :now, :now)"),
+        # The newest rows go again: their ids (3, 2, 3 and 3) must never be handed out again.
+        "DELETE FROM outbox WHERE id = 3",
+        "DELETE FROM delivery WHERE id = 3",
+        "DELETE FROM announcement WHERE id = 2",
+        "DELETE FROM member WHERE id = 3",
+    ]
+    for statement in statements:
+        db.session.execute(text(statement), {"now": now, "raw": b"From: x\r\n"})
+    db.session.commit()
+
+
+def every_row() -> dict[str, list[tuple[Any, ...]]]:
+    """Each application table's rows, as the database returns them."""
+    rows = {}
+    for table in db.metadata.sorted_tables:
+        result = db.session.execute(text(f'SELECT * FROM "{table.name}" ORDER BY 1, 2'))
+        rows[table.name] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in result]
+    return rows
+
+
+def test_upgrade_gives_every_constraint_its_conventional_name_and_keeps_every_row(
+    old_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: a database the previous release built (names PostgreSQL chose, or none on SQLite), with rows in
+    every table, upgrades through 0012: every constraint and index then has the model's name, `db check` is clean,
+    every row is still there, AUTOINCREMENT survives and deleted ids are still not handed out again."""
+    # The previous release's models had no naming convention, and migrations take theirs from the models.
+    monkeypatch.setattr(db.metadata, "naming_convention", MetaData().naming_convention)
+    with old_app.app_context():
+        dialect = db.engine.dialect.name
+        upgrade(revision=FIRST)
+        insert_release_one_data(dialect)
+        upgrade(revision="0011")
+        monkeypatch.undo()
+        insert_a_row_in_every_table_left_empty(dialect)
+        before = every_row()
+        assert all(before.values()), [table for table, rows in before.items() if not rows]
+        old_pk = reflected_names("member")[("pk", ("id",))]
+        assert old_pk == ("member_pkey" if dialect == "postgresql" else None)
+        assert reflected_names("consent_event")[("fk", ("member_id",))] != "fk_consent_event_member_id_member"
+        db.session.remove()
+
+        upgrade()
+        assert every_row() == before
+        assert_names_are_the_models_names()
+        if dialect == "sqlite":
+            assert list(db.session.execute(text("PRAGMA foreign_key_check"))) == []
+            for table in AUTOINCREMENT_TABLES:
+                sql = db.session.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                                        {"t": table})
+                assert "AUTOINCREMENT" in sql, table
+        now = stamp(CONFIRMED, dialect)
+        new_ids = [
+            db.session.scalar(text(statement), {"now": now}) for statement in (
+                ("INSERT INTO member (email, email_key, name, status, social_media, token_version, bounce_count, "
+                "created_at, updated_at, link_key) VALUES ('new@example.org', 'new@example.org', '', 'pending', "
+                "'no', 1, 0, :now, :now, 'new-key') RETURNING id"),
+                ("INSERT INTO announcement (subject, body_markdown, only_without_social_media, state, created_at, "
+                "updated_at, is_public, recipient_count) VALUES ('Next', 'x', false, 'draft', :now, :now, false, 0) "
+                "RETURNING id"),
+                ("INSERT INTO delivery (announcement_id, member_id, state, attempts, next_attempt_at) VALUES "
+                "(1, NULL, 'pending', 0, :now) RETURNING id"),
+                ("INSERT INTO outbox (kind, member_id, state, attempts, created_at, next_attempt_at) VALUES "
+                "('confirm', 1, 'pending', 0, :now, :now) RETURNING id"),
+            )
+        ]
+        db.session.commit()
+        assert new_ids == [4, 3, 4, 4], "no deleted member, announcement, delivery or outbox id is reused"
+        db.session.remove()
+    result = old_app.test_cli_runner().invoke(args=["db", "check"])
+    assert result.exit_code == 0, result.output
+    with old_app.app_context():
+        db.session.remove()
+        downgrade(revision="0011")
+        if dialect == "postgresql":  # best effort: PostgreSQL's own names, as before 0012
+            assert reflected_names("member")[("uq", ("link_key",))] == "member_link_key_key"
+            assert reflected_names("consent_event")[("fk", ("member_id",))] == "consent_event_member_id_fkey"
+        upgrade()
+        assert_names_are_the_models_names()

@@ -21,6 +21,7 @@ from mailer.mail.announcement import AnnouncementMail
 from mailer.mail.outbox import enqueue_mail
 from mailer.mail.transactional import TransactionalMail
 from mailer.models import MailKind, OutboxMessage, OutboxState
+from mailer.settings import settings_of
 from mailer.worker.runner import run_tick_for_app, smtp_opener_for
 
 
@@ -40,8 +41,8 @@ def welcome_mail_for(app: Any, clock: Any, *addresses: str) -> list[int]:
 
 
 def builders(app: Any, clock: Any) -> tuple[TransactionalMail, AnnouncementMail]:
-    return (TransactionalMail.from_config(app.jinja_env, app.config, clock=clock),
-            AnnouncementMail.from_config(app.jinja_env, app.config, clock=clock))
+    return (TransactionalMail.from_settings(app.jinja_env, settings_of(app), clock=clock),
+            AnnouncementMail.from_settings(app.jinja_env, settings_of(app), clock=clock))
 
 
 def outbox(app: Any) -> dict[int, tuple[OutboxState, int, str | None]]:
@@ -62,7 +63,7 @@ def test_the_kind_decides_what_a_failed_attempt_means(app, clock, smtp):
 
     smtp.reply_to_rcpt("later@example.org", "451 4.3.0 try later")
     (row_id,) = welcome_mail_for(app, clock, "later@example.org")
-    with app.app_context(), SmtpTransport(smtp_opener_for(app)) as transport:
+    with app.app_context(), SmtpTransport(smtp_opener_for(app, settings_of(app))) as transport:
         claimed, summary = send_batch(db.session, transport, NeverAgain(*builders(app, clock)), settings=settings(),
                                       clock=clock)
     assert claimed == 1 and (summary.sent, summary.retrying, summary.failed) == (0, 0, 1)
@@ -82,7 +83,7 @@ def test_every_recheck_covers_the_rest_of_the_batch_and_its_answer_is_kept(app, 
             return {rest[-1].id: SetAside(OutboxState.DROPPED, "not wanted after all")}
 
     ids = welcome_mail_for(app, clock, *(f"parent{n}@example.org" for n in range(4)))
-    with app.app_context(), SmtpTransport(smtp_opener_for(app)) as transport:
+    with app.app_context(), SmtpTransport(smtp_opener_for(app, settings_of(app))) as transport:
         claimed, summary = send_batch(db.session, transport, SecondThoughts(*builders(app, clock)),
                                       settings=settings(recheck_seconds=0), clock=clock)
     assert claimed == 4
