@@ -3,14 +3,15 @@
     .venv/bin/python bench/send.py [--count 5000] [--rounds 3] [--json]
     scripts/with-postgres.sh .venv/bin/python bench/send.py     # adds the two-process figure
 
-Engine: N confirmed members and one due announcement; the engine starts it (one delivery row
-per member), claims batches, renders each message from the announcement rendered once, sends
-over one reused connection and marks rows sent. Timed from the tick's start until every row is
-sent; imports and template compiling happen before (warm_up), as in a running worker. Baseline:
-the same N messages built beforehand (outside the timing) sent by a bare smtplib loop over one
-connection to the same sink. With TEST_POSTGRES_URL (or --postgres) it also times two engine
-processes sharing one announcement on PostgreSQL. The sink is Postfix's smtp-sink when it can be fetched (bench/sinks.py), else aiosmtpd, and the output says which.
-Rounds alternate which contestant goes first; medians are reported."""
+Engine: N confirmed members and one due announcement; the engine starts it (one delivery row per
+member), claims batches, renders each message from the announcement rendered once, sends over one
+reused connection and marks rows sent. Timed from the tick's start until every row is sent; imports
+and template compiling happen before (warm_up), as in a running worker. Baseline: the same N
+messages built beforehand (outside the timing) sent by a bare smtplib loop over one connection to
+the same sink. With TEST_POSTGRES_URL (or --postgres) it also times two engine processes sharing one
+announcement on PostgreSQL. The sink is Postfix's smtp-sink when it can be fetched (bench/sinks.py),
+else aiosmtpd, and the output says which. Rounds alternate which contestant goes first; medians are
+reported."""
 
 from __future__ import annotations
 
