@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from send import main  # noqa: E402
+from send import main
 
 if __name__ == "__main__":
     main(["--count", "5000", "--postgres", "", *sys.argv[1:]])

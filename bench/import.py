@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import fresh_copy, median, migrated_sqlite, quiet_logging, rate  # noqa: E402
+from common import fresh_copy, median, migrated_sqlite, quiet_logging, rate
 
 CHUNK = 500
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

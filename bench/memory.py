@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import dispose, make_app, migrated_sqlite, quiet_logging  # noqa: E402
-from send import announce, drop_postgres, postgres_database, seed, sent_count  # noqa: E402
-from sinks import best_sink  # noqa: E402
+from common import dispose, make_app, migrated_sqlite, quiet_logging
+from send import announce, drop_postgres, postgres_database, seed, sent_count
+from sinks import best_sink
 
 
 def peak_kib() -> int:
@@ -84,7 +84,7 @@ def main() -> None:
     finally:
         sink.stop()
     for backend, rows in results.items():
-        for count, (peak, sent) in zip(counts, rows, strict=True):
+        for count, (_peak, sent) in zip(counts, rows, strict=True):
             if sent != count:
                 raise SystemExit(f"memory: {backend} {count}: only {sent} sent")
         low, high = rows[0][0], rows[-1][0]

@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     CountingSink,
     dispose,
     expect_delivered,
@@ -39,15 +39,15 @@ from common import (  # noqa: E402
     migrated_sqlite,
     rate,
 )
-from sqlalchemy import delete, func, insert, select  # noqa: E402
+from sqlalchemy import delete, func, insert, select
 
-from mailer.clock import FrozenClock  # noqa: E402
-from mailer.extensions import db  # noqa: E402
-from mailer.mail.outbox import enqueue_mail  # noqa: E402
-from mailer.mail.transactional import TransactionalMail  # noqa: E402
-from mailer.models import MailKind, Member, MemberStatus, OutboxMessage  # noqa: E402
-from mailer.settings import settings_of  # noqa: E402
-from mailer.worker.runner import run_tick_for_app  # noqa: E402
+from mailer.clock import FrozenClock
+from mailer.extensions import db
+from mailer.mail.outbox import enqueue_mail
+from mailer.mail.transactional import TransactionalMail
+from mailer.models import MailKind, Member, MemberStatus, OutboxMessage
+from mailer.settings import settings_of
+from mailer.worker.runner import run_tick_for_app
 
 TARGET_RATIO = 0.7
 WARMUP_COUNT = 20

@@ -3,14 +3,15 @@
     .venv/bin/python bench/send.py [--count 5000] [--rounds 3] [--json]
     scripts/with-postgres.sh .venv/bin/python bench/send.py     # adds the two-process figure
 
-Engine: N confirmed members and one due announcement; the engine starts it (one delivery row
-per member), claims batches, renders each message from the announcement rendered once, sends
-over one reused connection and marks rows sent. Timed from the tick's start until every row is
-sent; imports and template compiling happen before (warm_up), as in a running worker. Baseline: the same N messages built beforehand (outside the timing) sent by a bare
-smtplib loop over one connection to the same sink. With TEST_POSTGRES_URL (or --postgres) it
-also times two engine processes sharing one announcement on PostgreSQL. The sink is Postfix's
-smtp-sink when it can be fetched (bench/sinks.py), else aiosmtpd, and the output says which.
-Rounds alternate which contestant goes first; medians are reported."""
+Engine: N confirmed members and one due announcement; the engine starts it (one delivery row per
+member), claims batches, renders each message from the announcement rendered once, sends over one
+reused connection and marks rows sent. Timed from the tick's start until every row is sent; imports
+and template compiling happen before (warm_up), as in a running worker. Baseline: the same N
+messages built beforehand (outside the timing) sent by a bare smtplib loop over one connection to
+the same sink. With TEST_POSTGRES_URL (or --postgres) it also times two engine processes sharing one
+announcement on PostgreSQL. The sink is Postfix's smtp-sink when it can be fetched (bench/sinks.py),
+else aiosmtpd, and the output says which. Rounds alternate which contestant goes first; medians are
+reported."""
 
 from __future__ import annotations
 
@@ -28,16 +29,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import dispose, make_app, median, migrated_sqlite, quiet_logging, rate  # noqa: E402
-from sinks import best_sink  # noqa: E402
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from common import dispose, make_app, median, migrated_sqlite, quiet_logging, rate
+from sinks import best_sink
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.engine import make_url
 
-from mailer.announcements.lifecycle import AnnouncementDraft, create_announcement, send_announcement_now  # noqa: E402
-from mailer.clock import SystemClock  # noqa: E402
-from mailer.extensions import db  # noqa: E402
-from mailer.mail.announcement import AnnouncementContent, AnnouncementMail  # noqa: E402
-from mailer.models import (  # noqa: E402
+from mailer.announcements.lifecycle import AnnouncementDraft, create_announcement, send_announcement_now
+from mailer.clock import SystemClock
+from mailer.extensions import db
+from mailer.mail.announcement import AnnouncementContent, AnnouncementMail
+from mailer.models import (
     Announcement,
     AnnouncementState,
     Delivery,
@@ -45,10 +46,10 @@ from mailer.models import (  # noqa: E402
     Member,
     MemberStatus,
     SocialMedia,
-    new_link_key,  # noqa: E402
+    new_link_key,
 )
-from mailer.settings import settings_of  # noqa: E402
-from mailer.worker.runner import run_tick_for_app  # noqa: E402
+from mailer.settings import settings_of
+from mailer.worker.runner import run_tick_for_app
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "tests" / "data" / "samples" / "revisit-survey.md").read_text()
 
@@ -72,8 +73,12 @@ def seed(app: Any, count: int) -> list[tuple[str, str, str]]:
 
 def announce(app: Any) -> int:
     with app.app_context():
-        item = create_announcement(db.session, AnnouncementDraft(subject="Inspectors are coming back", body_markdown=SAMPLE),
-                                   admin_id=None, clock=SystemClock())
+        item = create_announcement(
+            db.session,
+            AnnouncementDraft(subject="Inspectors are coming back", body_markdown=SAMPLE),
+            admin_id=None,
+            clock=SystemClock(),
+        )
         send_announcement_now(db.session, item, clock=SystemClock())
         db.session.commit()
         return item.id
@@ -87,8 +92,14 @@ def warm_up(app: Any) -> None:
         item = db.session.scalars(select(Announcement)).first()
         mail = AnnouncementMail(app.jinja_env, settings_of(app).mail_settings, secret_key="warm", clock=SystemClock())
         content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at)
-        mail.build_for_member(content, link_key=new_link_key(), token_version=1, to_address="warm@example.org", to_name="Warm",
-                              now=SystemClock().now())
+        mail.build_for_member(
+            content,
+            link_key=new_link_key(),
+            token_version=1,
+            to_address="warm@example.org",
+            to_name="Warm",
+            now=SystemClock().now(),
+        )
         db.session.remove()
 
 
@@ -199,7 +210,12 @@ def worker_main(database_uri: str, host: str, port: str, index: str) -> None:
 
     sink = Sink()
     sink.host, sink.port = host, int(port)  # type: ignore[attr-defined]
-    app = make_app(database_uri, sink, MAILER_WORKER_ID=f"bench-{index}", MAILER_BATCH_SIZE=int(os.environ.get("BENCH_BATCH_SIZE", "100")))
+    app = make_app(
+        database_uri,
+        sink,
+        MAILER_WORKER_ID=f"bench-{index}",
+        MAILER_BATCH_SIZE=int(os.environ.get("BENCH_BATCH_SIZE", "100")),
+    )
     warm_up(app)
     print("ready", flush=True)
     sys.stdin.readline()
@@ -236,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             template = migrated_sqlite(Path(tmp), "template.db")
             for round_number in range(args.rounds):
-                def fresh(tag: str) -> str:
+                def fresh(tag: str, round_number: int = round_number) -> str:
                     target = Path(tmp) / f"{tag}{round_number}.db"
                     target.write_bytes(template.read_bytes())
                     return f"sqlite:///{target}"

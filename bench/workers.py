@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aiosmtpd.controller import Controller  # noqa: E402
-from common import free_port, quiet_logging  # noqa: E402
-from send import drop_postgres, engine_processes, postgres_database  # noqa: E402
+from aiosmtpd.controller import Controller
+from common import free_port, quiet_logging
+from send import drop_postgres, engine_processes, postgres_database
 
 
 class SlowSink:

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
-from support.smtp_sink import SmtpSink
-
 from mailer import create_app
 from mailer.clock import FrozenClock
 from mailer.extensions import db
+from support.smtp_sink import SmtpSink
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REQUIRE_ALL = os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("MAILER_REQUIRE_ALL_TESTS") == "1"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")

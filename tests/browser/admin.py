@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from playwright.sync_api import Page, expect
-from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD
 
 from mailer.admins.accounts import create_admin
 from mailer.extensions import db
+from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD
 
 
 def log_in(page: Page, live_server: Any, clock: Any) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from mailer.worker.runner import run_tick_for_app
 from support.documents import tiny_pdf
 from support.factories import add_member
 from support.mail import flat, parts, text_links
 from support.web import path_of
-
-from mailer.worker.runner import run_tick_for_app
 
 from .admin import log_in
 
@@ -74,7 +74,7 @@ def test_announcement_from_template_with_a_letter_preview_and_test_send(page: Pa
     run_tick_for_app(live_server.app)
     message = smtp.wait_for(1)[0].message
     assert message["Subject"] == "[Test] You are invited: coffee morning on Friday 10 May, parent or carer"
-    text, html = parts(message)
+    text, _html = parts(message)
     assert "Dear parent or carer," in text and "Council letter (PDF, 1 KB)" in flat(text)
     [link] = [url for url in text_links(text) if "/documents/" in url]
     served = page.request.get(path_of(link))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from support.factories import add_member, due_announcement
 
 from mailer.bounces.records import store_bounce_message
 from mailer.extensions import db
 from mailer.worker.runner import process_bounces_for_app, run_tick_for_app
+from support.factories import add_member, due_announcement
 
 from .admin import log_in
 
@@ -36,8 +36,10 @@ def test_bounces_page_and_member_section(page: Page, live_server, clock, smtp, a
     verp = smtp.wait_for(1)[0].mail_from
     raw = (CORPUS / "gmail_permanent.eml").read_text().replace("{{VERP}}", verp).replace("{{RCPT}}", "sam@example.org")
     with app.app_context():
-        for message, rcpt in ((raw.encode(), verp),
-                              (b"From: someone@example.net\r\nSubject: Hello there\r\n\r\nHi.\r\n", "bounces@forum.test")):
+        for message, rcpt in (
+            (raw.encode(), verp),
+            (b"From: someone@example.net\r\nSubject: Hello there\r\n\r\nHi.\r\n", "bounces@forum.test"),
+        ):
             store_bounce_message(db.session, message, mail_from="", rcpt_tos=[rcpt], source="smtp",
                                  max_bytes=10_000_000, clock=clock)
         db.session.commit()

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from support.factories import add_member
 
 from mailer.extensions import db
 from mailer.models import Member, MemberStatus
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member
 
 from .admin import log_in
 

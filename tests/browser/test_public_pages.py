@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from support.mail import link_to
-from support.web import join, path_of, post_button
 
 from mailer.extensions import db
 from mailer.models import Member, MemberStatus
 from mailer.worker.runner import run_tick_for_app
+from support.mail import link_to
+from support.web import join, path_of, post_button
 
 pytestmark = pytest.mark.browser
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
-from support.factories import ADMIN_EMAIL, add_member, link_key_of
 
 from mailer.extensions import db
 from mailer.mail.tokens import Purpose, make_token
 from mailer.models import Member, Suppression
 from mailer.worker.runner import run_tick_for_app
+from support.factories import ADMIN_EMAIL, add_member, link_key_of
 
 from .admin import log_in
 
@@ -39,7 +39,9 @@ def test_compose_preview_test_schedule_and_watch_it_send(page: Page, live_server
     expect(page.get_by_role("heading", level=1)).to_have_text("Inspectors are coming back: have your say by 10 May")
     expect(page.get_by_text("reaches 3 confirmed members right now")).to_be_visible()
     expect(page.locator("pre.preview-text")).to_contain_text("Online survey")
-    expect(page.frame_locator("iframe.preview").get_by_role("heading", level=1)).to_contain_text("Inspectors are coming")
+    expect(page.frame_locator("iframe.preview").get_by_role("heading", level=1)).to_contain_text(
+        "Inspectors are coming"
+    )
     axe(page)
 
     page.get_by_role("button", name="Send a test to me").click()
@@ -75,7 +77,13 @@ def test_member_changes_details_downloads_data_and_erases(page: Page, live_serve
     """The preferences page saves changes, the download holds the member's data, erasure removes them."""
     with live_server.app.app_context():
         member_id = add_member("pat@example.org", clock=clock, name="Pat", groups=[1])
-        token = make_token(live_server.app.config["SECRET_KEY"], Purpose.PREFERENCES, link_key_of(live_server.app, member_id), 1, clock=clock)
+        token = make_token(
+            live_server.app.config["SECRET_KEY"],
+            Purpose.PREFERENCES,
+            link_key_of(live_server.app, member_id),
+            1,
+            clock=clock,
+        )
     page.goto(f"/preferences/{token}")
     expect(page.get_by_role("heading", level=1)).to_have_text("Your details")
     axe(page)

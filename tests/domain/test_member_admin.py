@@ -52,7 +52,7 @@ def three_states(members: Members, session: Session) -> tuple[Member, Member, Me
 
 def test_counts_by_status_and_group(session: Session, members: Members) -> None:
     """Every status is counted (zero included), and each group shows everyone in it and how many are confirmed."""
-    assert admin.count_by_status(session) == {status: 0 for status in MemberStatus}
+    assert admin.count_by_status(session) == dict.fromkeys(MemberStatus, 0)
     three_states(members, session)
     assert admin.count_by_status(session) == {
         MemberStatus.MEMBER: 1,
@@ -78,7 +78,8 @@ def test_dashboard_counts_recent_signups_by_the_clock(session: Session, members:
 
 
 def test_dashboard_outbox_health_and_sends(session: Session, members: Members, clock: FrozenClock) -> None:
-    """The dashboard splits the outbox into due, later and failed with the oldest due age, and finds the next and last send."""
+    """The dashboard splits the outbox into due, later and failed with the oldest due age, and finds the next and last
+    send."""
     start = clock.now()
     member = members.join("mail@example.org")  # one confirm mail, due now
     later = enqueue_mail(session, MailKind.TEST, to_address="t@example.org", clock=clock)
@@ -169,7 +170,8 @@ def test_bad_search_or_page_size_raises_invalid_input(session: Session, search: 
 
 
 def test_find_member_and_history(session: Session, members: Members, clock: FrozenClock) -> None:
-    """find_member raises InvalidInput for no such id; the history lists events, deliveries, mail and the admins named."""
+    """find_member raises InvalidInput for no such id; the history lists events, deliveries, mail and the admins
+    named."""
     with pytest.raises(InvalidInput):
         admin.find_member(session, 12345)
     person = create_admin(session, "helper@forum.example", "a long test password", clock=clock)
@@ -236,7 +238,8 @@ def test_unsubscribe_on_behalf_keeps_mail_already_sent(session: Session, members
 def test_admin_resend_follows_the_join_rules(
     session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock
 ) -> None:
-    """An admin resend is throttled like the form, refused with NotPending for non-pending and Suppressed for blocked addresses."""
+    """An admin resend is throttled like the form, refused with NotPending for non-pending and Suppressed for blocked
+    addresses."""
     pending = members.join("waiting@example.org")
     assert admin.resend_confirmation_by_admin(session, pending.id, ADMIN_ID, policy=policy, clock=clock) is (
         ResendOutcome.THROTTLED
@@ -262,7 +265,8 @@ def test_admin_resend_follows_the_join_rules(
 def test_erase_on_behalf_is_the_members_own_erasure(
     session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock
 ) -> None:
-    """An admin erasure removes the member and their history and leaves the erasure hash; a second one raises InvalidInput."""
+    """An admin erasure removes the member and their history and leaves the erasure hash; a second one raises
+    InvalidInput."""
     member = members.join_and_confirm("erase@example.org")
     member_id = member.id
     admin.erase_on_behalf(session, member_id, ADMIN_ID, suppression_key=policy.suppression_key, clock=clock)

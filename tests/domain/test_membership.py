@@ -140,7 +140,8 @@ def test_suppressed_address_is_refused_without_a_trace(
 
 
 def test_queue_join_stores_only_the_request(session: Session, members: Members, clock: FrozenClock) -> None:
-    """queue_join keeps the checked post with its evidence (control characters stripped) and touches no member or mail."""
+    """queue_join keeps the checked post with its evidence (control characters stripped) and touches no member or
+    mail."""
     evidence = Evidence(method=ConsentMethod.FORM, ip_address="2001:db8::1", user_agent="Agent\x00\x07/2")
     request = membership.queue_join(session, details(" Queued@Example.org ", group_ids=[3]), evidence, clock=clock)
     assert (request.email, request.group_ids, request.created_at) == ("Queued@example.org", [3], clock.now())
@@ -237,7 +238,8 @@ def test_confirming_twice_changes_nothing_the_second_time(
 def test_confirm_link_works_until_the_max_age_and_then_raises_token_expired(
     session: Session, members: Members, policy: MembershipPolicy, settings: Settings, clock: FrozenClock
 ) -> None:
-    """A confirm link read with the configured max age works just inside it; just after, TokenExpired names the member."""
+    """A confirm link read with the configured max age works just inside it; just after, TokenExpired names the
+    member."""
     member = members.join("aging@example.org")
     token = members.token(Purpose.CONFIRM, member)
     max_age = int(settings.confirm_max_age.total_seconds())
@@ -257,7 +259,8 @@ def test_confirm_link_works_until_the_max_age_and_then_raises_token_expired(
 def test_an_expired_link_can_ask_for_a_fresh_one_that_confirms(
     session: Session, members: Members, policy: MembershipPolicy, settings: Settings, clock: FrozenClock
 ) -> None:
-    """resend_confirmation queues a new confirm mail for an expired link (once per interval), and the new link confirms."""
+    """resend_confirmation queues a new confirm mail for an expired link (once per interval), and the new link
+    confirms."""
     member = members.join("expired@example.org")
     clock.advance(days=settings.confirm_max_age_days, seconds=1)
     assert membership.resend_confirmation(session, member.link_key, member.token_version, policy=policy, clock=clock)
@@ -331,7 +334,8 @@ def test_confirm_link_sent_before_leaving_raises_not_pending(
 def test_rejoining_after_unsubscribing_revokes_old_links_and_needs_a_new_confirm(
     session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock
 ) -> None:
-    """Joining again after leaving bumps the token version, so only the new link confirms; old unsubscribe links still work."""
+    """Joining again after leaving bumps the token version, so only the new link confirms; old unsubscribe links still
+    work."""
     member = members.join_and_confirm("back@example.org", name="Before")
     old_version = member.token_version
     membership.withdraw_consent(session, member.link_key, LINK, clock=clock)

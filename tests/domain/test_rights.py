@@ -81,7 +81,8 @@ def test_update_preferences_refuses_bad_input_and_keeps_the_old_answers(
 def test_export_holds_profile_consent_history_and_emails_of_this_member_only(
     session: Session, members: Members, clock: FrozenClock
 ) -> None:
-    """The export is JSON-ready and holds the profile, every consent event with the wording shown, and each email's outcome."""
+    """The export is JSON-ready and holds the profile, every consent event with the wording shown, and each email's
+    outcome."""
     member = members.join_and_confirm("data@example.org", name="Dana", group_ids=[2])
     other = members.join_and_confirm("other@example.org", name="Olly")
     members.announcement("Council letter", {member.id: DeliveryState.SENT, other.id: DeliveryState.SENT})
@@ -116,7 +117,8 @@ def test_export_holds_profile_consent_history_and_emails_of_this_member_only(
 def test_erasure_removes_the_person_and_keeps_only_what_must_stay(
     session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock
 ) -> None:
-    """Erasure deletes profile, groups, consent history and bounce records; keeps delivery outcomes and a keyed hash (C3)."""
+    """Erasure deletes profile, groups, consent history and bounce records; keeps delivery outcomes and a keyed hash
+    (C3)."""
     member = members.join_and_confirm("erase.me@example.org", name="Erin", group_ids=[1, 2])
     keep = members.join_and_confirm("stay@example.org")
     item = members.announcement("News", {member.id: DeliveryState.FAILED, keep.id: DeliveryState.SENT}, error="550 x")
@@ -165,7 +167,8 @@ def test_erasure_removes_the_person_and_keeps_only_what_must_stay(
 def test_links_of_an_erased_member_fail(
     session: Session, members: Members, policy: MembershipPolicy, clock: FrozenClock
 ) -> None:
-    """After erasure their confirm and preferences links raise TokenInvalid, and unsubscribe says they are not on the list."""
+    """After erasure their confirm and preferences links raise TokenInvalid, and unsubscribe says they are not on the
+    list."""
     member = members.join("gone@example.org")
     link_key, version = member.link_key, member.token_version
     erase(session, member, policy, clock)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD, admin_post, logged_in_admin
-from support.web import csrf_token
-
 from mailer.admins.accounts import create_admin
 from mailer.extensions import db
+from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD, admin_post, logged_in_admin
+from support.web import csrf_token
 
 DASHBOARD = "/admin/"
 
@@ -45,7 +44,7 @@ def log_in(client: Any, *, password: str = ADMIN_PASSWORD, email: str = ADMIN_EM
 
 
 def test_a_cookie_copied_before_log_out_no_longer_logs_in(app, clock):
-    """Issue 15 (3): log-out ends the session server-side; the same cookie replayed afterwards goes to the login page."""
+    """Issue 15 (3): log-out ends the session server-side; the same cookie replayed afterwards gets the login page."""
     admin = logged_in_admin(app, clock)
     copied = session_cookie(admin)
     assert replay(app, copied).status_code == 200, "before log-out the copy works (so the test means something)"

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select, update
-from support.factories import add_members, due_announcement, logged_in_admin
-from support.web import csrf_token
 
 from mailer.announcements.lifecycle import cancel_announcement
 from mailer.announcements.states import RULES, Action, attempt, transition
@@ -25,6 +23,8 @@ from mailer.extensions import db
 from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState
 from mailer.transaction import transaction
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_members, due_announcement, logged_in_admin
+from support.web import csrf_token
 
 S = AnnouncementState
 HOLD_AFTER = timedelta(hours=6)
@@ -58,7 +58,9 @@ WRITES: dict[Action, dict[str, str | None]] = {
 
 
 def row(announcement_id: int) -> dict[str, Any]:
-    return dict(db.session.execute(select(Announcement.__table__).where(Announcement.id == announcement_id)).mappings().one())
+    return dict(
+        db.session.execute(select(Announcement.__table__).where(Announcement.id == announcement_id)).mappings().one()
+    )
 
 
 def put_in_state(announcement_id: int, state: AnnouncementState, clock: FrozenClock) -> None:
@@ -211,7 +213,7 @@ def in_thread(app: Any, name: str, work: Callable[[], Any]) -> tuple[threading.T
         with app.app_context():
             try:
                 outcome["result"] = work()
-            except Exception as exc:  # noqa: BLE001 - any error is kept for the test to look at
+            except Exception as exc:
                 outcome["error"] = exc
             finally:
                 db.session.remove()

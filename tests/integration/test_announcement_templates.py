@@ -4,10 +4,10 @@ a draft copies a template, misspelt fields are refused, and deleting asks first.
 from __future__ import annotations
 
 from sqlalchemy import select
-from support.factories import admin_post, logged_in_admin
 
 from mailer.extensions import db
 from mailer.models import Announcement, AnnouncementState, AnnouncementTemplate
+from support.factories import admin_post, logged_in_admin
 
 STARTERS = ["Forward a letter", "Join a working group", "Meeting invitation", "Survey closing soon"]
 
@@ -61,7 +61,10 @@ def test_template_round_trip_create_edit_use_delete(app, clock):
     assert "Coffee with {{ groups }}" in admin.get(edit).get_data(as_text=True)
     used = admin_post(admin, "/admin/templates", f"/admin/templates/{tid}/use")
     draft_id = int(used.headers["Location"].split("/")[-2])
-    assert admin_post(admin, edit, edit, {"name": "Coffee morning", "subject": "Changed", "body": "Changed"}).status_code == 303
+    assert (
+        admin_post(admin, edit, edit, {"name": "Coffee morning", "subject": "Changed", "body": "Changed"}).status_code
+        == 303
+    )
     with app.app_context():
         draft = db.session.get(Announcement, draft_id)
         assert (draft.subject, draft.body_markdown) == ("Coffee with {{ groups }}", body.strip())

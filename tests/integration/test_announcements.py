@@ -11,9 +11,6 @@ from pathlib import Path
 import dkim
 import pytest
 from sqlalchemy import func, select
-from support.factories import add_member, add_members, admin_post, compose, link_key_of, logged_in_admin
-from support.mail import flat, html_links, link_to, parts, text_links, wire_lines
-from support.web import csrf_token, path_of
 
 from mailer.extensions import db
 from mailer.models import (
@@ -28,6 +25,9 @@ from mailer.models import (
     SocialMedia,
 )
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member, add_members, admin_post, compose, link_key_of, logged_in_admin
+from support.mail import flat, html_links, link_to, parts, text_links, wire_lines
+from support.web import csrf_token, path_of
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 REVISIT = (SAMPLES / "revisit-survey.md").read_text(encoding="utf-8")
@@ -90,7 +90,7 @@ def test_only_members_without_social_media(app, clock, smtp):
 
 
 def test_announcement_email_meets_e1_to_e6_and_one_click_works(app, clock, smtp):
-    """Both parts, every header, no line over 998 octets on the wire, and the header URL unsubscribes by one-click POST."""
+    """Both parts, every header, no line over 998 octets on the wire; the header URL unsubscribes by one-click."""
     with app.app_context():
         member_id = add_member("reader@example.org", clock=clock, name="Zoë O'Brien, “Rosa”")
     admin = logged_in_admin(app, clock)
@@ -154,7 +154,9 @@ def test_dkim_signature_covers_list_unsubscribe_and_verifies(make_app, clock, sm
 
     assert dkim.verify(raw, dnsfunc=dns)
     signature = raw.split(b"DKIM-Signature:", 1)[1].split(b"\r\n\r\n", 1)[0]
-    signed_headers = re.search(rb"h=([^;]+);", signature.replace(b"\r\n", b"").replace(b" ", b"").replace(b"\t", b"")).group(1)
+    signed_headers = re.search(
+        rb"h=([^;]+);", signature.replace(b"\r\n", b"").replace(b" ", b"").replace(b"\t", b"")
+    ).group(1)
     assert b"list-unsubscribe" in signed_headers.split(b":") and b"list-unsubscribe-post" in signed_headers.split(b":")
     tampered = raw.replace(b"One-Click", b"One-Clack", 1)
     assert not dkim.verify(tampered, dnsfunc=dns)
@@ -240,7 +242,9 @@ def test_pause_and_resume(app, clock, smtp):
     with app.app_context():
         from mailer.engine.announcement_sender import DeliverySummary, start_due_announcements
 
-        start_due_announcements(db.session, clock=clock, hold_after=__import__("datetime").timedelta(hours=6), summary=DeliverySummary())
+        start_due_announcements(
+            db.session, clock=clock, hold_after=__import__("datetime").timedelta(hours=6), summary=DeliverySummary()
+        )
     page = f"/admin/announcements/{announcement_id}"
     assert admin_post(admin, page, f"{page}/pause").status_code == 303
     run_tick_for_app(app)
@@ -314,13 +318,20 @@ def test_create_admin_command_and_login(app, clock):
     runner = app.test_cli_runner()
     short = runner.invoke(args=["create-admin", "volunteer@forum.example"], env={"MAILER_ADMIN_PASSWORD": "short"})
     assert short.exit_code != 0 and "at least 12 characters" in short.output
-    result = runner.invoke(args=["create-admin", "volunteer@forum.example"], env={"MAILER_ADMIN_PASSWORD": "a good long passphrase"})
+    result = runner.invoke(
+        args=["create-admin", "volunteer@forum.example"], env={"MAILER_ADMIN_PASSWORD": "a good long passphrase"}
+    )
     assert result.exit_code == 0, result.output
     client = app.test_client()
     token = csrf_token(client.get("/admin/login").get_data(as_text=True))
-    wrong = client.post("/admin/login", data={"csrf_token": token, "email": "volunteer@forum.example", "password": "nope nope nope"})
+    wrong = client.post(
+        "/admin/login", data={"csrf_token": token, "email": "volunteer@forum.example", "password": "nope nope nope"}
+    )
     assert wrong.status_code == 400 and "not right" in wrong.get_data(as_text=True)
-    right = client.post("/admin/login", data={"csrf_token": token, "email": "volunteer@forum.example", "password": "a good long passphrase"})
+    right = client.post(
+        "/admin/login",
+        data={"csrf_token": token, "email": "volunteer@forum.example", "password": "a good long passphrase"},
+    )
     assert right.status_code == 303
     assert client.get("/admin/").status_code == 200
     with app.app_context():
@@ -373,7 +384,9 @@ def test_bad_compose_input_is_refused_and_saves_nothing(app, clock, data, messag
 def test_one_megabyte_body_is_refused(app, clock):
     """A 1 MB body is over the request limit: a clear 413 page, nothing saved."""
     admin = logged_in_admin(app, clock)
-    response = admin_post(admin, "/admin/announcements/new", "/admin/announcements/new", {"subject": "x", "body": "y" * (1024 * 1024)})
+    response = admin_post(
+        admin, "/admin/announcements/new", "/admin/announcements/new", {"subject": "x", "body": "y" * (1024 * 1024)}
+    )
     assert response.status_code == 413
     assert "too much" in response.get_data(as_text=True)
     with app.app_context():
@@ -411,7 +424,10 @@ def test_unsubscribe_bad_tokens_and_methods(app, clock):
     assert page.headers["Referrer-Policy"] == "no-referrer"
     with app.app_context():
         assert db.session.get(Member, member_id).status is MemberStatus.MEMBER
-    assert client.post(f"/unsubscribe/{token}", data={"csrf_token": csrf_token(page.get_data(as_text=True))}).status_code == 200
+    assert (
+        client.post(f"/unsubscribe/{token}", data={"csrf_token": csrf_token(page.get_data(as_text=True))}).status_code
+        == 200
+    )
     with app.app_context():
         assert db.session.get(Member, member_id).status is MemberStatus.UNSUBSCRIBED
 
@@ -468,7 +484,7 @@ def test_schedule_across_the_clock_changes(app, clock, day, time, status, expect
 
 
 def test_overdue_announcement_is_held_for_a_decision(app, clock, smtp):
-    """An announcement whose time passed hours ago while no worker ran is held, not sent late; 'send now' releases it."""
+    """An announcement due hours ago while no worker ran is held, not sent late; 'send now' sends it."""
     with app.app_context():
         add_member("held@example.org", clock=clock)
     admin = logged_in_admin(app, clock)

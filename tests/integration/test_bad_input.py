@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
-from support.factories import add_member, link_key_of, logged_in_admin
-from support.web import csrf_token, join
 
 from mailer.extensions import db
 from mailer.mail.outbox import enqueue_mail
@@ -20,6 +18,8 @@ from mailer.members.addresses import normalise_address
 from mailer.models import ConsentEvent, JoinRequest, MailKind, Member, MemberStatus, OutboxMessage, new_link_key
 from mailer.settings import settings_of
 from mailer.worker.runner import process_join_requests_for_app, run_tick_for_app
+from support.factories import add_member, link_key_of, logged_in_admin
+from support.web import csrf_token, join
 
 ALREADY_MEMBER_SUBJECT = "You are already a member of Test Parent Carer Forum"
 CONFIRM_SUBJECT = "Please confirm you want to join Test Parent Carer Forum"
@@ -213,7 +213,9 @@ def _bad_tokens(app: Any, clock: Any, member_id: int) -> dict[str, str]:
         "no-signature": good[: signature_start - 1],
         "garbage": "not-a-token",
         "too-long": good + "A" * 600,
-        "unsubscribe-purpose": make_token(app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock),
+        "unsubscribe-purpose": make_token(
+            app.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock
+        ),
         "other-secret": make_token("another-secret", Purpose.CONFIRM, link_key_of(app, member_id), 1, clock=clock),
         "old-version": confirm_token(app, clock, member_id, version=0),
         "unknown-member": make_token(app.config["SECRET_KEY"], Purpose.CONFIRM, new_link_key(), 1, clock=clock),
@@ -229,7 +231,7 @@ BAD_TOKEN_KINDS = [
 @sqlite_only
 @pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
 def test_bad_confirmation_link_is_a_400_page_and_confirms_nothing(app, client, clock, kind):
-    """Tampered, truncated, foreign-purpose, revoked or unknown links get the 'link does not work' page (GET and POST)."""
+    """Tampered, truncated, foreign-purpose, revoked or unknown links: the 'link does not work' page (GET, POST)."""
     member_id = pending_member(app, clock)
     token = _bad_tokens(app, clock, member_id)[kind]
     before = counts(app)
@@ -272,7 +274,9 @@ def test_bad_unsubscribe_link_is_a_400_page_and_unsubscribes_nobody(app, client,
     before = counts(app)
     assert_clear_page(client.get(f"/unsubscribe/{token}"), 400, "This link does not work")
     form_token = csrf_token(client.get("/join").get_data(as_text=True))
-    assert_clear_page(client.post(f"/unsubscribe/{token}", data={"csrf_token": form_token}), 400, "This link does not work")
+    assert_clear_page(
+        client.post(f"/unsubscribe/{token}", data={"csrf_token": form_token}), 400, "This link does not work"
+    )
     assert_clear_page(client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}), 400,
                       "This link does not work")
     assert counts(app) == before
@@ -436,7 +440,11 @@ def test_nul_character_in_a_form_is_a_400_not_a_500(app, client):
     page = client.get("/admin/login")
     response = client.post(
         "/admin/login",
-        data={"csrf_token": csrf_token(page.get_data(as_text=True)), "email": "a\x00@example.org", "password": "x" * 20},
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "email": "a\x00@example.org",
+            "password": "x" * 20,
+        },
     )
     assert_clear_page(response, 400)
     before = counts(app)
@@ -511,13 +519,12 @@ def _sweep_arguments(app: Any, client: Any, smtp: Any) -> dict[str, Any]:
     with a document, a template."""
     import io
 
+    from mailer.announcements.templates import list_templates
+    from mailer.models import Document
     from support.documents import tiny_pdf
     from support.factories import compose
     from support.mail import parts, text_links
     from support.web import join_and_confirm
-
-    from mailer.announcements.templates import list_templates
-    from mailer.models import Document
 
     join_and_confirm(app, client, smtp, "sweep@example.org", name="Sweep Member")
     links = {}
@@ -576,7 +583,7 @@ def test_generated_sweep_numbers_no_column_holds_are_never_a_500(make_app, clock
         path = path_for(rule, args)
         methods = [m for m in ("GET", "POST") if m in (rule.methods or ())]
         for value in SWEEP_VALUES:
-            numbers = {name: value for name in SWEEP_NAMES}
+            numbers = dict.fromkeys(SWEEP_NAMES, value)
             for method in methods:
                 if method == "GET":
                     check("GET", path, query_string=numbers)

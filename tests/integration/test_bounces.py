@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from support.factories import add_member, due_announcement, logged_in_admin
-from support.smtp_sink import free_port
 
 from mailer.extensions import db
 from mailer.mail.outbox import enqueue_mail
@@ -33,6 +31,8 @@ from mailer.models import (
 from mailer.settings import settings_of
 from mailer.worker.bounce_intake import bounce_controller
 from mailer.worker.runner import process_bounces_for_app, run_tick_for_app
+from support.factories import add_member, due_announcement, logged_in_admin
+from support.smtp_sink import free_port
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "dsn"
 BOUNCES = "bounces@forum.test"
@@ -119,7 +119,9 @@ def test_verp_off_uses_the_fixed_bounce_address(make_app, clock, smtp):
         ("exim_delayed.eml", 0),
     ],
 )
-def test_dsn_through_the_bounce_port_counts_permanent_failures_only(bounce_app, bounce_port, clock, smtp, name, counted):
+def test_dsn_through_the_bounce_port_counts_permanent_failures_only(
+    bounce_app, bounce_port, clock, smtp, name, counted
+):
     """A DSN sent to the bounce port is stored, then processed: permanent ones count, delays are only recorded."""
     with bounce_app.app_context():
         sam = add_member("sam@example.org", clock=clock)
@@ -347,6 +349,7 @@ def test_bounces_page_lists_recent_near_threshold_and_unmatched(bounce_app, boun
 @pytest.fixture
 def dovecot():  # type: ignore[no-untyped-def]
     from conftest import skip_or_fail
+
     from support.dovecot import Dovecot, available
 
     if not available():

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, insert, select, text, update
-from support.factories import due_announcement
 
 from mailer.engine.announcement_sender import DeliveryQueue
 from mailer.engine.queue import release_expired_claims
 from mailer.engine.settings import EngineSettings
 from mailer.extensions import db
 from mailer.models import Announcement, AnnouncementState, Delivery, DeliveryState
+from support.factories import due_announcement
 
 BATCH = 100
 
@@ -107,7 +107,7 @@ def test_claim_reads_one_batch_of_the_queue_index_not_the_table(app, clock):
     """With 7,500 sent rows and 500 to go, a claim takes the first 100 due rows in order, reading them by
     index: no sequential scan of delivery and no more rows than are left to send on PostgreSQL, an index
     search with no sort on SQLite."""
-    current, pending = long_history(app, clock)
+    _current, pending = long_history(app, clock)
     claimed: list[int] = []
 
     def claim() -> None:

@@ -10,14 +10,14 @@ from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import select
-from support.documents import ELF, HTML, tiny_docx, tiny_odt, tiny_pdf
-from support.factories import add_member, admin_post, compose, logged_in_admin
-from support.mail import flat, html_links, parts, text_links
-from support.web import csrf_token, path_of
 
 from mailer.extensions import db
 from mailer.models import Document
 from mailer.worker.runner import run_tick_for_app
+from support.documents import ELF, HTML, tiny_docx, tiny_odt, tiny_pdf
+from support.factories import add_member, admin_post, compose, logged_in_admin
+from support.mail import flat, html_links, parts, text_links
+from support.web import csrf_token, path_of
 
 
 @pytest.fixture
@@ -142,7 +142,9 @@ def test_oversized_file_gets_a_clear_413_page_and_nothing_is_kept(documents_app,
     assert documents(documents_app) == [] and stored_files(tmp_path) == []
     # Other pages keep the small default limit.
     token = csrf_token(admin.get("/admin/announcements/new").get_data(as_text=True))
-    big_form = admin.post("/admin/announcements/new", data={"csrf_token": token, "subject": "x", "body": "y" * (2 * 1024 * 1024)})
+    big_form = admin.post(
+        "/admin/announcements/new", data={"csrf_token": token, "subject": "x", "body": "y" * (2 * 1024 * 1024)}
+    )
     assert big_form.status_code == 413
 
 
@@ -150,10 +152,17 @@ def test_oversized_file_gets_a_clear_413_page_and_nothing_is_kept(documents_app,
     ("file_name", "safe_name", "disposition"),
     [
         ("../../etc/passwd.pdf", "passwd.pdf", "inline; filename=passwd.pdf"),
-        ("Lettre du conseil – Zoë.pdf", "Lettre du conseil – Zoë.pdf",
-         "inline; filename=\"Lettre du conseil  Zoe.pdf\"; filename*=UTF-8''Lettre%20du%20conseil%20%E2%80%93%20Zo%C3%AB.pdf"),
-        ("../..//%2e%2e/ça;<b>.pdf", "ça b .pdf".replace(" .pdf", ".pdf"),
-         "inline; filename=\"ca b.pdf\"; filename*=UTF-8''%C3%A7a%20b.pdf"),
+        (
+            "Lettre du conseil – Zoë.pdf",
+            "Lettre du conseil – Zoë.pdf",
+            "inline; filename=\"Lettre du conseil  Zoe.pdf\"; "
+            "filename*=UTF-8''Lettre%20du%20conseil%20%E2%80%93%20Zo%C3%AB.pdf",
+        ),
+        (
+            "../..//%2e%2e/ça;<b>.pdf",
+            "ça b .pdf".replace(" .pdf", ".pdf"),
+            "inline; filename=\"ca b.pdf\"; filename*=UTF-8''%C3%A7a%20b.pdf",
+        ),
     ],
 )
 def test_path_tricks_and_non_ascii_names_are_stored_safely_and_served_with_a_safe_name(

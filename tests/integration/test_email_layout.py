@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.factories import add_member, admin_post, compose, logged_in_admin
-from support.mail import parts
 
 from mailer.mail.layout import check_layout
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member, admin_post, compose, logged_in_admin
+from support.mail import parts
 
 BUILT_IN = (Path(__file__).resolve().parents[2] / "templates" / "email" / "layout.html").read_text(encoding="utf-8")
 CUSTOM = BUILT_IN.replace("{{ settings.forum_name }}</td>", "{{ settings.forum_name }}: news for families</td>")

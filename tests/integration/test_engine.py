@@ -9,9 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import base_config
 from sqlalchemy import func, select
-from support.factories import add_member, add_members, due_announcement
-from support.processes import WorkerProcess
-from support.web import join
 
 from mailer import create_app
 from mailer.clock import FrozenClock
@@ -28,6 +25,9 @@ from mailer.models import (
     MemberStatus,
 )
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member, add_members, due_announcement
+from support.processes import WorkerProcess
+from support.web import join
 
 
 def delivery_states(app) -> Counter:  # type: ignore[no-untyped-def]
@@ -44,7 +44,7 @@ def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> Non
 
 
 def test_killed_worker_loses_nothing(app, database_uri, clock, smtp, tmp_path):
-    """Kill -9 a worker mid-send of 2000 members; a new worker finishes it: everyone gets it, duplicates <= in flight."""
+    """Kill -9 a worker mid-send to 2000 members; a new one finishes: everyone gets it, duplicates <= in flight."""
     members = 2000
     add_members(app, clock, members)
     clock.set(datetime.now(UTC))  # the worker processes use the real clock
@@ -159,7 +159,7 @@ def test_451_then_250_is_retried_with_backoff(make_app, clock, smtp):
 
 
 def test_550_fails_counts_a_bounce_and_suppresses_at_the_threshold(make_app, clock, smtp):
-    """5xx: that delivery fails at once, the bounce is counted, the member is suppressed at the threshold; the rest go."""
+    """5xx: that delivery fails at once, the bounce counts, the member is suppressed at the threshold; the rest go."""
     app = make_app(MAILER_BOUNCE_THRESHOLD=2)
     with app.app_context():
         bad = add_member("bad@example.org", clock=clock)

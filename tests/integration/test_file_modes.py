@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from conftest import base_config
 from sqlalchemy import text
-from support.factories import add_member, admin_post, logged_in_admin
-from support.web import path_of
 
 from mailer import create_app
 from mailer.extensions import db
 from mailer.ops.devmailbox import MailboxStore
 from mailer.uploads import open_private, write_file
+from support.factories import add_member, admin_post, logged_in_admin
+from support.web import path_of
 
 OWNER_ONLY = 0o600
 

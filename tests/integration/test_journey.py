@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, select
-from support.mail import html_links, html_words, link_to, parts, text_links, wire_lines
-from support.web import csrf_token, join, path_of, post_button
 
 from mailer.extensions import db
 from mailer.models import ConsentAction, ConsentEvent, Member, MemberStatus, OutboxMessage, OutboxState
 from mailer.worker.runner import run_tick_for_app
+from support.mail import html_links, html_words, link_to, parts, text_links, wire_lines
+from support.web import csrf_token, join, path_of, post_button
 
 
 def test_join_confirm_welcome_over_real_smtp(app, client, smtp):

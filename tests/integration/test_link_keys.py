@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from support.factories import admin_post, logged_in_admin
-from support.mail import link_to
-from support.web import csrf_token, join, path_of, post_button
 
 from mailer.extensions import db
 from mailer.models import ConsentEvent, Member, MemberStatus
 from mailer.worker.runner import run_tick_for_app
+from support.factories import admin_post, logged_in_admin
+from support.mail import link_to
+from support.web import csrf_token, join, path_of, post_button
 
 OUTSIDER = "outsider@example.org"
 NEWCOMER = "newcomer@example.org"
@@ -34,7 +34,9 @@ def member_row(app: Any, email: str) -> Member | None:
 
 def consent_count(app: Any, member_id: int) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(ConsentEvent).where(ConsentEvent.member_id == member_id))
+        return db.session.scalar(
+            select(func.count()).select_from(ConsentEvent).where(ConsentEvent.member_id == member_id)
+        )
 
 
 def outsider_links(app: Any, client: Any, smtp: Any, *, confirm: bool) -> dict[str, str]:
@@ -75,7 +77,9 @@ def try_every_old_link(app: Any, links: dict[str, str], newcomer: Member) -> Non
         responses += [
             attacker.get(prefs),
             attacker.get(prefs + "/data.json"),
-            attacker.post(prefs, data={"csrf_token": token, "name": "Hijacked", "social_media": "yes", "groups": ["3"]}),
+            attacker.post(
+                prefs, data={"csrf_token": token, "name": "Hijacked", "social_media": "yes", "groups": ["3"]}
+            ),
             attacker.post(prefs + "/erase", data={"csrf_token": token}),
         ]
         # Unsubscribe links never die (J4): an erased member's says "not on our list", with a 200.

@@ -13,10 +13,6 @@ from urllib.error import HTTPError
 
 import pytest
 from conftest import base_config
-from support.factories import admin_post, compose, logged_in_admin
-from support.mail import link_to, parts
-from support.processes import WorkerProcess
-from support.web import csrf_token, join, path_of, post_button
 from werkzeug.serving import make_server
 
 from mailer import create_app
@@ -24,6 +20,10 @@ from mailer.clock import SystemClock
 from mailer.extensions import db
 from mailer.logs.redact import address_tag
 from mailer.members.addresses import suppression_key
+from support.factories import admin_post, compose, logged_in_admin
+from support.mail import link_to, parts
+from support.processes import WorkerProcess
+from support.web import csrf_token, join, path_of, post_button
 
 MEMBER = "Journey.Person@Example.org"
 BOUNCER = "bounce.person@example.org"
@@ -138,8 +138,15 @@ def test_werkzeug_request_lines_show_no_token(live_app, caplog):
 
 @pytest.mark.parametrize(
     ("given", "echoed"),
-    [("3f1c9a7e5b2d4c6e8a0b1c2d3e4f5a6b", True), ("lb-7:abc.def_12", True),
-     ("", False), ("short", False), ("a b c d e f g h", False), ("x" * 65, False), ("<script>alert(1)</script>", False)],
+    [
+        ("3f1c9a7e5b2d4c6e8a0b1c2d3e4f5a6b", True),
+        ("lb-7:abc.def_12", True),
+        ("", False),
+        ("short", False),
+        ("a b c d e f g h", False),
+        ("x" * 65, False),
+        ("<script>alert(1)</script>", False),
+    ],
 )
 def test_every_response_carries_a_request_id(live_app, given, echoed):
     """A caller's (nginx's) X-Request-ID is kept when it looks safe, else a new one is made; never echoed raw."""

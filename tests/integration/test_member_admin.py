@@ -15,9 +15,6 @@ from typing import Any
 import pytest
 from conftest import base_config
 from sqlalchemy import func, select
-from support.factories import ADMIN_EMAIL, add_member, add_members, admin_post, compose, logged_in_admin
-from support.mail import link_to
-from support.web import csrf_token, join_and_confirm, path_of, post_button
 
 from mailer import create_app
 from mailer.extensions import db
@@ -39,6 +36,9 @@ from mailer.models import (
 )
 from mailer.settings import settings_of
 from mailer.worker.runner import run_tick_for_app
+from support.factories import ADMIN_EMAIL, add_member, add_members, admin_post, compose, logged_in_admin
+from support.mail import link_to
+from support.web import csrf_token, join_and_confirm, path_of, post_button
 
 CONFIRM_SUBJECT = "Please confirm you want to join Test Parent Carer Forum"
 sqlite_only = pytest.mark.parametrize("database_uri", ["sqlite"], indirect=True)
@@ -286,7 +286,7 @@ def test_export_round_trip_into_a_fresh_copy_with_formula_cells_neutralised(app,
                 db.session, member_csv.read_lines(io.BytesIO(body)),
                 settings=settings_of(fresh).import_settings, clock=clock,
             )
-        assert summary.counts == {**{o: 0 for o in member_csv.Outcome}, "new_member_with_evidence": 2,
+        assert summary.counts == {**dict.fromkeys(member_csv.Outcome, 0), "new_member_with_evidence": 2,
                                   "new_pending": 1, "new_unsubscribed": 1}
 
         def people(some_app: Any) -> list[tuple[Any, ...]]:
@@ -509,6 +509,7 @@ def test_dashboard_shows_members_signups_schedule_last_send_and_outbox_health(ap
 def small_import_dir(tmp_path: Path) -> Any:
     """The import directory on a 64 KB tmpfs: writes past that fail with ENOSPC, as on a full disk."""
     from conftest import skip_or_fail
+
     from support.disk import small_disk
 
     try:
@@ -568,10 +569,10 @@ def test_when_the_result_cannot_be_kept_the_import_still_shows_what_it_did(make_
 def test_a_document_upload_that_fills_the_disk_is_a_507_and_keeps_nothing(make_app, clock, tmp_path):
     """The same for hosted documents: 507 on the upload form, no partial file, no row."""
     from conftest import skip_or_fail
-    from support.disk import small_disk
-    from support.documents import tiny_pdf
 
     from mailer.models import Document
+    from support.disk import small_disk
+    from support.documents import tiny_pdf
 
     try:
         with small_disk(tmp_path / "small-documents", size="64k") as directory:

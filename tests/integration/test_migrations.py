@@ -228,8 +228,9 @@ def test_upgrade_keeps_announcements_deliveries_and_outbox_and_their_ids_are_nev
         assert_release_one_data_is_intact()
         assert list(db.session.execute(text("SELECT id, subject FROM announcement ORDER BY id"))) == [
             (1, "Council letter"), (2, "Survey")]
-        assert list(db.session.execute(text("SELECT announcement_id, group_id FROM announcement_group ORDER BY 1"))) == [
-            (1, 1), (2, 2)]
+        assert list(
+            db.session.execute(text("SELECT announcement_id, group_id FROM announcement_group ORDER BY 1"))
+        ) == [(1, 1), (2, 2)]
         assert list(db.session.execute(text("SELECT id, announcement_id, member_id FROM delivery ORDER BY id"))) == [
             (1, 1, 1), (2, 2, 1), (3, 2, 2)]
         assert list(db.session.execute(text("SELECT delivery_id, outbox_id FROM bounce_event ORDER BY id"))) == [

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from support.factories import link_key_of
-from support.web import csrf_token, join
 
 from mailer.extensions import db
 from mailer.mail.tokens import Purpose, make_token
 from mailer.models import MailKind, Member, MemberStatus, OutboxMessage, OutboxState
 from mailer.worker.runner import process_join_requests_for_app, run_tick_for_app
+from support.factories import link_key_of
+from support.web import csrf_token, join
 
 
 @dataclass(frozen=True)

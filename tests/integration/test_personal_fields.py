@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from support.factories import add_member, admin_post, compose, logged_in_admin
-from support.mail import flat, html_words, parts
 
 from mailer.errors import InvalidInput
 from mailer.extensions import db
 from mailer.mail.personal_fields import check_placeholders, groups_value
 from mailer.models import Announcement
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member, admin_post, compose, logged_in_admin
+from support.mail import flat, html_words, parts
 
 BODY = (
     "# Survey closing soon\n\n"
@@ -147,9 +147,8 @@ def test_groups_are_joined_in_plain_english():
 
 def test_personalised_announcement_is_rendered_once_for_many_members(app, clock, smtp, monkeypatch):
     """Render once, fill per member: Markdown runs once for the whole send, not once per recipient."""
-    from support.factories import add_members
-
     import mailer.mail.emails as emails
+    from support.factories import add_members
 
     add_members(app, clock, 25)
     calls = []
@@ -167,6 +166,7 @@ def test_personalised_announcement_is_rendered_once_for_many_members(app, clock,
 def test_group_names_are_read_with_one_query_per_batch(make_app, clock, smtp):
     """{{ groups }} costs one query for a whole batch of deliveries, not one per member (S7)."""
     from sqlalchemy import event
+
     from support.factories import add_members
 
     app = make_app(MAILER_BATCH_SIZE=20)

@@ -25,12 +25,6 @@ import pytest
 from conftest import POSTGRES_URL, ROOT, base_config, skip_or_fail
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
-from support.factories import add_member, add_members, link_key_of, logged_in_admin
-from support.gunicorn import Browser, Gunicorn
-from support.mail import link_to
-from support.processes import WorkerProcess
-from support.smtp_sink import free_port
-from support.web import csrf_token, join
 from werkzeug.routing import IntegerConverter
 
 from mailer import create_app
@@ -40,6 +34,12 @@ from mailer.extensions import db
 from mailer.mail.tokens import Purpose, make_token
 from mailer.models import ConsentEvent, Member, OutboxMessage, OutboxState, WorkerHeartbeat
 from mailer.worker.runner import process_join_requests_for_app
+from support.factories import add_member, add_members, link_key_of, logged_in_admin
+from support.gunicorn import Browser, Gunicorn
+from support.mail import link_to
+from support.processes import WorkerProcess
+from support.smtp_sink import free_port
+from support.web import csrf_token, join
 
 DEPLOY = ROOT / "deploy"
 DEPLOY_README = (DEPLOY / "README.md").read_text()
@@ -151,7 +151,10 @@ def nginx_browser(port: int) -> Browser:
 def assert_page_headers(headers: Any, where: str) -> None:
     csp = headers.get("Content-Security-Policy", "")
     # Pages may not be framed by others; the admin's email preview is framed by the admin's own page.
-    assert re.search(r"frame-ancestors '(none|self)'", csp) and re.search(r"default-src '(self|none)'", csp), (where, csp)
+    assert re.search(r"frame-ancestors '(none|self)'", csp) and re.search(r"default-src '(self|none)'", csp), (
+        where,
+        csp,
+    )
     assert headers.get("X-Content-Type-Options") == "nosniff", where
     assert headers.get("Referrer-Policy") == "no-referrer", where
 
@@ -241,7 +244,9 @@ def test_the_deploy_readme_runs_on_postgresql_with_gunicorn_and_nginx(stage, pos
     # 6. Services, from the unit files; 7. nginx, from the example.
     environment = {**clean_environment(), **read_env_file(etc / "mailer.env"), "PYTHONUNBUFFERED": "1"}
     web_port, https_port, http_port = free_port(), free_port(), free_port()
-    web_cmd, _ = unit_command("mailer-web.service", {"/srv/mailer": str(srv), "127.0.0.1:8000": f"127.0.0.1:{web_port}"})
+    web_cmd, _ = unit_command(
+        "mailer-web.service", {"/srv/mailer": str(srv), "127.0.0.1:8000": f"127.0.0.1:{web_port}"}
+    )
     worker_cmd, worker_env = unit_command("mailer-worker@.service",
                                           {"/srv/mailer": str(srv), "%H": socket.gethostname(), "%i": "1"})
     assert "--workers" in web_cmd and web_cmd[web_cmd.index("--workers") + 1] != "1"
@@ -265,7 +270,9 @@ def test_the_deploy_readme_runs_on_postgresql_with_gunicorn_and_nginx(stage, pos
         + f"http {{\n{temp}{site}\n}}\n"
     )
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    syntax = subprocess.run([nginx_bin, "-t", "-p", str(ngx), "-c", str(ngx / "nginx.conf")], capture_output=True, text=True)
+    syntax = subprocess.run(
+        [nginx_bin, "-t", "-p", str(ngx), "-c", str(ngx / "nginx.conf")], capture_output=True, text=True
+    )
     assert syntax.returncode == 0, syntax.stderr
 
     processes: list[subprocess.Popen[bytes]] = []

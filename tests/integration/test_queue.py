@@ -9,8 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from support.factories import add_member
-from support.smtp_sink import SmtpSink
 
 from mailer.engine.outbox_sender import OutboxQueue
 from mailer.engine.queue import SetAside, release_expired_claims, send_batch
@@ -23,6 +21,8 @@ from mailer.mail.transactional import TransactionalMail
 from mailer.models import MailKind, OutboxMessage, OutboxState
 from mailer.settings import settings_of
 from mailer.worker.runner import run_tick_for_app, smtp_opener_for
+from support.factories import add_member
+from support.smtp_sink import SmtpSink
 
 
 def settings(worker: str = "queue-test", **overrides: Any) -> EngineSettings:

@@ -10,9 +10,6 @@ from typing import Any
 
 from conftest import base_config
 from sqlalchemy import func, select
-from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD
-from support.gunicorn import Browser, Gunicorn
-from support.web import csrf_token, join
 
 from mailer import create_app
 from mailer.admins.accounts import create_admin
@@ -21,6 +18,9 @@ from mailer.extensions import db
 from mailer.models import RateLimitCounter
 from mailer.rate_limits import find_count, find_window_end, increment_counter, stored_key
 from mailer.worker.housekeeping import Retention, purge
+from support.factories import ADMIN_EMAIL, ADMIN_PASSWORD
+from support.gunicorn import Browser, Gunicorn
+from support.web import csrf_token, join
 
 MINUTE = timedelta(minutes=1)
 
@@ -62,7 +62,7 @@ def test_increments_from_many_connections_at_once_are_all_counted(app, clock):
                 for _ in range(25):
                     with db.engine.begin() as connection:
                         seen.append(increment_counter(connection, "busy", now=clock.now(), expiry=MINUTE))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             failures.append(exc)
 
     threads = [threading.Thread(target=hammer) for _ in range(8)]

@@ -13,15 +13,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, select
-from support.factories import add_member
-from support.mail import link_to
-from support.web import join
 
 from mailer.extensions import db
 from mailer.members.addresses import address_hash
 from mailer.models import JoinRequest, Member, MemberStatus, SocialMedia, Suppression
 from mailer.settings import settings_of
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member
+from support.mail import link_to
+from support.web import join
 
 
 def confirmations_to(smtp: Any, email: str) -> list[Any]:

@@ -6,9 +6,6 @@ import json
 
 import pytest
 from sqlalchemy import func, select
-from support.factories import add_member, admin_post, compose, link_key_of, logged_in_admin
-from support.mail import link_to
-from support.web import csrf_token, join, join_and_confirm, path_of, post_button
 
 from mailer.extensions import db
 from mailer.models import (
@@ -24,6 +21,9 @@ from mailer.models import (
 )
 from mailer.settings import settings_of
 from mailer.worker.runner import process_join_requests_for_app, run_tick_for_app
+from support.factories import add_member, admin_post, compose, link_key_of, logged_in_admin
+from support.mail import link_to
+from support.web import csrf_token, join, join_and_confirm, path_of, post_button
 
 
 def counts(app):  # type: ignore[no-untyped-def]
@@ -79,7 +79,9 @@ def test_download_matches_the_database(app, client, smtp, clock):
     assert data["profile"]["email"] == member.email == "data@example.org"
     assert data["profile"]["groups"] == ["Local Offer working group"]
     assert data["profile"]["social_media"] == "no"
-    assert [e["action"] for e in data["consent_history"]] == [e.action.value for e in events] == ["requested", "confirmed"]
+    assert (
+        [e["action"] for e in data["consent_history"]] == [e.action.value for e in events] == ["requested", "confirmed"]
+    )
     assert all(e["wording"] == wording.text and e["privacy_notice_version"] == wording.privacy_notice_version
                for e in data["consent_history"])
     assert data["consent_history"][0]["detail"]["wording_as_shown"].startswith("Yes, I want Test Parent Carer Forum")
@@ -100,7 +102,12 @@ def test_erase_then_rejoin_and_confirm(app, client, smtp, clock):
     assert erased.status_code == 200 and "Your details are erased" in erased.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Member)) == 1
-        assert db.session.scalar(select(func.count()).select_from(ConsentEvent).where(ConsentEvent.email == "erase@example.org")) == 0
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(ConsentEvent).where(ConsentEvent.email == "erase@example.org")
+            )
+            == 0
+        )
         suppression = db.session.scalars(select(Suppression)).one()
         assert "erase" not in suppression.address_hash and suppression.reason == "erased"
     # The old links are dead.
@@ -137,7 +144,9 @@ def test_bounce_suppression_blocks_rejoining(app, client, smtp, clock):
 
     with app.app_context():
         key = settings_of(app).suppression_key
-        db.session.add(Suppression(address_hash=address_hash(key, "bounced@example.org"), reason="bounces", created_at=clock.now()))
+        db.session.add(
+            Suppression(address_hash=address_hash(key, "bounced@example.org"), reason="bounces", created_at=clock.now())
+        )
         db.session.commit()
     assert join(client, email="bounced@example.org").status_code == 303
     run_tick_for_app(app)
@@ -176,7 +185,9 @@ def test_retention_purges_only_old_unconfirmed_signups(app, client, smtp, clock)
     with app.app_context():
         emails = sorted(db.session.scalars(select(Member.email)))
         assert emails == ["member@example.org", "young-pending@example.org"]
-        history = db.session.scalars(select(ConsentEvent.action).where(ConsentEvent.email == "member@example.org")).all()
+        history = db.session.scalars(
+            select(ConsentEvent.action).where(ConsentEvent.email == "member@example.org")
+        ).all()
         assert history == [ConsentAction.REQUESTED, ConsentAction.CONFIRMED]
 
 
@@ -187,7 +198,9 @@ def test_lost_link_answers_the_same_and_mails_members_only(app, client, smtp, cl
     answers = []
     for email in ("lost@example.org", "nobody@example.org", "lost@example.org"):
         page = client.get("/preferences")
-        response = client.post("/preferences", data={"csrf_token": csrf_token(page.get_data(as_text=True)), "email": email})
+        response = client.post(
+            "/preferences", data={"csrf_token": csrf_token(page.get_data(as_text=True)), "email": email}
+        )
         answers.append((response.status_code, response.headers.get("Location")))
     assert len(set(answers)) == 1 and answers[0][0] == 303
     run_tick_for_app(app)
@@ -212,9 +225,13 @@ def test_new_consent_wording_version(app, client, smtp, clock):
     join(client, email="after@example.org")
     process_join_requests_for_app(app)
     with app.app_context():
-        versions = dict(db.session.execute(
-            select(ConsentEvent.email, ConsentWording.version).join(ConsentWording, ConsentWording.id == ConsentEvent.wording_id)
-        ).all())
+        versions = dict(
+            db.session.execute(
+                select(ConsentEvent.email, ConsentWording.version).join(
+                    ConsentWording, ConsentWording.id == ConsentEvent.wording_id
+                )
+            ).all()
+        )
         assert versions == {"before@example.org": 1, "after@example.org": 2}
         first = db.session.scalars(select(ConsentWording).where(ConsentWording.version == 1)).one()
         assert first.text.startswith("Yes, I want {forum_name}")
@@ -226,7 +243,7 @@ def test_new_consent_wording_version(app, client, smtp, clock):
 
 
 def test_bad_input_sweep_over_public_and_token_routes(app, client, smtp, clock):
-    """Random bytes, huge and control-character fields, missing fields and wrong methods: never a 500, nothing changes."""
+    """Random bytes, huge and control-character fields, missing fields, wrong methods: never a 500, nothing changes."""
     import random
 
     from mailer.mail.tokens import Purpose, make_token
@@ -235,12 +252,29 @@ def test_bad_input_sweep_over_public_and_token_routes(app, client, smtp, clock):
         member_id = add_member("sweep@example.org", clock=clock)
     secret = app.config["SECRET_KEY"]
     tokens = {p: make_token(secret, p, link_key_of(app, member_id), 1, clock=clock) for p in Purpose}
-    routes = ["/join", "/preferences", f"/confirm/{tokens[Purpose.CONFIRM]}", f"/unsubscribe/{tokens[Purpose.UNSUBSCRIBE]}",
-              f"/preferences/{tokens[Purpose.PREFERENCES]}", f"/preferences/{tokens[Purpose.PREFERENCES]}/erase",
-              f"/confirm/{tokens[Purpose.CONFIRM]}/new-link", "/archive/1", "/healthz"]
+    routes = [
+        "/join",
+        "/preferences",
+        f"/confirm/{tokens[Purpose.CONFIRM]}",
+        f"/unsubscribe/{tokens[Purpose.UNSUBSCRIBE]}",
+        f"/preferences/{tokens[Purpose.PREFERENCES]}",
+        f"/preferences/{tokens[Purpose.PREFERENCES]}/erase",
+        f"/confirm/{tokens[Purpose.CONFIRM]}/new-link",
+        "/archive/1",
+        "/healthz",
+    ]
     rng = random.Random(2026)
-    values = ["", "x" * 10_000, "\x00\x01\x02", "a\r\nBcc: x@example.org", "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"),
-              "<script>alert(1)</script>", "ä" * 300, "99999999999999999999", "-1"]
+    values = [
+        "",
+        "x" * 10_000,
+        "\x00\x01\x02",
+        "a\r\nBcc: x@example.org",
+        "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"),
+        "<script>alert(1)</script>",
+        "ä" * 300,
+        "99999999999999999999",
+        "-1",
+    ]
     fields = ["name", "email", "groups", "social_media", "consent", "website", "List-Unsubscribe"]
     before = counts(app)
     statuses = set()
@@ -263,7 +297,9 @@ def test_bad_input_sweep_over_public_and_token_routes(app, client, smtp, clock):
 
 def test_joining_is_rate_limited_per_address_and_per_ip(make_app, smtp):
     """The same address from many IPs, and many addresses from one IP, get a clear 429 page; one mail at most."""
-    app = make_app(RATELIMIT_ENABLED=True, MAILER_JOIN_RATE_LIMIT="4 per hour", MAILER_JOIN_RATE_LIMIT_PER_ADDRESS="2 per hour")
+    app = make_app(
+        RATELIMIT_ENABLED=True, MAILER_JOIN_RATE_LIMIT="4 per hour", MAILER_JOIN_RATE_LIMIT_PER_ADDRESS="2 per hour"
+    )
     client = app.test_client()
     statuses = [
         join(client, email="target@example.org", environ_base={"REMOTE_ADDR": f"192.0.2.{i + 1}"}).status_code

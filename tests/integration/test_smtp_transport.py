@@ -17,9 +17,6 @@ from typing import Any
 import pytest
 from conftest import skip_or_fail
 from flask_mail import Mail
-from support.certs import Certificates, make_certificates, openssl_available
-from support.smtp_sink import SmtpSink, free_port
-from support.web import join
 
 from mailer.engine.transport import (
     Outgoing,
@@ -30,6 +27,9 @@ from mailer.engine.transport import (
 )
 from mailer.worker.runner import run_tick_for_app
 from mailer.worker.smtp_connection import flask_mail_opener
+from support.certs import Certificates, make_certificates, openssl_available
+from support.smtp_sink import SmtpSink, free_port
+from support.web import join
 
 SENDER = "bounces@forum.test"
 USER, PASSWORD = "mailer", "s3cret-pass"

@@ -9,13 +9,13 @@ import re
 from typing import Any
 
 from sqlalchemy import func, select
-from support.factories import due_announcement
-from support.mail import link_to
-from support.web import join_and_confirm, path_of, post_button
 
 from mailer.extensions import db
 from mailer.models import ConsentAction, ConsentEvent, ConsentMethod, Member, MemberStatus
 from mailer.worker.runner import run_tick_for_app
+from support.factories import due_announcement
+from support.mail import link_to
+from support.web import join_and_confirm, path_of, post_button
 
 PARENT = "parent@example.org"
 
@@ -29,8 +29,13 @@ def member_state(app: Any) -> tuple[MemberStatus, int]:
 
 def withdrawals(app: Any) -> list[ConsentMethod]:
     with app.app_context():
-        return list(db.session.scalars(
-            select(ConsentEvent.method).where(ConsentEvent.action == ConsentAction.WITHDRAWN).order_by(ConsentEvent.id)))
+        return list(
+            db.session.scalars(
+                select(ConsentEvent.method)
+                .where(ConsentEvent.action == ConsentAction.WITHDRAWN)
+                .order_by(ConsentEvent.id)
+            )
+        )
 
 
 def announcement_links(app: Any, clock: Any, smtp: Any) -> tuple[str, str]:

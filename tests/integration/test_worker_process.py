@@ -18,13 +18,13 @@ from alembic.migration import MigrationContext
 from conftest import POSTGRES_URL, ROOT, base_config, skip_or_fail
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
-from support.smtp_sink import SmtpSink, free_port
-from support.web import join
 
 from mailer import create_app
 from mailer.clock import SystemClock
 from mailer.extensions import db
 from mailer.models import ConsentWording, Group, OutboxMessage, OutboxState
+from support.smtp_sink import SmtpSink, free_port
+from support.web import join
 
 SECRET_KEY = base_config("sqlite://")["SECRET_KEY"]
 

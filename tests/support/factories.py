@@ -45,7 +45,9 @@ def add_member(
     return member.id
 
 
-def add_members(app: Any, clock: FrozenClock, count: int, *, prefix: str = "member", groups: list[int] | None = None) -> list[int]:
+def add_members(
+    app: Any, clock: FrozenClock, count: int, *, prefix: str = "member", groups: list[int] | None = None
+) -> list[int]:
     """Insert `count` confirmed members in one transaction."""
     with app.app_context():
         now = clock.now()
@@ -84,7 +86,9 @@ def admin_post(client: Any, page_path: str, action_path: str, data: dict[str, An
     return client.post(action_path, data={"csrf_token": token, **(data or {})})
 
 
-def compose(client: Any, *, subject: str, body: str, groups: list[int] | None = None, only_no_social: bool = False) -> int:
+def compose(
+    client: Any, *, subject: str, body: str, groups: list[int] | None = None, only_no_social: bool = False
+) -> int:
     """Write a draft through the compose form; returns its id."""
     data: dict[str, Any] = {"subject": subject, "body": body, "groups": [str(g) for g in groups or []]}
     if only_no_social:

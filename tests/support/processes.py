@@ -34,7 +34,7 @@ class WorkerProcess:
         for key, value in settings.items():
             env[f"FLASK_{key}"] = str(value)
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115  closed in stop(): it outlives this method
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -85,7 +85,9 @@ class _Handler:
         envelope.mail_options.extend(options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         reply = _next_reply(self.sink._lock, self.sink._rules.rcpt_replies, address)
         if reply is not None and not reply.startswith("250"):
             return reply

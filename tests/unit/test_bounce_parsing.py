@@ -72,7 +72,9 @@ def test_corpus_maps_to_delivery_and_class(name, kind):
     assert not parsed.forged_token
     if kind is not BounceKind.COMPLAINT:
         assert MEMBER in parsed.failed
-        assert parsed.reason and any(code in parsed.reason for code in ("550", "5.1", "451", "452", "4.")), parsed.reason
+        assert parsed.reason and any(code in parsed.reason for code in ("550", "5.1", "451", "452", "4.")), (
+            parsed.reason
+        )
 
 
 def test_envelope_recipient_wins_over_headers():

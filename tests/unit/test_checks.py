@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 from conftest import base_config
-from support.settings import settings_for
-from support.smtp_sink import free_port
 
 from mailer import create_app
 from mailer.config import DEV_SECRET_KEY
@@ -29,6 +27,8 @@ from mailer.ops.checks import (
     check_smtp,
     check_suppression_key,
 )
+from support.settings import settings_for
+from support.smtp_sink import free_port
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 PRODUCTION = {"MAILER_ENV": "production"}

@@ -432,7 +432,7 @@ def test_same_words_on_mixed_document():
         "> Bring a friend.\n\n| Who | Where |\n|---|---|\n| Ann | ann@forum.example |\n\n"
         "---\n\nQuestions? [Email us](mailto:hello@forum.example). ~~No~~ parking.\n"
     )
-    html, text = parts(markdown)
+    _html, text = parts(markdown)
     assert "3. Welcome\n4. Survey: https://survey.example/s?id=1\n   - paper copies\n" in text
     assert "   - large print (https://survey.example/large)\n" in text
     assert "Questions? Email us (hello@forum.example). No parking.\n" in text

@@ -72,12 +72,22 @@ def test_key_value_lines_are_one_line_and_quote_what_needs_it():
 @pytest.mark.parametrize(
     ("detail", "expected"),
     [
-        ("DETAIL:  Failing row contains (1, null, zoe@example.org, Zoë (Mum), member).",
-         "DETAIL:  Failing row contains ([values])."),
-        ('DETAIL:  Key (email_key)=(zoe@example.org) already exists.',
-         "DETAIL:  Key (email_key)=([values]) already exists."),
-        ("DETAIL:  Key (lower(name::text))=(zoë) already exists.", "DETAIL:  Key (lower(name::text))=([values]) already exists."),
-        ("DETAIL:  Process 12 waits for ShareLock on transaction 34.", "DETAIL:  Process 12 waits for ShareLock on transaction 34."),
+        (
+            "DETAIL:  Failing row contains (1, null, zoe@example.org, Zoë (Mum), member).",
+            "DETAIL:  Failing row contains ([values]).",
+        ),
+        (
+            "DETAIL:  Key (email_key)=(zoe@example.org) already exists.",
+            "DETAIL:  Key (email_key)=([values]) already exists.",
+        ),
+        (
+            "DETAIL:  Key (lower(name::text))=(zoë) already exists.",
+            "DETAIL:  Key (lower(name::text))=([values]) already exists.",
+        ),
+        (
+            "DETAIL:  Process 12 waits for ShareLock on transaction 34.",
+            "DETAIL:  Process 12 waits for ShareLock on transaction 34.",
+        ),
     ],
 )
 def test_postgresql_error_details_lose_the_row_values(detail, expected):

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
-from support.settings import settings_for
 
 from mailer import create_app
 from mailer.config import ConfigurationError
 from mailer.settings import WORKER_ID_MAX, Settings, settings_of
+from support.settings import settings_for
 
 # Every key Settings reads, as an operator writes it in the environment (FLASK_<key>=<text>), and the
 # value it must have once parsed. Flask reads FLASK_* values as JSON when they are JSON ("5", "true"),
@@ -220,7 +220,7 @@ def test_a_readable_dkim_key_is_read_once_at_start_up(tmp_path, dkim_key):
 
 def test_a_non_ascii_dkim_selector_stops_the_start(tmp_path, dkim_key):
     """E4: a selector DNS cannot hold would make signing fail at every tick."""
-    with pytest.raises(ConfigurationError, match="^MAILER_DKIM_SELECTOR must be plain ASCII"):
+    with pytest.raises(ConfigurationError, match=r"^MAILER_DKIM_SELECTOR must be plain ASCII"):
         create_app(config_for(tmp_path, MAILER_DKIM_KEY_FILE=str(dkim_key), MAILER_DKIM_SELECTOR="mäil"))
 
 
