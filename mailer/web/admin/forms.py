@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, PasswordField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from mailer.web.libs import FlaskForm
 from mailer.web.numbers import database_id
 from mailer.web.public.forms import CheckboxesField
 
