@@ -40,7 +40,6 @@ def last_seen() -> datetime | None:
         return None
 
 
-@login_manager.user_loader
 def load_admin(user_id: str) -> Admin | None:
     try:
         admin_id, version = (int(part) for part in user_id.split(":", 1))
@@ -48,7 +47,11 @@ def load_admin(user_id: str) -> Admin | None:
         return None
     now = clock().now()
     seen = last_seen()
-    admin = find_admin_for_session(db.session, admin_id, version, last_seen_at=seen, now=now, idle=idle_limit())
+    admin = find_admin_for_session(db.session(), admin_id, version, last_seen_at=seen, now=now, idle=idle_limit())
     if admin is not None and (seen is None or now - seen >= LAST_SEEN_RESOLUTION):
         mark_seen(now)
     return admin
+
+
+# Registered by a call, not as a decorator: LoginManager is untyped, so a decorator would untype load_admin.
+login_manager.user_loader(load_admin)

@@ -13,7 +13,8 @@ from mailer.settings import Settings, settings_of
 
 
 def clock() -> Clock:
-    return current_app.extensions["mailer.clock"]
+    app_clock: Clock = current_app.extensions["mailer.clock"]  # create_app puts the app's Clock there
+    return app_clock
 
 
 def current_settings() -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, render_template
-from flask_wtf.csrf import CSRFError
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from mailer.errors import (
@@ -19,6 +19,7 @@ from mailer.errors import (
     WrongState,
 )
 from mailer.extensions import db
+from mailer.web.libs import CSRFError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ HTTP_TITLES = {
 
 def register_error_pages(app: Flask) -> None:
     @app.errorhandler(MailerError)
-    def domain_error(exc: MailerError):  # type: ignore[no-untyped-def]
+    def domain_error(exc: MailerError) -> ResponseReturnValue:
         db.session.rollback()
         status, page = next(
             (value for kind, value in PAGES.items() if isinstance(exc, kind)), (400, "errors/bad_request.html")
@@ -51,11 +52,11 @@ def register_error_pages(app: Flask) -> None:
         return render_template(page, error=exc), status
 
     @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+    def csrf_error(exc: CSRFError) -> ResponseReturnValue:
         return render_template("errors/csrf.html"), 400
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         status = exc.code or 500
         response = exc.get_response()
         body = render_template(
@@ -66,6 +67,6 @@ def register_error_pages(app: Flask) -> None:
         return response
 
     @app.errorhandler(500)
-    def server_error(exc: Exception):  # type: ignore[no-untyped-def]
+    def server_error(exc: Exception) -> ResponseReturnValue:
         db.session.rollback()
         return render_template("errors/server.html"), 500

@@ -5,9 +5,9 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 from mailer.web.admin import (
-    announcement_templates,  # noqa: E402,F401
-    bounces,  # noqa: E402,F401
-    documents,  # noqa: E402,F401
-    members,  # noqa: E402,F401
-    routes,  # noqa: E402,F401  (registers the views on bp)
+    announcement_templates,  # noqa: F401
+    bounces,  # noqa: F401
+    documents,  # noqa: F401
+    members,  # noqa: F401
+    routes,  # noqa: F401  (registers the views on bp)
 )

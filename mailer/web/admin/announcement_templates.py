@@ -5,7 +5,7 @@ Thin like routes.py: each change is one call to mailer.announcements.templates i
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
-from flask_login import current_user
+from flask.typing import ResponseReturnValue
 
 from mailer.announcements import templates as domain
 from mailer.errors import InvalidInput
@@ -15,22 +15,23 @@ from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import ActionForm, TemplateForm
 from mailer.web.context import clock
+from mailer.web.libs import current_user
 
 
 @bp.get("/templates")
-def templates():  # type: ignore[no-untyped-def]
+def templates() -> ResponseReturnValue:
     return render_template(
-        "admin/templates/list.html", templates=domain.list_templates(db.session), action_form=ActionForm()
+        "admin/templates/list.html", templates=domain.list_templates(db.session()), action_form=ActionForm()
     )
 
 
 @bp.route("/templates/new", methods=["GET", "POST"])
-def new_template():  # type: ignore[no-untyped-def]
+def new_template() -> ResponseReturnValue:
     form = TemplateForm()
     if form.validate_on_submit():
         try:
-            with transaction(db.session):
-                template = domain.create_template(db.session, _draft(form), clock=clock())
+            with transaction(db.session()):
+                template = domain.create_template(db.session(), _draft(form), clock=clock())
         except InvalidInput as exc:
             _field_error(form, exc)
         else:
@@ -40,13 +41,13 @@ def new_template():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
-def edit_template(template_id: int):  # type: ignore[no-untyped-def]
+def edit_template(template_id: int) -> ResponseReturnValue:
     template = db.get_or_404(AnnouncementTemplate, template_id)
     form = TemplateForm(data={"name": template.name, "subject": template.subject, "body": template.body_markdown})
     if form.validate_on_submit():
         try:
-            with transaction(db.session):
-                domain.update_template(db.session, template, _draft(form), clock=clock())
+            with transaction(db.session()):
+                domain.update_template(db.session(), template, _draft(form), clock=clock())
         except InvalidInput as exc:
             _field_error(form, exc)
         else:
@@ -57,27 +58,27 @@ def edit_template(template_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/templates/<int:template_id>/delete", methods=["GET", "POST"])
-def delete_template(template_id: int):  # type: ignore[no-untyped-def]
+def delete_template(template_id: int) -> ResponseReturnValue:
     """GET asks; POST deletes. Announcements made from it keep their own copy."""
     template = db.get_or_404(AnnouncementTemplate, template_id)
     form = ActionForm()
     if form.validate_on_submit():
         name = template.name
-        with transaction(db.session):
-            domain.delete_template(db.session, template)
+        with transaction(db.session()):
+            domain.delete_template(db.session(), template)
         flash(f"Template “{name}” deleted.")
         return redirect(url_for("admin.templates"), 303)
     return render_template("admin/templates/delete.html", template=template, form=form)
 
 
 @bp.post("/templates/<int:template_id>/use")
-def use_template(template_id: int):  # type: ignore[no-untyped-def]
+def use_template(template_id: int) -> ResponseReturnValue:
     """New announcement from template: a draft with its text, opened for editing."""
     template = db.get_or_404(AnnouncementTemplate, template_id)
     if not ActionForm().validate_on_submit():
         raise InvalidInput("The form had expired. Go back and try again.")
-    with transaction(db.session):
-        item = domain.draft_from_template(db.session, template, admin_id=current_user.id, clock=clock())
+    with transaction(db.session()):
+        item = domain.draft_from_template(db.session(), template, admin_id=current_user.id, clock=clock())
     flash(f"A new draft from the template “{template.name}”. Replace the words in [square brackets], then save.")
     return redirect(url_for("admin.edit_announcement", announcement_id=item.id), 303)
 

@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask.typing import ResponseReturnValue
 
 from mailer.announcements import documents as domain
 from mailer.announcements.states import EDITABLE
 from mailer.errors import InvalidInput, StorageFull
 from mailer.extensions import db
+from mailer.mail.document_links import human_size
 from mailer.models import Announcement, Document
 from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import ActionForm, DocumentForm
 from mailer.web.context import clock, current_settings
+from mailer.web.libs import current_user
 
 log = logging.getLogger(__name__)
 FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the other fields, on top of the file itself
@@ -33,18 +36,18 @@ def document_upload_limit(endpoint: str | None, values: dict[str, object] | None
 
 
 @bp.route("/announcements/<int:announcement_id>/documents/new", methods=["GET", "POST"])
-def upload_document(announcement_id: int):  # type: ignore[no-untyped-def]
+def upload_document(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     form = DocumentForm()
     status = 400 if form.is_submitted() else 200
     if form.validate_on_submit():
         upload = form.document.data
         try:
-            with transaction(db.session):
+            with transaction(db.session()):
                 document = domain.store_document(
-                    db.session,
+                    db.session(),
                     item,
-                    upload.stream,
+                    cast(BinaryIO, upload.stream),  # werkzeug's IO[bytes]: a binary file, as store_document reads
                     file_name=upload.filename or "",
                     title=form.title.data or "",
                     directory=_directory(),
@@ -66,12 +69,12 @@ def upload_document(announcement_id: int):  # type: ignore[no-untyped-def]
         flash(f"This announcement is {item.state.value}: documents can no longer be added.")
         return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
     return render_template(
-        "admin/documents/upload.html", item=item, form=form, max_size=domain.human_size(_max_bytes())
+        "admin/documents/upload.html", item=item, form=form, max_size=human_size(_max_bytes())
     ), status
 
 
 @bp.route("/announcements/<int:announcement_id>/documents/<int:document_id>/delete", methods=["GET", "POST"])
-def delete_document(announcement_id: int, document_id: int):  # type: ignore[no-untyped-def]
+def delete_document(announcement_id: int, document_id: int) -> ResponseReturnValue:
     """GET asks for confirmation; POST removes the document and its file."""
     item = db.get_or_404(Announcement, announcement_id)
     document = db.get_or_404(Document, document_id)
@@ -80,12 +83,12 @@ def delete_document(announcement_id: int, document_id: int):  # type: ignore[no-
     form = ActionForm()
     if form.validate_on_submit():
         title = document.title
-        with transaction(db.session):
-            storage_name = domain.delete_document(db.session, item, document, clock=clock())
+        with transaction(db.session()):
+            storage_name = domain.delete_document(db.session(), item, document, clock=clock())
         domain.remove_stored_file(_directory(), storage_name)  # after the commit: the row went first
         flash(f"“{title}” is no longer attached.")
         return redirect(url_for("admin.announcement", announcement_id=item.id) + "#documents-title", 303)
-    size = domain.human_size(document.size_bytes)
+    size = human_size(document.size_bytes)
     return render_template("admin/documents/delete.html", item=item, document=document, form=form, size=size)
 
 

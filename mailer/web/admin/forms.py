@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
     PasswordField,
     SearchField,
-    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -19,6 +16,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from mailer.members import admin as member_admin
 from mailer.models import MemberStatus
+from mailer.web.libs import FileField, FileRequired, FlaskForm, SelectChoice
 from mailer.web.numbers import database_id
 from mailer.web.public.forms import CheckboxesField
 
@@ -87,10 +85,15 @@ class MemberFilterForm(FlaskForm):
     )
     status = SelectField(
         "Status",
-        choices=[SelectChoice("", "Any status")] + [SelectChoice(s.value, w) for s, w in STATUS_WORDS.items()],
+        choices=[SelectChoice("", "Any status")]  # type: ignore[arg-type]  # types-WTForms predates SelectChoice
+        + [SelectChoice(s.value, w) for s, w in STATUS_WORDS.items()],
         default="",
     )
-    group = SelectField("Group", choices=[SelectChoice("", "Any group")], default="")
+    group = SelectField(
+        "Group",
+        choices=[SelectChoice("", "Any group")],  # type: ignore[list-item]  # types-WTForms predates SelectChoice
+        default="",
+    )
 
 
 class ImportUploadForm(FlaskForm):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
-from flask_login import current_user
-from wtforms import SelectChoice
+from flask.typing import ResponseReturnValue
 
 from mailer.announcements.lifecycle import to_london
 from mailer.bounces import records as bounces
@@ -25,6 +25,7 @@ from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import STATUS_WORDS, ActionForm, ImportUploadForm, MemberFilterForm
 from mailer.web.context import clock, current_settings, membership_policy
+from mailer.web.libs import SelectChoice, current_user
 from mailer.web.numbers import int_arg
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,18 @@ def _template_words() -> dict[str, object]:
 
 
 @bp.get("/members")
-def members():  # type: ignore[no-untyped-def]
-    groups = list_groups(db.session)
+def members() -> ResponseReturnValue:
+    groups = list_groups(db.session())
     form = MemberFilterForm(formdata=request.args)
-    form.group.choices = [SelectChoice("", "Any group")] + [SelectChoice(str(g.id), g.name) for g in groups]
+    form.group.choices = (
+        [SelectChoice("", "Any group")]  # type: ignore[assignment]  # types-WTForms predates SelectChoice
+        + [SelectChoice(str(g.id), g.name) for g in groups]
+    )
     after = int_arg("after")
     page = None
     if form.validate():
         page = member_admin.list_members(
-            db.session,
+            db.session(),
             search=form.q.data or "",
             status=MemberStatus(form.status.data) if form.status.data else None,
             group_id=int(form.group.data) if form.group.data else None,
@@ -100,8 +104,8 @@ def members():  # type: ignore[no-untyped-def]
         page=page,
         filters=filters,
         first_page=not after,
-        by_status=member_admin.count_by_status(db.session),
-        by_group=member_admin.count_by_group(db.session),
+        by_status=member_admin.count_by_status(db.session()),
+        by_group=member_admin.count_by_group(db.session()),
         **_template_words(),
     ), (200 if page is not None else 400)
 
@@ -110,13 +114,13 @@ def members():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/members/<int:member_id>")
-def member(member_id: int):  # type: ignore[no-untyped-def]
+def member(member_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Member, member_id)
     return render_template(
         "admin/members/detail.html",
         member=item,
-        history=member_admin.find_member_history(db.session, item.id),
-        bounce_events=bounces.list_member_bounces(db.session, item.id),
+        history=member_admin.find_member_history(db.session(), item.id),
+        bounce_events=bounces.list_member_bounces(db.session(), item.id),
         bounce_threshold=current_settings().bounce_threshold,
         bounce_decay_days=int(current_settings().bounce_decay_days),
         next_confirmation_at=member_admin.next_confirmation_allowed_at(item, membership_policy()),
@@ -127,13 +131,13 @@ def member(member_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/members/<int:member_id>/resend-confirmation")
-def resend_confirmation(member_id: int):  # type: ignore[no-untyped-def]
+def resend_confirmation(member_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Member, member_id)
     policy = membership_policy()
     try:
-        with transaction(db.session):
+        with transaction(db.session()):
             outcome = member_admin.resend_confirmation_by_admin(
-                db.session, item.id, current_user.id, policy=policy, clock=clock()
+                db.session(), item.id, current_user.id, policy=policy, clock=clock()
             )
     except (NotPending, Suppressed) as exc:
         flash(str(exc))
@@ -152,22 +156,26 @@ def resend_confirmation(member_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/members/<int:member_id>/unsubscribe")
-def unsubscribe_member(member_id: int):  # type: ignore[no-untyped-def]
+def unsubscribe_member(member_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Member, member_id)
-    with transaction(db.session):
-        _, changed = member_admin.unsubscribe_on_behalf(db.session, item.id, current_user.id, clock=clock())
+    with transaction(db.session()):
+        _, changed = member_admin.unsubscribe_on_behalf(db.session(), item.id, current_user.id, clock=clock())
     flash(f"{item.email} is unsubscribed and gets no more emails." if changed else "They were already unsubscribed.")
     return redirect(url_for("admin.member", member_id=item.id), 303)
 
 
 @bp.route("/members/<int:member_id>/erase", methods=["GET", "POST"])
-def erase_member(member_id: int):  # type: ignore[no-untyped-def]
+def erase_member(member_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Member, member_id)
     form = ActionForm()
     if form.validate_on_submit():
-        with transaction(db.session):
+        with transaction(db.session()):
             member_admin.erase_on_behalf(
-                db.session, item.id, current_user.id, suppression_key=membership_policy().suppression_key, clock=clock()
+                db.session(),
+                item.id,
+                current_user.id,
+                suppression_key=membership_policy().suppression_key,
+                clock=clock(),
             )
         flash("Their details and consent history are erased. A scrambled copy of the address is kept so they are "
               "not emailed again unless they join again themselves.")
@@ -179,9 +187,9 @@ def erase_member(member_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/members/export.csv")
-def export_members():  # type: ignore[no-untyped-def]
+def export_members() -> ResponseReturnValue:
     """Streamed: rows are read in batches while the download runs, never built in memory."""
-    lines = member_csv.export_lines(db.session, bom=True)
+    lines = member_csv.export_lines(db.session(), bom=True)
     response = Response(stream_with_context(lines), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="members-{clock().now():%Y-%m-%d}.csv"'
     log.info("admin %d: exported the members list", current_user.id)
@@ -204,13 +212,14 @@ def import_upload_limit(endpoint: str | None, values: dict[str, object] | None) 
 
 
 @bp.route("/members/import", methods=["GET", "POST"])
-def import_members():  # type: ignore[no-untyped-def]
+def import_members() -> ResponseReturnValue:
     form = ImportUploadForm()
     if form.validate_on_submit():
         directory = _import_dir()
         member_csv.remove_stale_uploads(directory, clock=clock())
         try:
-            import_id, path = member_csv.save_upload(directory, form.file.data.stream)
+            # werkzeug types the upload's stream as IO[bytes]; it is a binary file, which save_upload reads
+            import_id, path = member_csv.save_upload(directory, cast(BinaryIO, form.file.data.stream))
         except StorageFull as exc:
             log.error("admin %d: an import file could not be stored: the disk is full", current_user.id)
             form.file.errors = [str(exc)]
@@ -222,13 +231,13 @@ def import_members():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/members/import/<import_id>")
-def import_preview(import_id: str):  # type: ignore[no-untyped-def]
+def import_preview(import_id: str) -> ResponseReturnValue:
     directory = _import_dir()
     path = member_csv.upload_path(directory, import_id)
     try:
         summary = member_csv.summarise(
             member_csv.plan_import(
-                db.session,
+                db.session(),
                 member_csv.read_file_lines(path),
                 suppression_key=membership_policy().suppression_key,
                 clock=clock(),
@@ -250,11 +259,11 @@ def import_preview(import_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/members/import/<import_id>/apply")
-def import_apply(import_id: str):  # type: ignore[no-untyped-def]
+def import_apply(import_id: str) -> ResponseReturnValue:
     directory = _import_dir()
     path = member_csv.upload_path(directory, import_id)
     summary = member_csv.apply_import(
-        db.session,
+        db.session(),
         member_csv.read_file_lines(path),
         settings=current_settings().import_settings,
         clock=clock(),
@@ -272,14 +281,14 @@ def import_apply(import_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/members/import/<import_id>/cancel")
-def import_cancel(import_id: str):  # type: ignore[no-untyped-def]
+def import_cancel(import_id: str) -> ResponseReturnValue:
     member_csv.discard_upload(_import_dir(), import_id)
     flash("Nothing was imported, and the uploaded file is deleted.")
     return redirect(url_for("admin.import_members"), 303)
 
 
 @bp.get("/members/import/<import_id>/result")
-def import_result(import_id: str):  # type: ignore[no-untyped-def]
+def import_result(import_id: str) -> ResponseReturnValue:
     path = member_csv.result_path(_import_dir(), import_id)
     if not path.is_file():
         raise InvalidInput("There is no result for that import. It may be more than a day old.")
@@ -295,7 +304,7 @@ def _upload_page(form: ImportUploadForm) -> str:
         "admin/members/import.html",
         form=form,
         columns=member_csv.EXPORT_COLUMNS,
-        groups=list_groups(db.session),
+        groups=list_groups(db.session()),
         max_megabytes=current_settings().import_max_bytes // (1024 * 1024),
     )
 

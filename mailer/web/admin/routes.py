@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import date, time
+from typing import cast
 
 from flask import (
     Response,
-    current_app,
     flash,
     g,
     jsonify,
@@ -15,19 +16,19 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
-from wtforms import SelectChoice
 
 from mailer.admins.accounts import authenticate, end_admin_sessions
 from mailer.announcements import lifecycle as domain
-from mailer.announcements.documents import document_path, find_document_links, human_size, list_documents
+from mailer.announcements.documents import document_path, find_document_links, list_documents
 from mailer.announcements.states import EDITABLE, allowed_actions
 from mailer.errors import InvalidInput, WrongState
 from mailer.extensions import db, limiter
 from mailer.logs.redact import address_tag
 from mailer.mail.announcement import AnnouncementContent
+from mailer.mail.document_links import human_size
 from mailer.mail.outbox import enqueue_mail
 from mailer.members import consent
 from mailer.members.addresses import address_hash
@@ -39,6 +40,7 @@ from mailer.web.admin import bp
 from mailer.web.admin.forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
 from mailer.web.auth import mark_seen
 from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
+from mailer.web.libs import SelectChoice, current_user, login_required, login_user, logout_user, unauthorized
 from mailer.web.numbers import int_arg
 
 log = logging.getLogger(__name__)
@@ -66,10 +68,10 @@ def _failed_login(response: Response) -> bool:
 
 
 @bp.before_request
-def require_login():  # type: ignore[no-untyped-def]
+def require_login() -> ResponseReturnValue | None:
     if request.endpoint in ("admin.login",) or current_user.is_authenticated:
         return None
-    return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    return unauthorized()
 
 
 @bp.after_request
@@ -81,12 +83,12 @@ def no_store(response: Response) -> Response:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit_ip, methods=["POST"])
 @limiter.limit(_login_limit_account, methods=["POST"], key_func=_login_account_key, deduct_when=_failed_login)
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     form = LoginForm()
     failed = False
     if form.validate_on_submit():
-        with transaction(db.session):
-            admin = authenticate(db.session, form.email.data or "", form.password.data or "", clock=clock())
+        with transaction(db.session()):
+            admin = authenticate(db.session(), form.email.data or "", form.password.data or "", clock=clock())
         if admin is not None:
             login_user(admin)
             mark_seen(clock().now())
@@ -101,19 +103,19 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """Ends the session on the server too: the cookie, even a copy of it, no longer logs anyone in."""
-    with transaction(db.session):
-        end_admin_sessions(db.session, current_user.id)
+    with transaction(db.session()):
+        end_admin_sessions(db.session(), current_user.id)
     log.info("admin %d: logged out", current_user.id)
     logout_user()
     return redirect(url_for("admin.login"), 303)
 
 
 @bp.get("/")
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard() -> ResponseReturnValue:
     items = db.session.scalars(select(Announcement).order_by(Announcement.created_at.desc()).limit(100)).all()
-    figures = find_dashboard(db.session, clock=clock())
+    figures = find_dashboard(db.session(), clock=clock())
     return render_template(
         "admin/dashboard.html",
         announcements=items,
@@ -124,13 +126,13 @@ def dashboard():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/announcements/new", methods=["GET", "POST"])
-def new_announcement():  # type: ignore[no-untyped-def]
+def new_announcement() -> ResponseReturnValue:
     form = _announcement_form()
     if form.validate_on_submit():
         try:
-            with transaction(db.session):
+            with transaction(db.session()):
                 announcement = domain.create_announcement(
-                    db.session, _draft(form), admin_id=current_user.id, clock=clock()
+                    db.session(), _draft(form), admin_id=current_user.id, clock=clock()
                 )
         except InvalidInput as exc:
             _field_error(form, exc)
@@ -141,13 +143,13 @@ def new_announcement():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/announcements/<int:announcement_id>/edit", methods=["GET", "POST"])
-def edit_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
+def edit_announcement(announcement_id: int) -> ResponseReturnValue:
     announcement = db.get_or_404(Announcement, announcement_id)
     form = _announcement_form(announcement)
     if form.validate_on_submit():
         try:
-            with transaction(db.session):
-                domain.update_announcement(db.session, announcement, _draft(form), clock=clock())
+            with transaction(db.session()):
+                domain.update_announcement(db.session(), announcement, _draft(form), clock=clock())
         except InvalidInput as exc:
             _field_error(form, exc)
         else:
@@ -157,7 +159,7 @@ def edit_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/announcements/<int:announcement_id>")
-def announcement(announcement_id: int):  # type: ignore[no-untyped-def]
+def announcement(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     samples, chosen = _sample_member(item)
     subject, _, text = announcement_mail().sample(
@@ -170,11 +172,11 @@ def announcement(announcement_id: int):  # type: ignore[no-untyped-def]
         text=text,
         samples=samples,
         chosen=chosen,
-        documents=list_documents(db.session, item.id),
+        documents=list_documents(db.session(), item.id),
         human_size=human_size,
         document_path=document_path,
-        reach=domain.count_audience(db.session, [g.id for g in item.groups], item.only_without_social_media),
-        progress=domain.announcement_progress(db.session, item.id),
+        reach=domain.count_audience(db.session(), [g.id for g in item.groups], item.only_without_social_media),
+        progress=domain.announcement_progress(db.session(), item.id),
         schedule_form=ScheduleForm(),
         action_form=ActionForm(),
         allowed=allowed_actions(item.state),  # the buttons follow the rule table
@@ -183,7 +185,7 @@ def announcement(announcement_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/announcements/<int:announcement_id>/preview.html")
-def preview_html(announcement_id: int):  # type: ignore[no-untyped-def]
+def preview_html(announcement_id: int) -> ResponseReturnValue:
     """The exact HTML part, shown in a sandboxed frame: its inline styles are allowed, nothing else."""
     item = db.get_or_404(Announcement, announcement_id)
     _, chosen = _sample_member(item)
@@ -199,25 +201,30 @@ def preview_html(announcement_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/announcements/<int:announcement_id>/test")
-def send_test(announcement_id: int):  # type: ignore[no-untyped-def]
+def send_test(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
-    with transaction(db.session):
+    with transaction(db.session()):
         enqueue_mail(
-            db.session, MailKind.TEST, to_address=current_user.email, payload={"announcement_id": item.id}, clock=clock()
+            db.session(),
+            MailKind.TEST,
+            to_address=current_user.email,
+            payload={"announcement_id": item.id},
+            clock=clock(),
         )
     flash(f"A test email is on its way to {current_user.email}. It usually arrives within a minute.")
     return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
 
 
 @bp.post("/announcements/<int:announcement_id>/schedule")
-def schedule(announcement_id: int):  # type: ignore[no-untyped-def]
+def schedule(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     form = ScheduleForm()
     if not form.validate_on_submit():
         raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors if isinstance(e, str)) or "Enter a date and time.")
-    with transaction(db.session):
-        when = domain.london_time_to_utc(form.send_date.data, form.send_time.data)
-        domain.schedule_announcement(db.session, item, when, clock=clock())
+    with transaction(db.session()):
+        # validate_on_submit passed InputRequired and parsed both fields, so neither is None here
+        when = domain.london_time_to_utc(cast(date, form.send_date.data), cast(time, form.send_time.data))
+        domain.schedule_announcement(db.session(), item, when, clock=clock())
     flash(f"Scheduled for {domain.to_london(when):%A %-d %B %Y at %H:%M} (UK time).")
     return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
 
@@ -232,34 +239,34 @@ _ACTIONS = {
 
 
 @bp.post("/announcements/<int:announcement_id>/<any('send-now','unschedule','cancel','pause','resume'):action>")
-def change_state(announcement_id: int, action: str):  # type: ignore[no-untyped-def]
+def change_state(announcement_id: int, action: str) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     change, message = _ACTIONS[action]
-    with transaction(db.session):
-        change(db.session, item, clock=clock())
+    with transaction(db.session()):
+        change(db.session(), item, clock=clock())
     flash(message)
     return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
 
 
 @bp.post("/announcements/<int:announcement_id>/publish")
-def publish(announcement_id: int):  # type: ignore[no-untyped-def]
+def publish(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     public = request.form.get("public") == "1"
-    with transaction(db.session):
-        domain.publish_announcement(db.session, item, public, clock=clock())
+    with transaction(db.session()):
+        domain.publish_announcement(db.session(), item, public, clock=clock())
     flash("It is now in the public archive." if public else "It is no longer in the public archive.")
     return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
 
 
 @bp.get("/announcements/<int:announcement_id>/progress.json")
-def progress_json(announcement_id: int):  # type: ignore[no-untyped-def]
+def progress_json(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
-    progress = domain.announcement_progress(db.session, item.id)
+    progress = domain.announcement_progress(db.session(), item.id)
     return jsonify(state=item.state.value, **progress.__dict__, done=progress.done, percent=progress.percent)
 
 
 @bp.get("/announcements/<int:announcement_id>/report")
-def report(announcement_id: int):  # type: ignore[no-untyped-def]
+def report(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     page = int_arg("page", default=1, maximum=100_000) or 1
     only_failed = request.args.get("show") == "failed"
@@ -279,7 +286,7 @@ def report(announcement_id: int):  # type: ignore[no-untyped-def]
         page=page,
         has_next=len(rows) > REPORT_PAGE_SIZE,
         only_failed=only_failed,
-        progress=domain.announcement_progress(db.session, item.id),
+        progress=domain.announcement_progress(db.session(), item.id),
         to_london=domain.to_london,
     )
 
@@ -296,13 +303,16 @@ def _announcement_form(item: Announcement | None = None) -> AnnouncementForm:
             "only_without_social_media": item.only_without_social_media,
         },
     )
-    form.groups.choices = [SelectChoice(g.id, g.name) for g in list_groups(db.session)]
+    form.groups.choices = [
+        SelectChoice(g.id, g.name)  # type: ignore[misc]  # types-WTForms predates SelectChoice
+        for g in list_groups(db.session())
+    ]
     return form
 
 
-def _render_form(form: AnnouncementForm, item: Announcement | None):  # type: ignore[no-untyped-def]
+def _render_form(form: AnnouncementForm, item: Announcement | None) -> ResponseReturnValue:
     reach = domain.count_audience(
-        db.session, list(form.groups.data or []), bool(form.only_without_social_media.data)
+        db.session(), list(form.groups.data or []), bool(form.only_without_social_media.data)
     )
     status = 400 if form.is_submitted() else 200
     if item is not None and item.state not in EDITABLE:
@@ -328,28 +338,28 @@ def _field_error(form: AnnouncementForm, exc: InvalidInput) -> None:
 def _sample_member(item: Announcement) -> tuple[list[domain.SampleMember], domain.SampleMember | None]:
     """The preview's member (?sample=<id>, one of a few in the audience); none: the test email's
     values, a member with no name and no groups, so the default preview is exactly the test send."""
-    samples = domain.list_sample_members(db.session, [g.id for g in item.groups], item.only_without_social_media)
+    samples = domain.list_sample_members(db.session(), [g.id for g in item.groups], item.only_without_social_media)
     wanted = int_arg("sample")
     return samples, next((s for s in samples if s.id == wanted), None)
 
 
 def _content(item: Announcement) -> AnnouncementContent:
-    documents = find_document_links(db.session, [item.id]).get(item.id, ())
+    documents = find_document_links(db.session(), [item.id]).get(item.id, ())
     return AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at, documents)
 
 
 
 
 @bp.route("/consent", methods=["GET", "POST"])
-def consent_wording():  # type: ignore[no-untyped-def]
+def consent_wording() -> ResponseReturnValue:
     """Publish a new consent wording; earlier versions are kept as they were (C1)."""
-    current = consent.current_wording(db.session)
+    current = consent.current_wording(db.session())
     form = ConsentWordingForm(data={"text": current.text, "privacy_notice_version": current.privacy_notice_version})
     if form.validate_on_submit():
         try:
-            with transaction(db.session):
+            with transaction(db.session()):
                 wording = consent.publish_wording(
-                    db.session, form.text.data or "", form.privacy_notice_version.data or "", clock=clock()
+                    db.session(), form.text.data or "", form.privacy_notice_version.data or "", clock=clock()
                 )
         except InvalidInput as exc:
             getattr(form, exc.field or "text").errors.append(str(exc))
@@ -357,22 +367,22 @@ def consent_wording():  # type: ignore[no-untyped-def]
             flash(f"Version {wording.version} is now shown on the join form.")
             return redirect(url_for("admin.consent_wording"), 303)
     status = 400 if form.is_submitted() else 200
-    return render_template("admin/consent.html", form=form, wordings=consent.list_wordings(db.session)), status
+    return render_template("admin/consent.html", form=form, wordings=consent.list_wordings(db.session())), status
 
 
 @bp.route("/announcements/<int:announcement_id>/delete", methods=["GET", "POST"])
-def delete_announcement(announcement_id: int):  # type: ignore[no-untyped-def]
+def delete_announcement(announcement_id: int) -> ResponseReturnValue:
     """GET asks (and whether to keep its documents online); POST deletes."""
     from mailer.announcements.documents import list_documents, remove_stored_file
 
     item = db.get_or_404(Announcement, announcement_id)
-    documents = list_documents(db.session, item.id)
+    documents = list_documents(db.session(), item.id)
     form = ActionForm()
     if form.validate_on_submit():
         keep = request.form.get("documents", "keep") != "delete"
         subject = item.subject
-        with transaction(db.session):
-            removed = domain.delete_announcement(db.session, item, keep_documents=keep)
+        with transaction(db.session()):
+            removed = domain.delete_announcement(db.session(), item, keep_documents=keep)
         directory = current_settings().document_dir
         for storage_name in removed:  # after the commit: the rows went first
             remove_stored_file(directory, storage_name)

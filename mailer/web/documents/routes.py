@@ -6,6 +6,7 @@ name is there for people and browsers (any name serves the same file)."""
 from __future__ import annotations
 
 from flask import abort, send_file
+from flask.typing import ResponseReturnValue
 
 from mailer.announcements.documents import KINDS, download_name, find_document, stored_path
 from mailer.extensions import db
@@ -14,8 +15,8 @@ from mailer.web.documents import bp
 
 
 @bp.get("/documents/<public_id>/<path:name>")
-def document(public_id: str, name: str):  # type: ignore[no-untyped-def]
-    item = find_document(db.session, public_id)
+def document(public_id: str, name: str) -> ResponseReturnValue:
+    item = find_document(db.session(), public_id)
     if item is None or item.kind not in KINDS:
         abort(404)
     path = stored_path(current_settings().document_dir, item)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from mailer.web.libs import FlaskForm
 from mailer.web.numbers import database_id
 from mailer.web.public.forms import SOCIAL_MEDIA_CHOICES, CheckboxesField
 
@@ -15,7 +15,7 @@ class PreferencesForm(FlaskForm):
     groups = CheckboxesField("Which news would you like?", coerce=database_id, validate_choice=True)
     social_media = RadioField(
         "Do you follow the forum on social media?",
-        choices=SOCIAL_MEDIA_CHOICES,
+        choices=SOCIAL_MEDIA_CHOICES,  # type: ignore[arg-type]  # types-WTForms predates SelectChoice
         validators=[InputRequired("Tell us whether you follow the forum on social media.")],
     )
 

@@ -6,7 +6,7 @@ import json
 import logging
 
 from flask import Response, redirect, render_template, url_for
-from wtforms import SelectChoice
+from flask.typing import ResponseReturnValue
 
 from mailer.errors import InvalidInput
 from mailer.extensions import db, limiter
@@ -15,6 +15,7 @@ from mailer.members import membership, rights
 from mailer.models import ConsentMethod, Member, SocialMedia
 from mailer.transaction import transaction
 from mailer.web.context import clock, current_settings, evidence, membership_policy
+from mailer.web.libs import SelectChoice
 from mailer.web.member import bp
 from mailer.web.member.forms import LostLinkForm, PreferencesForm
 from mailer.web.public.forms import ButtonForm
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def _member(token: str) -> Member:
     link_key, version = read_token(current_settings().secret_key, Purpose.PREFERENCES, token, clock=clock())
-    return membership.find_member_for_link(db.session, link_key, version)
+    return membership.find_member_for_link(db.session(), link_key, version)
 
 
 def _form(member: Member | None = None) -> PreferencesForm:
@@ -32,20 +33,23 @@ def _form(member: Member | None = None) -> PreferencesForm:
     if member is not None:
         data = {"name": member.name, "groups": [g.id for g in member.groups], "social_media": member.social_media.value}
     form = PreferencesForm(data=data)
-    form.groups.choices = [SelectChoice(g.id, g.name) for g in membership.list_groups(db.session)]
+    form.groups.choices = [
+        SelectChoice(g.id, g.name)  # type: ignore[misc]  # types-WTForms predates SelectChoice
+        for g in membership.list_groups(db.session())
+    ]
     return form
 
 
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
-def preferences(token: str):  # type: ignore[no-untyped-def]
+def preferences(token: str) -> ResponseReturnValue:
     member = _member(token)
     form = _form(None if _is_post() else member)
     saved = False
     if form.validate_on_submit():
         try:
-            with transaction(db.session):
+            with transaction(db.session()):
                 saved = rights.update_preferences(
-                    db.session,
+                    db.session(),
                     member,
                     rights.Preferences(
                         name=form.name.data or "",
@@ -65,21 +69,23 @@ def preferences(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/preferences/<token>/data.json")
-def download(token: str):  # type: ignore[no-untyped-def]
+def download(token: str) -> ResponseReturnValue:
     member = _member(token)
-    body = json.dumps(rights.export_member_data(db.session, member), indent=2, ensure_ascii=False)
+    body = json.dumps(rights.export_member_data(db.session(), member), indent=2, ensure_ascii=False)
     response = Response(body, mimetype="application/json")
     response.headers["Content-Disposition"] = 'attachment; filename="my-forum-data.json"'
     return response
 
 
 @bp.route("/preferences/<token>/erase", methods=["GET", "POST"])
-def erase(token: str):  # type: ignore[no-untyped-def]
+def erase(token: str) -> ResponseReturnValue:
     member = _member(token)
     form = ButtonForm()
     if form.validate_on_submit():
-        with transaction(db.session):
-            rights.erase_member(db.session, member, suppression_key=membership_policy().suppression_key, clock=clock())
+        with transaction(db.session()):
+            rights.erase_member(
+                db.session(), member, suppression_key=membership_policy().suppression_key, clock=clock()
+            )
         log.info("member erased at their request")
         return render_template("member/erased.html")
     return render_template("member/erase.html", form=form, member=member)
@@ -87,19 +93,21 @@ def erase(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/preferences", methods=["GET", "POST"])
 @limiter.limit(lambda: current_settings().join_rate_limit, methods=["POST"])
-def lost_link():  # type: ignore[no-untyped-def]
+def lost_link() -> ResponseReturnValue:
     """A member who lost their link asks for a new one; the answer is the same for any address."""
     form = LostLinkForm()
     if form.validate_on_submit():
-        with transaction(db.session):
-            membership.request_preferences_link(db.session, form.email.data or "", policy=membership_policy(), clock=clock())
+        with transaction(db.session()):
+            membership.request_preferences_link(
+                db.session(), form.email.data or "", policy=membership_policy(), clock=clock()
+            )
         return redirect(url_for("member.lost_link_sent"), 303)
     status = 400 if form.is_submitted() else 200
     return render_template("member/lost_link.html", form=form), status
 
 
 @bp.get("/preferences/link-sent")
-def lost_link_sent():  # type: ignore[no-untyped-def]
+def lost_link_sent() -> ResponseReturnValue:
     return render_template("member/lost_link_sent.html")
 
 

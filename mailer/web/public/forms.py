@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, RadioField, SelectChoice, SelectMultipleField, StringField
+from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mailer.models import SocialMedia
+from mailer.web.libs import FlaskForm, SelectChoice
 from mailer.web.numbers import database_id
 
 SOCIAL_MEDIA_CHOICES = [
@@ -36,7 +36,7 @@ class JoinForm(FlaskForm):
     groups = CheckboxesField("Which news would you like?", coerce=database_id, validate_choice=True)
     social_media = RadioField(
         "Do you follow the forum on social media?",
-        choices=SOCIAL_MEDIA_CHOICES,
+        choices=SOCIAL_MEDIA_CHOICES,  # type: ignore[arg-type]  # types-WTForms predates SelectChoice
         validators=[InputRequired("Tell us whether you follow the forum on social media.")],
     )
     consent = BooleanField(

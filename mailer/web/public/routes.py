@@ -6,12 +6,12 @@ import logging
 from datetime import timedelta
 
 from flask import jsonify, redirect, render_template, request, url_for
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask.typing import ResponseReturnValue
 from sqlalchemy import text
-from wtforms import SelectChoice, ValidationError
+from wtforms import ValidationError
 
 from mailer.errors import InvalidInput
-from mailer.extensions import csrf, db, limiter
+from mailer.extensions import db, limiter
 from mailer.health import find_sending_health
 from mailer.mail.tokens import Purpose, read_token
 from mailer.members import consent, membership
@@ -19,6 +19,7 @@ from mailer.members.addresses import address_hash
 from mailer.models import ConsentMethod, SocialMedia
 from mailer.transaction import transaction
 from mailer.web.context import clock, confirm_max_age_seconds, current_settings, evidence, membership_policy
+from mailer.web.libs import CSRFError, SelectChoice, csrf_exempt, validate_csrf
 from mailer.web.public import bp
 from mailer.web.public.forms import ButtonForm, JoinForm
 
@@ -41,24 +42,26 @@ def _join_address_key() -> str:
 
 
 @bp.get("/")
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     return render_template("public/home.html")
 
 
 @bp.get("/privacy")
-def privacy():  # type: ignore[no-untyped-def]
-    wording = consent.current_wording(db.session)
+def privacy() -> ResponseReturnValue:
+    wording = consent.current_wording(db.session())
     return render_template("public/privacy.html", wording=wording)
 
 
 @bp.route("/join", methods=["GET", "POST"])
 @limiter.limit(_join_rate_limit, methods=["POST"])
 @limiter.limit(_join_address_rate_limit, methods=["POST"], key_func=_join_address_key)
-def join():  # type: ignore[no-untyped-def]
-    groups = membership.list_groups(db.session)
-    wording = consent.current_wording(db.session)
+def join() -> ResponseReturnValue:
+    groups = membership.list_groups(db.session())
+    wording = consent.current_wording(db.session())
     form = JoinForm()
-    form.groups.choices = [SelectChoice(g.id, g.name) for g in groups]
+    form.groups.choices = [
+        SelectChoice(g.id, g.name) for g in groups  # type: ignore[misc]  # types-WTForms predates SelectChoice
+    ]
     if form.validate_on_submit():
         if form.website.data:
             log.info("join: honeypot filled in; answered like a success, nothing sent")
@@ -70,8 +73,8 @@ def join():  # type: ignore[no-untyped-def]
             group_ids=list(form.groups.data or []),
         )
         try:
-            with transaction(db.session):
-                membership.queue_join(db.session, details, evidence(ConsentMethod.FORM), clock=clock())
+            with transaction(db.session()):
+                membership.queue_join(db.session(), details, evidence(ConsentMethod.FORM), clock=clock())
         except InvalidInput as exc:
             getattr(form, exc.field or "email").errors.append(str(exc))
         else:
@@ -82,51 +85,56 @@ def join():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/join/check-your-email")
-def join_done():  # type: ignore[no-untyped-def]
+def join_done() -> ResponseReturnValue:
     return render_template("public/join_done.html")
 
 
 @bp.get("/confirm/<token>")
-def confirm_page(token: str):  # type: ignore[no-untyped-def]
+def confirm_page(token: str) -> ResponseReturnValue:
     link_key, version = _read(Purpose.CONFIRM, token)
-    member = membership.find_member_for_link(db.session, link_key, version)
+    member = membership.find_member_for_link(db.session(), link_key, version)
     return render_template("public/confirm.html", form=ButtonForm(), member=member, token=token)
 
 
 @bp.post("/confirm/<token>")
-def confirm(token: str):  # type: ignore[no-untyped-def]
+def confirm(token: str) -> ResponseReturnValue:
     link_key, version = _read(Purpose.CONFIRM, token)
-    with transaction(db.session):
+    with transaction(db.session()):
         _, newly = membership.confirm_membership(
-            db.session, link_key, version, evidence(ConsentMethod.EMAIL_LINK), policy=membership_policy(), clock=clock()
+            db.session(),
+            link_key,
+            version,
+            evidence(ConsentMethod.EMAIL_LINK),
+            policy=membership_policy(),
+            clock=clock(),
         )
     return render_template("public/confirmed.html", newly=newly)
 
 
 @bp.post("/confirm/<token>/new-link")
 @limiter.limit(_join_rate_limit)
-def confirm_new_link(token: str):  # type: ignore[no-untyped-def]
+def confirm_new_link(token: str) -> ResponseReturnValue:
     """An expired confirmation link can ask for a fresh one; the signature must still be ours."""
     # No age limit here: an old link may ask for a new one, but the signature must be ours.
     link_key, version = read_token(current_settings().secret_key, Purpose.CONFIRM, token, clock=clock())
-    with transaction(db.session):
-        membership.resend_confirmation(db.session, link_key, version, policy=membership_policy(), clock=clock())
+    with transaction(db.session()):
+        membership.resend_confirmation(db.session(), link_key, version, policy=membership_policy(), clock=clock())
     return render_template("public/join_done.html", resent=True)
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET"])
-def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
+def unsubscribe_page(token: str) -> ResponseReturnValue:
     """Every unsubscribe link ever sent works (J4); one of an erased member says they are not on the list."""
     link_key, _ = _read(Purpose.UNSUBSCRIBE, token)
-    member = membership.find_member_to_unsubscribe(db.session, link_key)
+    member = membership.find_member_to_unsubscribe(db.session(), link_key)
     if member is None:
         return render_template("public/not_on_list.html"), 200
     return render_template("public/unsubscribe.html", form=ButtonForm(), member=member)
 
 
 @bp.post("/unsubscribe/<token>")
-@csrf.exempt
-def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+@csrf_exempt
+def unsubscribe(token: str) -> ResponseReturnValue:
     """The browser form (with a CSRF token) and RFC 8058 one-click (no cookie, no token) both land here."""
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     if not one_click:
@@ -136,8 +144,8 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
             _csrf_failed()
     link_key, _ = _read(Purpose.UNSUBSCRIBE, token)
     method = ConsentMethod.ONE_CLICK if one_click else ConsentMethod.EMAIL_LINK
-    with transaction(db.session):
-        member, _ = membership.withdraw_consent(db.session, link_key, evidence(method), clock=clock())
+    with transaction(db.session()):
+        member, _ = membership.withdraw_consent(db.session(), link_key, evidence(method), clock=clock())
     if member is None:
         return render_template("public/not_on_list.html"), 200
     return render_template("public/unsubscribed.html"), 200
@@ -145,20 +153,20 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/healthz")
 @limiter.exempt
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> ResponseReturnValue:
     """200 while the database answers, 503 when not (the fixed contract); the body adds what a
     monitor alerts on: the workers' last tick and the outbox backlog (two small indexed queries)."""
     try:
         db.session.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any database failure means "not healthy"
+    except Exception:
         db.session.rollback()
         log.warning("healthz: database did not answer")
         return jsonify(status="unavailable", database="unavailable"), 503
     now = clock().now()
     recent = timedelta(seconds=max(60.0, 5 * current_settings().tick_seconds))
     try:
-        sending = find_sending_health(db.session, now=now, recent=recent).as_json(now)
-    except Exception:  # noqa: BLE001 - e.g. a schema not yet upgraded: the database itself answered
+        sending = find_sending_health(db.session(), now=now, recent=recent).as_json(now)
+    except Exception:
         db.session.rollback()
         log.warning("healthz: could not read the worker heartbeat or the outbox")
         sending = {"worker": None, "outbox": None}
