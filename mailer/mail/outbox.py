@@ -5,9 +5,9 @@ A signup never waits on SMTP: the row commits with the signup, the worker sends 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from itertools import groupby
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -16,9 +16,10 @@ from mailer.clock import Clock
 from mailer.models import MailKind, OutboxMessage, OutboxState
 
 
-@dataclass(frozen=True)
-class QueuedMail:
-    """One outbox row to write: what to send, to whom, and not before when (None: now)."""
+class QueuedMail(NamedTuple):
+    """One outbox row to write: what to send, to whom, and not before when (None: now).
+
+    A named tuple, not a dataclass: an import makes tens of thousands, and a tuple is made fastest."""
 
     kind: MailKind
     member_id: int | None = None
@@ -39,22 +40,23 @@ def enqueue_mails(session: Session, mails: Sequence[QueuedMail], *, clock: Clock
     if any(mail.member_id is None and mail.to_address is None for mail in mails):
         raise ValueError("an outbox message needs a member or an address")
     now = clock.now()
-    session.execute(
-        insert(OutboxMessage.__table__),
-        [
-            {
-                "kind": mail.kind,
-                "member_id": mail.member_id,
-                "to_address": mail.to_address,
-                "payload": mail.payload,
-                "state": OutboxState.PENDING,
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": mail.send_at or now,
-            }
-            for mail in mails
-        ],
-    )
+    rows = []
+    for mail in mails:
+        row: dict[str, Any] = {
+            "kind": mail.kind,
+            "member_id": mail.member_id,
+            "to_address": mail.to_address,
+            "state": OutboxState.PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": mail.send_at or now,
+        }
+        if mail.payload is not None:
+            row["payload"] = mail.payload  # left out, not None: SQL NULL, where None would be JSON 'null'
+        rows.append(row)
+    # One statement per run of rows with the same columns, so the rows keep their order.
+    for _, run in groupby(rows, key=lambda row: "payload" in row):
+        session.execute(insert(OutboxMessage.__table__), list(run))
 
 
 def enqueue_mail(
