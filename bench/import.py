@@ -9,8 +9,9 @@ each in its own subprocess so each peak RSS (VmHWM) is its own:
 
   apply     mailer.members.csv.apply.apply_import: strict UTF-8 decoding, address
             validation and normalisation, duplicate and suppression checks, chunked
-            lookups, ORM bulk inserts of members, group links, consent events and
-            staggered outbox rows, a commit per chunk of 500.
+            lookups, multi-row inserts of members and group links, consent events
+            (record_consents) and staggered outbox rows (enqueue_mails), a commit
+            per chunk of 500.
   baseline  csv.reader + sqlite3 executemany writing the same rows to the same
             tables (with the same pragmas and a commit per chunk of 500), with no
             validation at all: the floor for this schema on this machine.
