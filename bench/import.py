@@ -7,14 +7,15 @@ become pending with a confirmation queued; groups on most rows; every tenth name
 non-ASCII) is loaded into a fresh copy of the migrated SQLite schema three ways,
 each in its own subprocess so each peak RSS (VmHWM) is its own:
 
-  apply     mailer.members.csv.apply_import: strict UTF-8 decoding, address
+  apply     mailer.members.csv.apply.apply_import: strict UTF-8 decoding, address
             validation and normalisation, duplicate and suppression checks, chunked
-            lookups, ORM bulk inserts of members, group links, consent events and
-            staggered outbox rows, a commit per chunk of 500.
+            lookups, multi-row inserts of members and group links, consent events
+            (record_consents) and staggered outbox rows (enqueue_mails), a commit
+            per chunk of 500.
   baseline  csv.reader + sqlite3 executemany writing the same rows to the same
             tables (with the same pragmas and a commit per chunk of 500), with no
             validation at all: the floor for this schema on this machine.
-  preview   mailer.members.csv.plan_import over the same file into an empty list of
+  preview   mailer.members.csv.plan.plan_import over the same file into an empty list of
             members: what the preview page costs (reads only).
 
 Each run checks the database afterwards: apply and baseline must leave identical
@@ -119,7 +120,8 @@ def run_apply(database: str, csv_path: str) -> int:
     from mailer import create_app
     from mailer.clock import FrozenClock
     from mailer.extensions import db
-    from mailer.members import csv as member_csv
+    from mailer.members.csv.apply import apply_import
+    from mailer.members.csv.parse import read_file_lines
     from mailer.settings import settings_of
 
     app = create_app(bench_config(f"sqlite:///{database}", None))
@@ -131,7 +133,7 @@ def run_apply(database: str, csv_path: str) -> int:
         db.session.execute(db.text("SELECT 1"))  # connect and set the pragmas outside the timing
         db.session.rollback()
         started = mark_start()
-        summary = member_csv.apply_import(db.session, member_csv.read_file_lines(csv_path), settings=settings,
+        summary = apply_import(db.session, read_file_lines(csv_path), settings=settings,
                                           clock=clock)
         report(started, summary.total)
         return summary.added
@@ -143,7 +145,8 @@ def run_preview(database: str, csv_path: str) -> int:
     from mailer import create_app
     from mailer.clock import FrozenClock
     from mailer.extensions import db
-    from mailer.members import csv as member_csv
+    from mailer.members.csv.parse import read_file_lines
+    from mailer.members.csv.plan import plan_import, summarise
     from mailer.settings import settings_of
 
     app = create_app(bench_config(f"sqlite:///{database}", None))
@@ -154,8 +157,8 @@ def run_preview(database: str, csv_path: str) -> int:
         db.session.execute(db.text("SELECT 1"))
         db.session.rollback()
         started = mark_start()
-        summary = member_csv.summarise(
-            member_csv.plan_import(db.session, member_csv.read_file_lines(csv_path), suppression_key=key, clock=clock)
+        summary = summarise(
+            plan_import(db.session, read_file_lines(csv_path), suppression_key=key, clock=clock)
         )
         report(started, summary.total)
         return summary.added

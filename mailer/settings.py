@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mailer.engine.settings import EngineSettings
     from mailer.mail.dkim import DkimSigner
     from mailer.mail.emails import MailSettings
-    from mailer.members.csv import ImportSettings
+    from mailer.members.csv.apply import ImportSettings
     from mailer.members.membership import MembershipPolicy
     from mailer.worker.housekeeping import Retention
 
@@ -476,7 +476,7 @@ class Settings:
 
     @property
     def import_settings(self) -> ImportSettings:
-        from mailer.members.csv import ImportSettings
+        from mailer.members.csv.apply import ImportSettings
 
         return ImportSettings(
             suppression_key=self.suppression_key, confirmations_per_minute=self.import_confirmations_per_minute

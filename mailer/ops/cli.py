@@ -200,14 +200,16 @@ def members_import_command(file: str, dry_run: bool) -> None:
     (spread out at MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE); rows with consent_date and
     consent_source become members; suppressed and existing addresses are left alone."""
     from mailer.errors import InvalidInput
-    from mailer.members import csv as member_csv
+    from mailer.members.csv.apply import apply_import
+    from mailer.members.csv.parse import read_file_lines
+    from mailer.members.csv.plan import plan_import, summarise
 
     clock = current_app.extensions["mailer.clock"]
     settings = _settings().import_settings
     try:
-        preview = member_csv.summarise(
-            member_csv.plan_import(
-                db.session, member_csv.read_file_lines(file), suppression_key=settings.suppression_key, clock=clock
+        preview = summarise(
+            plan_import(
+                db.session, read_file_lines(file), suppression_key=settings.suppression_key, clock=clock
             ),
             keep_rows=0,
             keep_problems=10_000,
@@ -229,8 +231,8 @@ def members_import_command(file: str, dry_run: bool) -> None:
         click.echo("Dry run: nothing was changed.")
         return
     try:
-        result = member_csv.apply_import(
-            db.session, member_csv.read_file_lines(file), settings=settings, clock=clock
+        result = apply_import(
+            db.session, read_file_lines(file), settings=settings, clock=clock
         )
     except InvalidInput as exc:
         raise click.ClickException(str(exc)) from None
@@ -249,10 +251,10 @@ def members_import_command(file: str, dry_run: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file, not stdout.")
 def members_export_command(output: str | None) -> None:
     """Write every member as CSV (UTF-8, header row), streamed in batches."""
-    from mailer.members import csv as member_csv
+    from mailer.members.csv.export import export_lines
     from mailer.uploads import open_private
 
-    lines = member_csv.export_lines(db.session)
+    lines = export_lines(db.session)
     if output:
         with open_private(output, "w", encoding="utf-8", newline="") as target:
             target.writelines(lines)

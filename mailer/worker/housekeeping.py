@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
-from mailer.members.csv import UPLOAD_KEEP, remove_stale_uploads
+from mailer.members.csv.uploads import UPLOAD_KEEP, remove_stale_uploads
 from mailer.models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
 from mailer.rate_limits import purge_rate_limits
 

@@ -19,8 +19,10 @@ from sqlalchemy import func, select
 from mailer import create_app
 from mailer.extensions import db
 from mailer.mail.outbox import enqueue_mail
-from mailer.members import csv as member_csv
 from mailer.members.addresses import address_hash
+from mailer.members.csv.apply import apply_import
+from mailer.members.csv.parse import FORMULA_STARTS, read_lines
+from mailer.members.csv.plan import Outcome, plan_import
 from mailer.models import (
     ConsentAction,
     ConsentEvent,
@@ -252,7 +254,7 @@ def test_export_round_trip_into_a_fresh_copy_with_formula_cells_neutralised(app,
         "leaving@example.org,Lee Leaving,,yes,,,\r\n"
     )
     with app.app_context():
-        member_csv.apply_import(db.session, io.StringIO(source), settings=settings_of(app).import_settings,
+        apply_import(db.session, io.StringIO(source), settings=settings_of(app).import_settings,
                                  clock=clock)
         leaving = db.session.scalar(select(Member.id).where(Member.email == "leaving@example.org"))
     assert admin_post(admin, f"/admin/members/{leaving}", f"/admin/members/{leaving}/unsubscribe").status_code == 303
@@ -267,7 +269,7 @@ def test_export_round_trip_into_a_fresh_copy_with_formula_cells_neutralised(app,
     rows = list(csv.DictReader(io.StringIO(exported, newline="")))
     assert [r["email"] for r in rows] == [
         "web@example.org", "'-dash@example.org", "pending@example.org", "leaving@example.org"]
-    assert all(not cell.startswith(member_csv.FORMULA_STARTS) for r in rows for cell in r.values())
+    assert all(not cell.startswith(FORMULA_STARTS) for r in rows for cell in r.values())
     dash = rows[1]
     assert dash["name"] == "'=HYPERLINK(\"http://evil.example\",\"click\")"
     assert (dash["consent_source"], dash["consent_wording"]) == ("'@paper sheet", "'+Yes please")
@@ -282,11 +284,11 @@ def test_export_round_trip_into_a_fresh_copy_with_formula_cells_neutralised(app,
     fresh.extensions["mailer.clock"] = clock
     try:
         with fresh.app_context():
-            summary = member_csv.apply_import(
-                db.session, member_csv.read_lines(io.BytesIO(body)),
+            summary = apply_import(
+                db.session, read_lines(io.BytesIO(body)),
                 settings=settings_of(fresh).import_settings, clock=clock,
             )
-        assert summary.counts == {**dict.fromkeys(member_csv.Outcome, 0), "new_member_with_evidence": 2,
+        assert summary.counts == {**dict.fromkeys(Outcome, 0), "new_member_with_evidence": 2,
                                   "new_pending": 1, "new_unsubscribed": 1}
 
         def people(some_app: Any) -> list[tuple[Any, ...]]:
@@ -426,10 +428,10 @@ def test_admin_actions_on_member_detail(app, clock, smtp):
     with app.app_context():
         assert db.session.scalar(select(func.count()).where(ConsentEvent.email == "going@example.org")) == 0
         assert db.session.scalar(select(Suppression.reason)) == "erased"
-        outcome = list(member_csv.plan_import(
+        outcome = list(plan_import(
             db.session, io.StringIO("email,consent_date,consent_source\ngoing@example.org,2025-01-01,Sheet\n"),
             suppression_key=settings_of(app).suppression_key, clock=clock))
-    assert [o.outcome for o in outcome] == [member_csv.Outcome.SUPPRESSED]
+    assert [o.outcome for o in outcome] == [Outcome.SUPPRESSED]
 
 
 def test_members_list_search_filters_counts_and_keyset_pages(app, clock):

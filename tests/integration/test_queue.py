@@ -32,12 +32,12 @@ def settings(worker: str = "queue-test", **overrides: Any) -> EngineSettings:
 def welcome_mail_for(app: Any, clock: Any, *addresses: str) -> list[int]:
     """One member and one WELCOME outbox row per address; the rows' ids in queue order."""
     with app.app_context():
-        ids = []
         for address in addresses:
             member_id = add_member(address, clock=clock)
-            ids.append(enqueue_mail(db.session, MailKind.WELCOME, clock=clock, member_id=member_id))
+            enqueue_mail(db.session, MailKind.WELCOME, clock=clock, member_id=member_id)
         db.session.commit()
-        return [row.id for row in ids]
+        newest = select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(len(addresses))
+        return sorted(db.session.scalars(newest))
 
 
 def builders(app: Any, clock: Any) -> tuple[TransactionalMail, AnnouncementMail]:

@@ -1,4 +1,4 @@
-"""mailer.members.csv on its own (J6): reading files, refusing bad ones, row rules, streaming, spreading mail out.
+"""mailer.members.csv (parse, plan, apply, export) on its own (J6): reading files, refusing bad ones, row rules, streaming, spreading mail out.
 
 These run on SQLite only: the rules are the same on both backends, and the
 integration tests run the whole import on PostgreSQL too."""
@@ -14,25 +14,27 @@ from sqlalchemy import func, select
 
 from mailer.errors import InvalidInput
 from mailer.extensions import db
-from mailer.members import csv as member_csv
-from mailer.members.csv import Outcome
+from mailer.members.csv.apply import ImportSettings, apply_import
+from mailer.members.csv.export import export_lines
+from mailer.members.csv.parse import EXPORT_COLUMNS, AddressNormaliser, neutralise, read_lines, unneutralise
+from mailer.members.csv.plan import ImportSummary, Outcome, RowOutcome, plan_import
 from mailer.models import ConsentEvent, Member, OutboxMessage
 from mailer.settings import settings_of
 
 sqlite_only = pytest.mark.parametrize("database_uri", ["sqlite"], indirect=True)
 
 
-def settings(app: Any, per_minute: float = 60) -> member_csv.ImportSettings:
+def settings(app: Any, per_minute: float = 60) -> ImportSettings:
     base = settings_of(app).import_settings
-    return member_csv.ImportSettings(base.suppression_key, per_minute, chunk_size=base.chunk_size)
+    return ImportSettings(base.suppression_key, per_minute, chunk_size=base.chunk_size)
 
 
-def plan(app: Any, clock: Any, data: str | bytes, **kw: Any) -> list[member_csv.RowOutcome]:
+def plan(app: Any, clock: Any, data: str | bytes, **kw: Any) -> list[RowOutcome]:
     raw = data if isinstance(data, bytes) else data.encode("utf-8")
     with app.app_context():
         return list(
-            member_csv.plan_import(
-                db.session, member_csv.read_lines(io.BytesIO(raw)),
+            plan_import(
+                db.session, read_lines(io.BytesIO(raw)),
                 suppression_key=settings(app).suppression_key, clock=clock, **kw,
             )
         )
@@ -60,8 +62,8 @@ def table_counts(app: Any) -> tuple[int, int, int]:
 )
 def test_formula_cells_get_a_quote_that_import_takes_off(cell, written):
     """Cells a spreadsheet would run as formulas are neutralised on export and restored exactly on import."""
-    assert member_csv.neutralise(cell) == written
-    assert member_csv.unneutralise(written) == cell
+    assert neutralise(cell) == written
+    assert unneutralise(written) == cell
 
 
 BAD_FILES = [
@@ -86,8 +88,8 @@ def test_unreadable_files_are_refused_whole_with_a_clear_message(app, clock, dat
         plan(app, clock, data)
     before = table_counts(app)
     with app.app_context(), pytest.raises(InvalidInput, match=message):
-        member_csv.apply_import(
-            db.session, member_csv.read_lines(io.BytesIO(data)), settings=settings(app), clock=clock
+        apply_import(
+            db.session, read_lines(io.BytesIO(data)), settings=settings(app), clock=clock
         )
     assert table_counts(app) == before == (0, 0, 0)
 
@@ -148,7 +150,7 @@ def test_plan_streams_the_file_a_chunk_at_a_time(app, clock):
             yield f"person{i}@example.org,Person {i}\n"
 
     with app.app_context():
-        outcomes = member_csv.plan_import(
+        outcomes = plan_import(
             db.session, lines(), suppression_key=settings(app).suppression_key, clock=clock, chunk_size=100
         )
         first = next(outcomes)
@@ -160,9 +162,9 @@ def test_plan_streams_the_file_a_chunk_at_a_time(app, clock):
 @sqlite_only
 def test_confirmations_are_spread_out_and_a_second_import_queues_behind(app, clock):
     """At 2 a minute, send times are 30 s apart, and the next import starts after the last one queued."""
-    def run(data: str) -> member_csv.ImportSummary:
+    def run(data: str) -> ImportSummary:
         with app.app_context():
-            return member_csv.apply_import(
+            return apply_import(
                 db.session, io.StringIO(data), settings=settings(app, per_minute=2), clock=clock
             )
 
@@ -186,8 +188,8 @@ def test_export_streams_keyset_batches_with_header_and_crlf(app, clock):
     with app.app_context():
         for i in range(5):
             add_member(f"p{i}@example.org", clock=clock, name=f"=cmd|' /C calc'!A{i}", groups=[2, 1])
-        lines = member_csv.export_lines(db.session, batch_size=2)
-        assert next(lines) == ",".join(member_csv.EXPORT_COLUMNS) + "\r\n"
+        lines = export_lines(db.session, batch_size=2)
+        assert next(lines) == ",".join(EXPORT_COLUMNS) + "\r\n"
         rest = list(lines)
     assert len(rest) == 5 and all(line.endswith("\r\n") for line in rest)
     assert rest[0].startswith("p0@example.org,'=cmd|' /C calc'!A0,member,Forum news;Local Offer working group,yes,")
@@ -215,7 +217,7 @@ def test_import_address_check_agrees_with_the_join_form(raw):
         expected: tuple[str, str] | type[InvalidInput] = normalise_address(raw)
     except InvalidInput:
         expected = InvalidInput
-    normaliser = member_csv.AddressNormaliser()
+    normaliser = AddressNormaliser()
     for _ in range(2):  # the second time the domain's answer comes from the cache
         try:
             got: tuple[str, str] | type[InvalidInput] = normaliser.normalise(raw)

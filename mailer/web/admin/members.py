@@ -1,6 +1,6 @@
 """Members admin pages (J6): list and search, member detail and actions, CSV export, CSV import.
 
-Thin like routes.py: read the request, call mailer.members.admin or mailer.members.csv in a
+Thin like routes.py: read the request, call mailer.members.admin or mailer.members.csv.* in a
 transaction, respond. An import is uploaded, stored under a random name, previewed row by
 row, and only applied by a second POST naming that upload."""
 
@@ -18,7 +18,18 @@ from mailer.bounces import records as bounces
 from mailer.errors import InvalidInput, NotPending, StorageFull, Suppressed
 from mailer.extensions import db
 from mailer.members import admin as member_admin
-from mailer.members import csv as member_csv
+from mailer.members.csv.apply import apply_import
+from mailer.members.csv.export import export_lines
+from mailer.members.csv.parse import EXPORT_COLUMNS, read_file_lines
+from mailer.members.csv.plan import OUTCOME_WORDS, ImportSummary, plan_import, summarise
+from mailer.members.csv.uploads import (
+    discard_upload,
+    remove_stale_uploads,
+    result_path,
+    save_result,
+    save_upload,
+    upload_path,
+)
 from mailer.members.membership import list_groups
 from mailer.models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
 from mailer.transaction import transaction
@@ -70,7 +81,7 @@ def _template_words() -> dict[str, object]:
         "method_words": METHOD_WORDS,
         "kind_words": KIND_WORDS,
         "outbox_words": OUTBOX_WORDS,
-        "outcome_words": member_csv.OUTCOME_WORDS,
+        "outcome_words": OUTCOME_WORDS,
         "to_london": to_london,
     }
 
@@ -189,7 +200,7 @@ def erase_member(member_id: int) -> ResponseReturnValue:
 @bp.get("/members/export.csv")
 def export_members() -> ResponseReturnValue:
     """Streamed: rows are read in batches while the download runs, never built in memory."""
-    lines = member_csv.export_lines(db.session(), bom=True)
+    lines = export_lines(db.session(), bom=True)
     response = Response(stream_with_context(lines), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="members-{clock().now():%Y-%m-%d}.csv"'
     log.info("admin %d: exported the members list", current_user.id)
@@ -216,10 +227,10 @@ def import_members() -> ResponseReturnValue:
     form = ImportUploadForm()
     if form.validate_on_submit():
         directory = _import_dir()
-        member_csv.remove_stale_uploads(directory, clock=clock())
+        remove_stale_uploads(directory, clock=clock())
         try:
             # werkzeug types the upload's stream as IO[bytes]; it is a binary file, which save_upload reads
-            import_id, path = member_csv.save_upload(directory, cast(BinaryIO, form.file.data.stream))
+            import_id, path = save_upload(directory, cast(BinaryIO, form.file.data.stream))
         except StorageFull as exc:
             log.error("admin %d: an import file could not be stored: the disk is full", current_user.id)
             form.file.errors = [str(exc)]
@@ -233,18 +244,18 @@ def import_members() -> ResponseReturnValue:
 @bp.get("/members/import/<import_id>")
 def import_preview(import_id: str) -> ResponseReturnValue:
     directory = _import_dir()
-    path = member_csv.upload_path(directory, import_id)
+    path = upload_path(directory, import_id)
     try:
-        summary = member_csv.summarise(
-            member_csv.plan_import(
+        summary = summarise(
+            plan_import(
                 db.session(),
-                member_csv.read_file_lines(path),
+                read_file_lines(path),
                 suppression_key=membership_policy().suppression_key,
                 clock=clock(),
             )
         )
     except InvalidInput as exc:
-        member_csv.discard_upload(directory, import_id)
+        discard_upload(directory, import_id)
         form = ImportUploadForm()
         form.file.errors = [str(exc)]
         return _upload_page(form), 400
@@ -261,41 +272,41 @@ def import_preview(import_id: str) -> ResponseReturnValue:
 @bp.post("/members/import/<import_id>/apply")
 def import_apply(import_id: str) -> ResponseReturnValue:
     directory = _import_dir()
-    path = member_csv.upload_path(directory, import_id)
-    summary = member_csv.apply_import(
+    path = upload_path(directory, import_id)
+    summary = apply_import(
         db.session(),
-        member_csv.read_file_lines(path),
+        read_file_lines(path),
         settings=current_settings().import_settings,
         clock=clock(),
         admin_id=current_user.id,
     )
     try:
-        member_csv.save_result(directory, import_id, summary)
+        save_result(directory, import_id, summary)
     except StorageFull:
         # The import is done; only the page that shows it could not be kept. Show it now instead.
         log.error("admin %d: an import's result could not be stored: the disk is full", current_user.id)
         return _result_page(summary)
     finally:
-        member_csv.discard_upload(directory, import_id)
+        discard_upload(directory, import_id)
     return redirect(url_for("admin.import_result", import_id=import_id), 303)
 
 
 @bp.post("/members/import/<import_id>/cancel")
 def import_cancel(import_id: str) -> ResponseReturnValue:
-    member_csv.discard_upload(_import_dir(), import_id)
+    discard_upload(_import_dir(), import_id)
     flash("Nothing was imported, and the uploaded file is deleted.")
     return redirect(url_for("admin.import_members"), 303)
 
 
 @bp.get("/members/import/<import_id>/result")
 def import_result(import_id: str) -> ResponseReturnValue:
-    path = member_csv.result_path(_import_dir(), import_id)
+    path = result_path(_import_dir(), import_id)
     if not path.is_file():
         raise InvalidInput("There is no result for that import. It may be more than a day old.")
-    return _result_page(member_csv.ImportSummary.from_json(path.read_text(encoding="utf-8")))
+    return _result_page(ImportSummary.from_json(path.read_text(encoding="utf-8")))
 
 
-def _result_page(summary: member_csv.ImportSummary) -> str:
+def _result_page(summary: ImportSummary) -> str:
     return render_template("admin/members/result.html", summary=summary, **_template_words())
 
 
@@ -303,7 +314,7 @@ def _upload_page(form: ImportUploadForm) -> str:
     return render_template(
         "admin/members/import.html",
         form=form,
-        columns=member_csv.EXPORT_COLUMNS,
+        columns=EXPORT_COLUMNS,
         groups=list_groups(db.session()),
         max_megabytes=current_settings().import_max_bytes // (1024 * 1024),
     )
