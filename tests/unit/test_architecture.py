@@ -126,11 +126,13 @@ def test_the_private_name_check_finds_what_it_should() -> None:
 
 
 def test_forms_are_defined_only_in_forms_modules() -> None:
-    """Every FlaskForm subclass in mailer/ is in a web/**/forms.py (views stay thin, issue 16)."""
+    """Every FlaskForm subclass in mailer/ is in a web/**/forms.py (views stay thin, issue 16).
+
+    web/libs.py is left out: it only declares Flask-WTF's own FlaskForm for mypy (under TYPE_CHECKING)."""
     found = [
         f"{source.path.relative_to(ROOT)}:{node.lineno}: {node.name}"
         for source in sources("mailer")
-        if source.path.name != "forms.py" or "web" not in source.path.parts
+        if (source.path.name != "forms.py" or "web" not in source.path.parts) and source.path.name != "libs.py"
         for node in ast.walk(source.tree)
         if isinstance(node, ast.ClassDef)
         and any(is_form_base(base) for base in node.bases)

@@ -1,4 +1,5 @@
-"""mailer.members.csv (parse, plan, apply, export) on its own (J6): reading files, refusing bad ones, row rules, streaming, spreading mail out.
+"""mailer.members.csv (parse, plan, apply, export) on its own (J6): reading files, refusing bad ones, row rules,
+streaming, spreading mail out.
 
 These run on SQLite only: the rules are the same on both backends, and the
 integration tests run the whole import on PostgreSQL too."""
