@@ -14,7 +14,7 @@ from mailer.mail.layout import check_layout
 from mailer.worker.runner import run_tick_for_app
 
 BUILT_IN = (Path(__file__).resolve().parents[2] / "templates" / "email" / "layout.html").read_text(encoding="utf-8")
-CUSTOM = BUILT_IN.replace("{{ settings.forum_name }}</td>", "{{ settings.forum_name }}: news for families</td>")
+CUSTOM = BUILT_IN.replace("{{ settings.forum_name }}</div>", "{{ settings.forum_name }}: news for families</div>")
 
 
 @pytest.fixture
