@@ -1,6 +1,7 @@
 """E5, E7: every kind of email, as it arrived at the real SMTP sink, opened in headless Chromium at 320, 375
 and 600 px: never wider than the screen, axe-clean (WCAG 2.2 A/AA and best practices, landmarks too), the
-confirmation button large enough to tap, and dark mode readable."""
+confirmation button large enough to tap, and dark mode readable. The public archive page of the same
+announcement fits a phone too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from support.mail import parts
 from support.web import csrf_token, join, path_of, post_button
 
 from mailer.worker.runner import run_tick_for_app
+
+pytestmark = pytest.mark.browser
 
 WIDTHS = (320, 375, 600)
 LONG_URL = (
@@ -154,3 +157,30 @@ def test_dark_mode_is_dark_and_readable(emails: dict[str, str], open_email: Any,
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         axe(page)
         page.context.close()
+
+
+def test_archive_page_of_a_long_announcement_fits_a_phone(live_server: Any, clock: Any, smtp: Any, browser: Browser,
+                                                          axe: Any) -> None:
+    """The public archive page of an announcement with a long link, a long word and a wide table is never wider
+    than a 320 or 375 px screen, and axe-clean."""
+    app = live_server.app
+    with app.app_context():
+        add_member("reader@example.org", clock=clock)
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="Everything at once", body="\n\n".join(BODIES.values()))
+    page_path = f"/admin/announcements/{announcement_id}"
+    admin_post(admin, page_path, f"{page_path}/send-now")
+    run_tick_for_app(app)
+    smtp.wait_for(1)
+    admin_post(admin, page_path, f"{page_path}/publish", {"public": "1"})
+    for width in (320, 375):
+        context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 800}, is_mobile=True)
+        try:
+            page = context.new_page()
+            assert page.goto(f"/archive/{announcement_id}").status == 200  # type: ignore[union-attr]
+            assert page.locator("a", has_text="www.gov.uk/").get_attribute("href") == LONG_URL
+            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll_width <= width, f"the archive page is {scroll_width} px wide on a {width} px screen"
+            axe(page)
+        finally:
+            context.close()
