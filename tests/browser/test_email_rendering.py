@@ -174,7 +174,9 @@ def test_archive_page_of_a_long_announcement_fits_a_phone(live_server: Any, cloc
     smtp.wait_for(1)
     admin_post(admin, page_path, f"{page_path}/publish", {"public": "1"})
     for width in (320, 375):
-        context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 800}, is_mobile=True)
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": width, "height": 800}, is_mobile=True
+        )
         try:
             page = context.new_page()
             assert page.goto(f"/archive/{announcement_id}").status == 200  # type: ignore[union-attr]
