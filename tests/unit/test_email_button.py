@@ -40,7 +40,7 @@ def test_confirmation_link_is_a_button_with_the_link_below_and_the_text_part_unc
     written = re.match(r'\s*<p class="button-link"[^>]*><a [^>]*>' + re.escape(CONFIRM_URL) + "</a></p>", below)
     assert written is not None and f'href="{CONFIRM_URL}"' in written.group(0)
     assert html.count(CONFIRM_URL) == 3  # two hrefs and the written-out link, nothing else
-    assert f"Confirm my membership\n({CONFIRM_URL})" in text and text.count(CONFIRM_URL) == 1
+    assert f"Confirm my membership ({CONFIRM_URL})" in text and text.count(CONFIRM_URL) == 1
     assert "Button:" not in text and "Button:" not in html
 
 
