@@ -37,11 +37,12 @@ def send_one(app, clock, smtp):  # type: ignore[no-untyped-def]
 
 
 def test_a_good_override_is_used_for_announcements(make_app, clock, smtp, layout_dir):
-    """The operator's layout, once it passes the checks, frames the email."""
+    """The operator's layout, once it passes the checks, frames the email, its @media rules kept."""
     (layout_dir / "email" / "layout.html").write_text(CUSTOM, encoding="utf-8")
     app = make_app(MAILER_EMAIL_TEMPLATE_DIR=str(layout_dir))
     _, html = send_one(app, clock, smtp)
     assert "news for families" in html and "Dear Reader." in html
+    assert "@media (prefers-color-scheme: dark)" in html  # an override's @media rules are kept too (E7)
 
 
 @pytest.mark.parametrize(
