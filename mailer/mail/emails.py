@@ -94,12 +94,13 @@ def with_button(body_html: str, href: str) -> str:
     """The paragraph that is only a link to `href` becomes a large button (at least 44 px high, white on dark
     blue) with the link also written out below it, to copy when a mail program shows no button (E5, E7).
     Only words already in the text part are added (E1): the template says what the link below is for."""
-    pattern = re.compile(r"<p><a href=\"" + re.escape(href) + r"\"[^>]*>([^<]+)</a></p>")
+    escaped = html.escape(href, quote=True)  # as the sanitiser wrote it in the href
+    pattern = re.compile(r"<p><a href=\"" + re.escape(escaped) + r"\"[^>]*>([^<]+)</a></p>")
     match = pattern.search(body_html)
     if match is None:
         raise ValueError(f"no paragraph holding only a link to {href} to show as a button")
     label = match.group(1)
-    link = f'href="{href}" rel="noopener noreferrer"'
+    link = f'href="{escaped}" rel="noopener noreferrer"'
     button = (
         '<table role="presentation" class="button-table" cellpadding="0" cellspacing="0" border="0"'
         ' style="margin: 8px 0 12px 0; border-collapse: separate;">'
@@ -109,7 +110,7 @@ def with_button(body_html: str, href: str) -> str:
         " padding: 14px 28px; border-radius: 6px; background-color: #1d3557; color: #ffffff; font-size: 18px;"
         f' font-weight: bold; line-height: 24px; text-decoration: none;">{label}</a>'
         "</td></tr></table>"
-        f'<p class="button-link"><a {link}>{href}</a></p>'
+        f'<p class="button-link"><a {link}>{escaped}</a></p>'
     )
     return body_html[: match.start()] + button + body_html[match.end():]
 

@@ -58,3 +58,11 @@ def test_a_button_line_naming_no_slot_or_no_link_paragraph_is_a_template_error()
         render_template(jinja, "missing", SETTINGS, SLOTS)
     with pytest.raises(ValueError):
         with_button("<p>No link here</p>", "MAILERSLOT1X")
+
+
+def test_a_real_url_with_an_ampersand_is_matched_and_written_escaped() -> None:
+    """with_button finds a link whose href the sanitiser escaped (&amp;) and writes it out escaped, never raw."""
+    url = "https://forum.test/confirm?a=1&b=2"
+    button = with_button(f'<p><a href="{url.replace("&", "&amp;")}" rel="noopener noreferrer">Go</a></p>', url)
+    assert button.count('href="https://forum.test/confirm?a=1&amp;b=2"') == 2
+    assert ">https://forum.test/confirm?a=1&amp;b=2</a>" in button and "a=1&b" not in button

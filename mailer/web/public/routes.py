@@ -170,8 +170,8 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _is_one_click() -> bool:
-    """RFC 8058's body, read forgivingly: form-encoded or multipart/form-data, with or without a trailing CRLF
-    or spaces (some mail providers send them); a short body that is the token alone, whatever its type."""
+    """RFC 8058's List-Unsubscribe=One-Click, read forgivingly: form-encoded or multipart/form-data, with or
+    without trailing white space such as a CRLF; or a short body that is the token alone, whatever its type."""
     value = request.form.get("List-Unsubscribe")
     if value is not None:
         return value.strip() == "One-Click"
