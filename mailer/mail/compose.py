@@ -18,13 +18,14 @@ from __future__ import annotations
 import re
 import textwrap
 from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
-__all__ = ["render_markdown", "html_to_text", "render_parts", "sanitise_html"]
+__all__ = ["html_to_text", "render_markdown", "render_parts", "sanitise_html", "shorten_url"]
 
 # --------------------------------------------------------------------------
 # Markdown -> HTML
@@ -113,6 +114,64 @@ def _trim_url(url: str) -> str:
     return url
 
 
+# A bare URL longer than this shows as host + start of path + "…" (E7: council letters are full of
+# long links that would make an email wider than a phone); the href, and the text part, keep it whole.
+SHORT_URL_LENGTH = 40
+ELLIPSIS = "\u2026"
+_URL_BREAKS = "/?&=#-_.+;"
+
+
+def _host_and_rest(url: str) -> tuple[str, str] | None:
+    """(host[:port], path?query#fragment) of an absolute URL, or None when it has no readable host."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # e.g. a port that is not a number
+        return None
+    if not host or not parts.netloc:
+        return None
+    if port is not None:
+        host += f":{port}"
+    return host, url[url.find(parts.netloc) + len(parts.netloc):]
+
+
+def shorten_url(url: str, limit: int = SHORT_URL_LENGTH) -> str:
+    """The link text shown for a bare URL: the URL itself when short, else host + start of path + "…".
+
+    The host is never cut (it says where the link goes); the scheme and any user-info are left out.
+    The path is cut after a separator (/ ? & = - _ . and so on) when one is near the limit."""
+    split = _host_and_rest(url) if len(url) > limit else None
+    if split is None:
+        return url
+    host, rest = split
+    if rest in ("", "/"):
+        return host
+    room = limit - len(host) - len(ELLIPSIS)
+    if len(rest) <= room + len(ELLIPSIS):
+        return host + rest
+    if room < 2:
+        return host + "/" + ELLIPSIS
+    cut = rest[:room]
+    best = max(cut.rfind(ch) for ch in _URL_BREAKS)
+    if best >= room // 2:
+        cut = cut[: best + 1]
+    return host + cut + ELLIPSIS
+
+
+def _shortened_label_of(label: str, href: str) -> bool:
+    """Whether a link's text is a shortened form of its href (host + start of path + "…"): the text
+    part then shows the whole href alone."""
+    if len(label) >= len(href):
+        return False
+    for form in (href, _get_md().normalizeLinkText(href)):
+        if shorten_url(form) == label:
+            return True
+        split = _host_and_rest(form)
+        if split and label.endswith(ELLIPSIS) and label.startswith(split[0]) and "".join(split).startswith(label[:-1]):
+            return True
+    return False
+
+
 def _split_autolinks(md: MarkdownIt, text: str, level: int) -> list[Token] | None:
     """Split one text token's content into text/link tokens, or None if no link."""
     out: list[Token] = []
@@ -138,7 +197,8 @@ def _split_autolinks(md: MarkdownIt, text: str, level: int) -> list[Token] | Non
         link_open = Token("link_open", "a", 1, markup="linkify", info="auto", level=level)
         link_open.attrs = {"href": href}
         out.append(link_open)
-        out.append(Token("text", "", 0, content=label, level=level + 1))
+        shown = shorten_url(label) if m.group("url") else label
+        out.append(Token("text", "", 0, content=shown, level=level + 1))
         out.append(Token("link_close", "a", -1, markup="linkify", info="auto", level=level))
         pos = end
         found = True
@@ -329,6 +389,8 @@ def _inline(node: _Element | str, out: list[str]) -> None:
             label_cmp = _HTML_WS.sub(" ", label.replace(_BR, " ")).replace(_NBSP_CODE, " ").strip()
             if label_cmp in (href, shown):
                 pass  # the label is the URL or the address: show it once
+            elif _shortened_label_of(label_cmp, href):
+                out[-1] = shown  # a bare URL's shortened text: the text part keeps the whole URL
             elif label_cmp.rstrip("/") == shown.rstrip("/"):
                 out[-1] = shown  # e.g. "https://x.org" for "https://x.org/"
             else:

@@ -23,7 +23,9 @@ from mailer.mail.compose import render_parts
 BUILD_POLICY = policy.SMTP
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+# Plain rules go into style="" (what most mail programs read); @media rules (narrow screens, dark mode)
+# cannot be inlined and stay in the <style> block (E7).
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,49 @@ def header_safe(value: str) -> str:
 def render_template(
     jinja: Environment, name: str, settings: MailSettings, slot_names: list[str], **context: Any
 ) -> MailTemplate:
-    """Render `email/<name>.md` once: its first line is 'Subject: ...', the rest Markdown."""
+    """Render `email/<name>.md` once: its first line is 'Subject: ...', then an optional 'Button: <slot>'
+    line (the paragraph that is only a link to that slot is shown as a button), the rest Markdown."""
     slots = {key: f"MAILERSLOT{i}X" for i, key in enumerate(slot_names)}
     source = jinja.get_template(f"email/{name}.md").render(settings=settings, slot=slots, **context)
     first, _, markdown = source.lstrip().partition("\n")
     if not first.lower().startswith("subject:"):
         raise ValueError(f"email/{name}.md must start with a 'Subject:' line")
     subject = first.split(":", 1)[1].strip()
-    return compose_template(jinja, subject, markdown, settings, slots, footer=context.get("footer", ""))
+    button = None
+    second, _, rest = markdown.partition("\n")
+    if second.lower().startswith("button:"):
+        slot_name = second.split(":", 1)[1].strip()
+        if slot_name not in slots:
+            raise ValueError(f"email/{name}.md: 'Button: {slot_name}' is not one of {', '.join(slots)}")
+        button, markdown = slots[slot_name], rest
+    return compose_template(
+        jinja, subject, markdown, settings, slots, footer=context.get("footer", ""), button=button
+    )
+
+
+def with_button(body_html: str, href: str) -> str:
+    """The paragraph that is only a link to `href` becomes a large button (at least 44 px high, white on dark
+    blue) with the link also written out below it, to copy when a mail program shows no button (E5, E7).
+    Only words already in the text part are added (E1): the template says what the link below is for."""
+    escaped = html.escape(href, quote=True)  # as the sanitiser wrote it in the href
+    pattern = re.compile(r"<p><a href=\"" + re.escape(escaped) + r"\"[^>]*>([^<]+)</a></p>")
+    match = pattern.search(body_html)
+    if match is None:
+        raise ValueError(f"no paragraph holding only a link to {href} to show as a button")
+    label = match.group(1)
+    link = f'href="{escaped}" rel="noopener noreferrer"'
+    button = (
+        '<table role="presentation" class="button-table" cellpadding="0" cellspacing="0" border="0"'
+        ' style="margin: 8px 0 12px 0; border-collapse: separate;">'
+        '<tr><td class="button-cell" bgcolor="#1d3557" style="border: 0; padding: 0; border-radius: 6px;'
+        ' background-color: #1d3557; mso-padding-alt: 14px 28px;">'
+        f'<a class="button" {link} style="display: inline-block; box-sizing: border-box; min-height: 44px;'
+        " padding: 14px 28px; border-radius: 6px; background-color: #1d3557; color: #ffffff; font-size: 18px;"
+        f' font-weight: bold; line-height: 24px; text-decoration: none;">{label}</a>'
+        "</td></tr></table>"
+        f'<p class="button-link"><a {link}>{escaped}</a></p>'
+    )
+    return body_html[: match.start()] + button + body_html[match.end():]
 
 
 def compose_template(
@@ -85,9 +122,13 @@ def compose_template(
     settings: MailSettings,
     slots: dict[str, str],
     footer: str = "",
+    button: str | None = None,
 ) -> MailTemplate:
-    """Markdown -> sanitised HTML in the accessible layout, plus the same words as text (E1, E5)."""
+    """Markdown -> sanitised HTML in the accessible layout, plus the same words as text (E1, E5).
+    `button`: the href whose link paragraph is shown as a button (see with_button); the text is unchanged."""
     body_html, body_text = render_parts(markdown)
+    if button is not None:
+        body_html = with_button(body_html, button)
     footer_html, footer_text = render_parts(footer) if footer else ("", "")
     document = jinja.get_template("email/layout.html").render(
         subject=subject, body=Markup(body_html), footer=Markup(footer_html), settings=settings

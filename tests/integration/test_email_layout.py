@@ -4,6 +4,8 @@ warning and mail keeps the built-in layout; `flask check-layout` says which."""
 
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from support.factories import add_member, admin_post, compose, logged_in_admin
 from support.mail import parts
 
 BUILT_IN = (Path(__file__).resolve().parents[2] / "templates" / "email" / "layout.html").read_text(encoding="utf-8")
-CUSTOM = BUILT_IN.replace("{{ settings.forum_name }}</td>", "{{ settings.forum_name }}: news for families</td>")
+CUSTOM = BUILT_IN.replace("{{ settings.forum_name }}</div>", "{{ settings.forum_name }}: news for families</div>")
 
 
 @pytest.fixture
@@ -35,11 +37,12 @@ def send_one(app, clock, smtp):  # type: ignore[no-untyped-def]
 
 
 def test_a_good_override_is_used_for_announcements(make_app, clock, smtp, layout_dir):
-    """The operator's layout, once it passes the checks, frames the email."""
+    """The operator's layout, once it passes the checks, frames the email, its @media rules kept."""
     (layout_dir / "email" / "layout.html").write_text(CUSTOM, encoding="utf-8")
     app = make_app(MAILER_EMAIL_TEMPLATE_DIR=str(layout_dir))
     _, html = send_one(app, clock, smtp)
     assert "news for families" in html and "Dear Reader." in html
+    assert "@media (prefers-color-scheme: dark)" in html  # an override's @media rules are kept too (E7)
 
 
 @pytest.mark.parametrize(
@@ -88,3 +91,51 @@ def test_the_built_in_layout_passes_its_own_checks(tmp_path):
     path = tmp_path / "layout.html"
     path.write_text(BUILT_IN, encoding="utf-8")
     assert check_layout(path).usable
+
+
+class _SentHtml(HTMLParser):
+    """What a mail program gets to read: the kept <style> blocks, comments, and each element's class and style."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.styles: list[str] = []
+        self.comments: list[str] = []
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {k: v or "" for k, v in attrs}))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self.comments.append(data)
+
+
+def test_media_rules_and_the_outlook_fallback_survive_in_the_sent_html(app, clock, smtp):
+    """E7, as it arrived at the SMTP server: the dark-mode and narrow-screen @media rules are kept in a <style>
+    block (everything else inlined), the classes they target are still there, long words wrap, and Outlook
+    desktop's 640 px ghost table is in its conditional comments."""
+    _, html = send_one(app, clock, smtp)
+    sent = _SentHtml()
+    sent.feed(html)
+    css = " ".join(" ".join(sent.styles).split())
+    blocks = re.findall(r"@media ([^{]+)\{", css)
+    assert [b.strip() for b in blocks] == ["screen and (max-width: 480px)", "(prefers-color-scheme: dark)"]
+    assert css.startswith("@media")  # plain rules were inlined, not left behind
+    dark = css[css.index("(prefers-color-scheme: dark)"):]
+    assert re.search(r"\.content[^{]*\{ background-color: #1e1e1e !important; color: #eeeeee !important;", dark)
+    assert "a { color: #8ab4f8 !important; }" in dark
+    assert ("meta", {"name": "color-scheme", "content": "light dark"}) in sent.elements
+    content = [attrs for tag, attrs in sent.elements if attrs.get("class") == "content"]
+    assert len(content) == 1 and "overflow-wrap: anywhere" in content[0]["style"]
+    assert any(attrs.get("role") == "main" for _, attrs in sent.elements)
+    opening = [c for c in sent.comments if c.startswith("[if mso]><table")]
+    assert len(opening) == 1 and 'width="640"' in opening[0] and 'role="presentation"' in opening[0]
+    assert "[if mso]></td></tr></table><![endif]" in sent.comments

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mailer.mail.compose import html_to_text, render_parts, sanitise_html
+from mailer.mail.compose import html_to_text, render_parts, sanitise_html, shorten_url
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 SAMPLE_NAMES = ["revisit-survey.md", "communication-update.md"]
@@ -436,3 +436,56 @@ def test_same_words_on_mixed_document():
     assert "3. Welcome\n4. Survey: https://survey.example/s?id=1\n   - paper copies\n" in text
     assert "   - large print (https://survey.example/large)\n" in text
     assert "Questions? Email us (hello@forum.example). No parking.\n" in text
+
+
+# ---------------------------------------------------------------- long bare URLs (E7)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://example.org/a", "https://example.org/a"),  # short: as written
+        ("https://www.gov.uk/government/publications/send-and-alternative-provision-improvement-plan",
+         "www.gov.uk/government/publications/…"),
+        ("https://www.somerset.gov.uk/children-families-and-education/local-offer?x=1",
+         "www.somerset.gov.uk/children-families-…"),
+        ("https://example.org/" + "x" * 80, "example.org/" + "x" * 27 + "…"),
+        ("https://ex.org:8443/abc/defghijklmnopqrstuvwxyz0123456789/xyz", "ex.org:8443/abc/defghijklmnopqrstuvwxyz…"),
+        ("https://a-very-very-long-host-name-that-goes-on-and-on.example.org/p/q",
+         "a-very-very-long-host-name-that-goes-on-and-on.example.org/…"),
+        ("https://user:secret@council.example/" + "d" * 60, "council.example/" + "d" * 23 + "…"),
+        ("https://a-very-very-long-host-name-that-goes-on-and-on.example.org/",
+         "a-very-very-long-host-name-that-goes-on-and-on.example.org"),
+        ("https://ex.org:port/abcdefghijklmnopqrstuvwxyz0123456789",
+         "https://ex.org:port/abcdefghijklmnopqrstuvwxyz0123456789"),  # unreadable: as written
+    ],
+    ids=["short", "cut-at-slash", "cut-at-dash", "no-separator", "port", "long-host", "user-info", "host-only",
+         "bad-port"],
+)
+def test_shorten_url_keeps_the_host_and_the_start_of_the_path(url, shown):
+    """shorten_url: short URLs unchanged; long ones are host + start of path + "…", within 40 characters
+    unless the host alone is longer, the host never cut, no scheme or user-info shown."""
+    assert shorten_url(url) == shown
+    assert "secret" not in shorten_url(url)
+    if shown != url:
+        host = urlsplit(url).hostname or ""
+        assert shown.startswith(host) and (len(shown) <= 40 or shown.startswith(host + "/…") or shown == host)
+
+
+def test_long_bare_url_link_text_is_short_and_the_href_and_text_part_whole():
+    """A long bare URL links to the whole URL with shortened text; the text part shows the whole URL once."""
+    url = "https://www.gov.uk/government/publications/send-and-ap-improvement-plan/right-support-right-place?ref=1"
+    html, text = render_parts(f"Read the plan: {url}.\n")  # not parts(): the HTML shows "…", the text the URL
+    facts = html_facts(html)
+    assert facts.hrefs == [url]
+    assert "www.gov.uk/government/publications/…</a>." in html
+    assert text == f"Read the plan:\n{url}.\n"
+    assert text.count("gov.uk") == 1
+
+
+def test_hand_written_link_text_is_never_shortened():
+    """Only bare URLs are shortened: an author's own link text, or a URL written as a link label, stays."""
+    url = "https://example.org/" + "y" * 60
+    html, text = parts(f"[{url}]({url}) and [the long guide]({url})\n")
+    assert html.count(f">{url}</a>") == 1 and ">the long guide</a>" in html
+    assert text.count(url) == 2

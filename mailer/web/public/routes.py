@@ -136,7 +136,7 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
 @csrf_exempt
 def unsubscribe(token: str) -> ResponseReturnValue:
     """The browser form (with a CSRF token) and RFC 8058 one-click (no cookie, no token) both land here."""
-    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    one_click = _is_one_click()
     if not one_click:
         try:
             validate_csrf(request.form.get("csrf_token"))
@@ -171,6 +171,22 @@ def healthz() -> ResponseReturnValue:
         log.warning("healthz: could not read the worker heartbeat or the outbox")
         sending = {"worker": None, "outbox": None}
     return jsonify(status="ok", database="ok", **sending)
+
+
+ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _is_one_click() -> bool:
+    """RFC 8058's List-Unsubscribe=One-Click, read forgivingly: form-encoded or multipart/form-data, with or
+    without trailing white space such as a CRLF; or a short body that is the token alone, whatever its type."""
+    value = request.form.get("List-Unsubscribe")
+    if value is not None:
+        return value.strip() == "One-Click"
+    length = request.content_length
+    if request.mimetype in _FORM_TYPES or length is None or length > 4 * len(ONE_CLICK_BODY):
+        return False
+    return request.get_data(as_text=True).strip() == ONE_CLICK_BODY
 
 
 def _read(purpose: Purpose, token: str) -> tuple[str, int]:
