@@ -14,15 +14,15 @@ from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-unt
 from conftest import base_config  # tests/conftest.py
 from flask import Flask
 from playwright.sync_api import Browser, Page
-from support.factories import add_member, admin_post, compose, logged_in_admin
-from support.mail import parts
-from support.smtp_sink import SmtpSink
-from support.web import csrf_token, join, path_of, post_button
 
 from mailer import create_app
 from mailer.clock import FrozenClock
 from mailer.extensions import db
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member, admin_post, compose, logged_in_admin
+from support.mail import parts
+from support.smtp_sink import SmtpSink
+from support.web import csrf_token, join, path_of, post_button
 
 pytestmark = pytest.mark.browser
 

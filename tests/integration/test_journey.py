@@ -112,7 +112,8 @@ def test_message_on_the_wire_meets_e1_e2(app, client, smtp):
     assert "<title>Please confirm you want to join Test Parent Carer Forum</title>" in html
     assert 'role="presentation"' in html
     kept = re.findall(r"<style>(.*?)</style>", html, re.S)
-    assert 'style="' in html and all(block.strip().startswith("@media") for block in kept)  # inlined (E5), @media kept (E7)
+    # inlined (E5), @media kept (E7)
+    assert 'style="' in html and all(block.strip().startswith("@media") for block in kept)
 
 
 def test_pending_member_gets_nothing_but_the_confirmation(app, client, smtp):

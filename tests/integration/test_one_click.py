@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from support.factories import add_member, link_key_of
 
 from mailer.extensions import db
 from mailer.mail.tokens import Purpose, make_token
 from mailer.models import ConsentAction, ConsentEvent, ConsentMethod, Member, MemberStatus
+from support.factories import add_member, link_key_of
 
 BOUNDARY = "mailerTestBoundary42"
 
