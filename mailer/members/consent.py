@@ -107,6 +107,27 @@ def record_consent(
     record_consents(session, [record], clock=clock)
 
 
+def record_agreement(
+    session: Session,
+    member: Member,
+    action: ConsentAction,
+    evidence: Evidence,
+    *,
+    forum_name: str,
+    group_names: list[str],
+    clock: Clock,
+) -> None:
+    """Record a request or confirmation with the evidence C1 asks for: the wording as it was shown,
+    the privacy notice version and the groups chosen at that moment."""
+    wording = current_wording(session)
+    detail = {
+        "wording_as_shown": wording_as_shown(wording, forum_name),
+        "privacy_notice_version": wording.privacy_notice_version,
+        "groups": group_names,
+    }
+    record_consent(session, member, action, evidence, clock=clock, wording=wording, detail=detail)
+
+
 # Suppressed by the person's own request: joining and confirming again lifts it.
 LIFTED_BY_RECONFIRMING = frozenset({"erased"})
 

@@ -100,19 +100,9 @@ def request_join(
     member.email, member.name, member.social_media, member.groups = email, name, details.social_media, groups
     member.updated_at = now
     session.flush()
-    wording = consent.current_wording(session)
-    consent.record_consent(
-        session,
-        member,
-        ConsentAction.REQUESTED,
-        evidence,
+    consent.record_agreement(
+        session, member, ConsentAction.REQUESTED, evidence, forum_name=policy.forum_name, group_names=[g.name for g in groups],
         clock=clock,
-        wording=wording,
-        detail={
-            "wording_as_shown": consent.wording_as_shown(wording, policy.forum_name),
-            "privacy_notice_version": wording.privacy_notice_version,
-            "groups": [g.name for g in groups],
-        },
     )
     if not queue_link_mail(session, member, MailKind.CONFIRM, policy=policy, clock=clock):
         return JoinOutcome.THROTTLED
@@ -196,19 +186,9 @@ def confirm_membership(
         None,
         now,
     )
-    wording = consent.current_wording(session)
-    consent.record_consent(
-        session,
-        member,
-        ConsentAction.CONFIRMED,
-        evidence,
+    consent.record_agreement(
+        session, member, ConsentAction.CONFIRMED, evidence, forum_name=policy.forum_name, group_names=[g.name for g in member.groups],
         clock=clock,
-        wording=wording,
-        detail={
-            "wording_as_shown": consent.wording_as_shown(wording, policy.forum_name),
-            "privacy_notice_version": wording.privacy_notice_version,
-            "groups": [g.name for g in member.groups],
-        },
     )
     enqueue_mail(session, MailKind.WELCOME, member_id=member.id, clock=clock)
     return member, True
