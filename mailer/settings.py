@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "mailer.settings"
 # Claims are named "<worker id>:<12 hex characters>" in columns of 100 characters.
 WORKER_ID_MAX = 100 - 13
+MIN_HEARTBEAT_STALE_SECONDS = 2.0  # see Settings.heartbeat_stale_after
 _SHOWN_MAX = 40  # a bad value is quoted in the error up to this many characters
 
 Parser = Callable[[str, Any], Any]
@@ -362,6 +363,13 @@ class Settings:
         """Names this process's claims and heartbeat: MAILER_WORKER_ID, else host name and process id."""
         return (self.configured_worker_id or f"{socket.gethostname()}:{os.getpid()}")[:WORKER_ID_MAX]
 
+    @property
+    def heartbeat_stale_after(self) -> timedelta:
+        """When a worker's heartbeat (written every tick by a thread of its own) is this old, the worker has
+        stopped and its claims go back in the queue: three ticks, and never under two seconds, so a busy
+        database or a small clock skew between hosts does not make a live worker look stopped."""
+        return timedelta(seconds=max(3 * self.tick_seconds, MIN_HEARTBEAT_STALE_SECONDS))
+
     # --- keys ----------------------------------------------------------------------------------------
 
     @property
@@ -469,6 +477,7 @@ class Settings:
             retry_base=timedelta(seconds=self.retry_base_seconds),
             retry_max=timedelta(seconds=self.retry_max_seconds),
             lease=timedelta(seconds=self.claim_lease_seconds),
+            stale_after=self.heartbeat_stale_after,
             recheck_seconds=self.recheck_seconds,
             hold_after=timedelta(hours=self.hold_after_hours),
             bounce_rules=self.bounce_policy,
