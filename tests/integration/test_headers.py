@@ -1,0 +1,57 @@
+"""Headers of the mail as received (E2, E4, E8, issue 17 section 3): DKIM over-signing, stable Message-IDs,
+short encoded words, List-Id only on list mail."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+from support.factories import add_member, due_announcement
+
+from mailer.worker.runner import run_tick_for_app
+
+OVERSIGNED = ["From", "To", "Subject", "Date", "Message-ID", "Reply-To", "List-Id", "List-Unsubscribe",
+              "List-Unsubscribe-Post", "Cc"]
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """A real RSA key made by openssl, and the DNS TXT record that publishes it."""
+    key_path = tmp_path_factory.mktemp("dkim") / "dkim.key"
+    subprocess.run(["openssl", "genrsa", "-out", str(key_path), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key_path), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
+    return key_path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def test_dkim_over_signs_so_any_added_header_breaks_verification(make_app: Any, clock: Any, smtp: Any,
+                                                                  dkim_key: tuple[Path, bytes]) -> None:
+    """E8: an announcement verifies with dkimpy; one more of any over-signed header, present or not, breaks it."""
+    key_path, txt = dkim_key
+    app = make_app(MAILER_DKIM_KEY_FILE=str(key_path), MAILER_DKIM_SELECTOR="mail2026")
+    with app.app_context():
+        add_member("signed@example.org", clock=clock)
+    due_announcement(app, clock, subject="Signed")
+    run_tick_for_app(app)
+    raw = smtp.wait_for(1)[0].raw
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"mail2026._domainkey.forum.test."
+        return txt
+
+    assert dkim.verify(raw, dnsfunc=dns)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nCc:" not in head  # absent, and still signed: adding one breaks the signature too
+    for name in OVERSIGNED:
+        added = f"{name}: <https://attacker.example/>\r\n".encode()
+        assert not dkim.verify(added + raw, dnsfunc=dns), f"a {name} added above the signature still verifies"
+        signature_end = raw.index(b"\r\n", raw.index(b"DKIM-Signature:"))
+        while raw[signature_end + 2:signature_end + 3] in (b" ", b"\t"):
+            signature_end = raw.index(b"\r\n", signature_end + 2)
+        below = raw[:signature_end + 2] + added + raw[signature_end + 2:]
+        assert not dkim.verify(below, dnsfunc=dns), f"a {name} added below the signature still verifies"
