@@ -8,6 +8,7 @@ C quoted-printable codec (S7, issue 'sending engine')."""
 from __future__ import annotations
 
 import binascii
+import hashlib
 import html
 import re
 from datetime import datetime
@@ -64,9 +65,11 @@ class PrebuiltMessage:
         text_body: str,
         now: datetime,
         headers: dict[str, str] | None = None,
+        message_id: str | None = None,
     ) -> bytes:
-        """Bytes for one recipient, ready for SMTP: CRLF, no line over 998 octets (E1-E3)."""
-        return self._assemble(to_address, to_name, subject, _qp(text_body), _qp(html_body), now, headers)
+        """Bytes for one recipient, ready for SMTP: CRLF, no line over 998 octets (E1-E3). `message_id`
+        (row_message_id) makes a resend of the same row carry the same Message-ID; None: a new one."""
+        return self._assemble(to_address, to_name, subject, _qp(text_body), _qp(html_body), now, headers, message_id)
 
     def render_template(
         self,
@@ -77,6 +80,7 @@ class PrebuiltMessage:
         to_name: str,
         now: datetime,
         headers: dict[str, str] | None = None,
+        message_id: str | None = None,
     ) -> bytes:
         """Like render, from a template rendered once: lines without a recipient's values were
         quoted-printable-encoded once, so each recipient costs only the lines that carry theirs."""
@@ -87,18 +91,20 @@ class PrebuiltMessage:
                 subject = subject.replace(marker, header_safe(values.get(key, "")))
         escaped = {template.slots[k]: html.escape(v, quote=True) for k, v in values.items() if k in template.slots}
         raw = {template.slots[k]: v for k, v in values.items() if k in template.slots}
-        return self._assemble(to_address, to_name, subject, text.fill(raw), html_body.fill(escaped), now, headers)
+        return self._assemble(
+            to_address, to_name, subject, text.fill(raw), html_body.fill(escaped), now, headers, message_id
+        )
 
     def _assemble(
         self, to_address: str, to_name: str, subject: str, text_qp: bytes, html_qp: bytes, now: datetime,
-        headers: dict[str, str] | None,
+        headers: dict[str, str] | None, message_id: str | None = None,
     ) -> bytes:
         """The recipient's headers, the constant head, and the two encoded bodies in the skeleton."""
         lines = [
             _to_header(header_safe(to_name), to_address),
             self._subject(subject),
             b"Date: " + format_datetime(now).encode("ascii") + b"\r\n",
-            b"Message-ID: " + make_msgid(domain=self._domain).encode("ascii") + b"\r\n",
+            b"Message-ID: " + (message_id or make_msgid(domain=self._domain)).encode("ascii") + b"\r\n",
         ]
         lines.extend(_fold(key, header_safe(value)) for key, value in (headers or {}).items())
         body = self._body.replace(self._TEXT, text_qp, 1).replace(self._HTML, html_qp, 1)
@@ -120,6 +126,17 @@ class PrebuiltMessage:
             if len(self._subjects) < 1000:
                 self._subjects[subject] = folded
         return folded
+
+
+def row_message_id(kind: str, row_id: int, *, seed: str, domain: str) -> str:
+    """The Message-ID of the mail a queue row sends, the same every time that row is sent (E8), so mail
+    clients fold a resend after a crash (at-least-once, S3) into the first: `<kind.id.digest@domain>`.
+
+    `seed` is a value of the row's recipient that another database would not have (their random link
+    key; the address when there is none): its digest keeps ids unique across installations and a
+    database started afresh, and shows nothing of it."""
+    digest = hashlib.sha256(f"{kind}:{row_id}:{seed}".encode()).hexdigest()[:20]
+    return f"<{kind}.{row_id}.{digest}@{domain}>"
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9'_-]+(?: [A-Za-z0-9'_-]+)*")

@@ -11,7 +11,7 @@ from jinja2 import Environment
 
 from mailer.clock import Clock
 from mailer.mail.emails import MailSettings, MailTemplate, render_template
-from mailer.mail.prebuilt import PrebuiltMessage
+from mailer.mail.prebuilt import PrebuiltMessage, row_message_id
 from mailer.mail.tokens import Purpose, TokenMaker
 from mailer.models import MailKind
 
@@ -49,15 +49,23 @@ class TransactionalMail:
         )
 
     def build(
-        self, kind: MailKind, *, to_address: str, to_name: str, link_key: str, token_version: int, now: datetime
+        self, kind: MailKind, *, to_address: str, to_name: str, link_key: str, token_version: int, now: datetime,
+        outbox_id: int | None = None,
     ) -> bytes:
-        """The message as it goes on the wire, from the kind's template rendered once."""
+        """The message as it goes on the wire, from the kind's template rendered once; with the outbox row's
+        id, its Message-ID is the same each time that row is sent (E8)."""
+        message_id = None
+        if outbox_id is not None:
+            message_id = row_message_id(
+                "outbox", outbox_id, seed=link_key or to_address, domain=self._settings.message_id_domain
+            )
         return self._prebuilt.render_template(
             self._template(kind),
             self._values(kind, to_name, link_key, token_version),
             to_address=to_address,
             to_name=to_name,
             now=now,
+            message_id=message_id,
         )
 
     def link(self, purpose: Purpose, link_key: str, token_version: int) -> str:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import dkim
 import pytest
+from sqlalchemy import select, update
 from support.factories import add_member, due_announcement
 
+from mailer.extensions import db
+from mailer.mail.outbox import enqueue_mail
+from mailer.models import MailKind, OutboxMessage, OutboxState
+from mailer.transaction import transaction
 from mailer.worker.runner import run_tick_for_app
 
 OVERSIGNED = ["From", "To", "Subject", "Date", "Message-ID", "Reply-To", "List-Id", "List-Unsubscribe",
@@ -55,3 +61,42 @@ def test_dkim_over_signs_so_any_added_header_breaks_verification(make_app: Any, 
             signature_end = raw.index(b"\r\n", signature_end + 2)
         below = raw[:signature_end + 2] + added + raw[signature_end + 2:]
         assert not dkim.verify(below, dnsfunc=dns), f"a {name} added below the signature still verifies"
+
+
+def message_id(raw: bytes) -> str:
+    return str(message_from_bytes(raw)["Message-ID"])
+
+
+def test_a_row_sent_again_after_a_crash_has_the_same_message_id(app: Any, clock: Any, smtp: Any) -> None:
+    """E8: an outbox row sent, handed back as a crash leaves it, and sent again carries the same Message-ID."""
+    with app.app_context():
+        first = add_member("first@example.org", clock=clock)
+        second = add_member("second@example.org", clock=clock)
+        with transaction(db.session):
+            for member_id in (first, second):
+                enqueue_mail(db.session, MailKind.WELCOME, clock=clock, member_id=member_id)
+            db.session.flush()
+            rows = [row.id for row in db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+    run_tick_for_app(app)
+    sent_once = {r.rcpt_tos[0]: message_id(r.raw) for r in smtp.wait_for(2)}
+    with app.app_context(), transaction(db.session):
+        # What a crash between the server's 250 and recording it leaves: the row pending again.
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == rows[0]).values(state=OutboxState.PENDING))
+    run_tick_for_app(app)
+    again = smtp.wait_for(3)[2]
+    assert again.rcpt_tos == ["first@example.org"]
+    assert message_id(again.raw) == sent_once["first@example.org"]
+    assert sent_once["first@example.org"] != sent_once["second@example.org"]
+    assert sent_once["first@example.org"].endswith("@forum.test>")
+    assert "first" not in sent_once["first@example.org"]  # nothing of the address shows
+
+
+def test_announcement_deliveries_have_stable_distinct_message_ids(app: Any, clock: Any, smtp: Any) -> None:
+    """E8: each delivery's Message-ID is derived from its row: distinct per member, with the configured domain."""
+    with app.app_context():
+        for i in range(3):
+            add_member(f"m{i}@example.org", clock=clock)
+    due_announcement(app, clock, subject="Ids")
+    run_tick_for_app(app)
+    ids = [message_id(r.raw) for r in smtp.wait_for(3)]
+    assert len(set(ids)) == 3 and all(i.startswith("<delivery.") and i.endswith("@forum.test>") for i in ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
 from typing import Any
 
 from sqlalchemy import func, select
@@ -81,6 +82,10 @@ def test_rows_of_a_killed_worker_go_out_within_a_few_ticks(app, database_uri, cl
     assert "longer ago than the lease" not in second.log()
     duplicates = len(smtp.received) - members
     assert 0 <= duplicates <= held, f"{duplicates} duplicates, more than the {held} rows in flight"
+    ids_by_recipient: dict[str, set[str]] = {}
+    for received in smtp.received:
+        ids_by_recipient.setdefault(received.rcpt_tos[0], set()).add(message_from_bytes(received.raw)["Message-ID"])
+    assert all(len(ids) == 1 for ids in ids_by_recipient.values()), "a resend got a new Message-ID (E8)"
 
 
 def test_a_restarted_worker_with_the_same_id_takes_back_its_own_claims_at_once(app, database_uri, clock, smtp,
