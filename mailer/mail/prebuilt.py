@@ -12,6 +12,7 @@ import hashlib
 import html
 import re
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -37,19 +38,20 @@ class PrebuiltMessage:
         transactional: bool,
         constant_headers: dict[str, str] | None = None,
     ) -> None:
-        skeleton = EmailMessage(policy=BUILD_POLICY)
-        skeleton["From"] = Address(display_name=header_safe(settings.from_name), addr_spec=settings.from_address)
-        skeleton["Reply-To"] = settings.reply_to
-        skeleton["List-Id"] = settings.list_id
+        sender = Address(display_name=header_safe(settings.from_name), addr_spec=settings.from_address)
+        constant = [("From", str(sender)), ("Reply-To", settings.reply_to)]
         if transactional:
-            skeleton["Auto-Submitted"] = "auto-generated"
-        for key, value in (constant_headers or {}).items():
-            skeleton[key] = header_safe(value)
+            constant.append(("Auto-Submitted", "auto-generated"))
+        else:  # List-Id only on list mail (E8): a confirmation or a test send is not from the list
+            constant.append(("List-Id", settings.list_id))
+        constant.extend((key, header_safe(value)) for key, value in (constant_headers or {}).items())
+        skeleton = EmailMessage(policy=BUILD_POLICY)
         skeleton.set_content(self._TEXT.decode(), charset="utf-8", cte="quoted-printable")
         skeleton.add_alternative(self._HTML.decode(), subtype="html", charset="utf-8", cte="quoted-printable")
         raw = skeleton.as_bytes(policy=WIRE_POLICY)
         head, _, body = raw.partition(b"\r\n\r\n")
-        self._head = head + b"\r\n"
+        # The constant headers are folded as the per-recipient ones are (_fold: encoded words <= 75).
+        self._head = b"".join(_fold(name, value) for name, value in constant) + head + b"\r\n"
         self._body = body
         self._domain = settings.message_id_domain
         self._subjects: dict[str, bytes] = {}
@@ -151,18 +153,34 @@ def _to_header(name: str, address: str) -> bytes:
             return f"To: {address}\r\n".encode("ascii")
         if _PLAIN_NAME.fullmatch(name):
             return f"To: {name} <{address}>\r\n".encode("ascii")
-        # Quoted or RFC 2047-encoded as needed; the email package's parser is ~100x slower.
-        return f"To: {formataddr((name, address), charset='utf-8')}\r\n".encode("ascii")
+        if name.isascii():
+            # Quoted as needed; the email package's parser is ~100x slower.
+            return f"To: {formataddr((name, address))}\r\n".encode("ascii")
+        return f"To: {_encoded_words('To', name)} <{address}>\r\n".encode("ascii")
     return _fold("To", str(Address(display_name=name, addr_spec=address)))
 
 
+# Encoded words are at most 75 characters (RFC 2047 section 2, E8): address headers are folded by the
+# email package at 76 columns (at 78 it writes words of 76); other headers are encoded by email.header,
+# whose words hold every space (the email package's folder drops one where a word ends at a space).
+_ENCODED_POLICY = WIRE_POLICY.clone(max_line_length=76)
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
+
+
+def _encoded_words(name: str, value: str) -> str:
+    """`value` as RFC 2047 encoded words of at most 75 characters, on folded lines of at most 76."""
+    return Header(value, "utf-8", maxlinelen=76, header_name=name).encode(linesep="\r\n")
+
+
 def _fold(name: str, value: str) -> bytes:
-    """One header as EmailMessage would write it: RFC 2047-encoded where it is not ASCII,
-    long ASCII values on one line (<= 998)."""
+    """One header as EmailMessage would write it: RFC 2047-encoded where it is not ASCII, in encoded
+    words of at most 75 characters; long ASCII values on one line (<= 998)."""
     if value.isascii() and value.isprintable() and len(name) + len(value) < 990:
         return f"{name}: {value}\r\n".encode("ascii")  # what the email package writes for it, without its parser
+    if not value.isascii() and name.lower() not in _ADDRESS_HEADERS:
+        return f"{name}: {_encoded_words(name, value)}\r\n".encode("ascii")
     _, header = BUILD_POLICY.header_store_parse(name, value)
-    return WIRE_POLICY.fold_binary(name, header)
+    return (WIRE_POLICY if value.isascii() else _ENCODED_POLICY).fold_binary(name, header)
 
 
 class _EncodedBody:

@@ -4,8 +4,11 @@ short encoded words, List-Id only on list mail."""
 from __future__ import annotations
 
 import base64
+import email.policy
+import re
 import subprocess
 from email import message_from_bytes
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +103,51 @@ def test_announcement_deliveries_have_stable_distinct_message_ids(app: Any, cloc
     run_tick_for_app(app)
     ids = [message_id(r.raw) for r in smtp.wait_for(3)]
     assert len(set(ids)) == 3 and all(i.startswith("<delivery.") and i.endswith("@forum.test>") for i in ids)
+
+
+ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def encoded_words(raw: bytes) -> list[bytes]:
+    return ENCODED_WORD.findall(raw.split(b"\r\n\r\n", 1)[0])
+
+
+@pytest.mark.parametrize("name", ["Zoë Ångström-Łukasiewicz", "Siobhán Ní Bhriain " * 4, "李小龍 " * 10, "Jo"])
+def test_encoded_words_are_at_most_75_characters(make_app: Any, clock: Any, smtp: Any, name: str) -> None:
+    """E8: a long non-ASCII personalised subject, name and forum name use encoded words of at most 75 characters."""
+    app = make_app(MAILER_FORUM_NAME="Fórum des parents et aidants – Île-de-France et au-delà",
+                   MAIL_DEFAULT_SENDER="Fórum des parents et aidants – Île-de-France <noreply@forum.test>")
+    with app.app_context():
+        add_member("zoe@example.org", clock=clock, name=name)
+    subject = "Réunion d’information pour {{ name }} : l’école, les aides et les séjours d’été à venir"
+    due_announcement(app, clock, subject=subject)
+    run_tick_for_app(app)
+    raw = smtp.wait_for(1)[0].raw
+    words = encoded_words(raw)
+    assert words, "the subject was expected to need encoded words"
+    assert max(len(word) for word in words) <= 75, max(words, key=len)
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    message = message_from_bytes(raw, policy=email.policy.default)
+    assert str(message["Subject"]) == subject.replace("{{ name }}", name.strip())
+    # RFC 2047 decoding (email.policy.default's address parser puts a space between two encoded words
+    # that split a word in a display name; mail clients do not).
+    to = str(make_header(decode_header(message_from_bytes(raw)["To"])))
+    assert " ".join(to.split()) == f"{' '.join(name.split())} <zoe@example.org>"
+    assert message["From"].addresses[0].display_name.startswith("Fórum des parents")
+
+
+def test_list_id_only_on_list_mail(app: Any, clock: Any, smtp: Any) -> None:
+    """E8: an announcement carries List-Id; a confirmation-kind email and a test send do not."""
+    with app.app_context():
+        member = add_member("member@example.org", clock=clock)
+        with transaction(db.session):
+            enqueue_mail(db.session, MailKind.WELCOME, clock=clock, member_id=member)
+    due_announcement(app, clock, subject="Listed")
+    run_tick_for_app(app)
+    received = smtp.wait_for(2)
+    by_subject = {str(message_from_bytes(r.raw, policy=email.policy.default)["Subject"]): r.raw for r in received}
+    listed = by_subject.pop("Listed")
+    assert message_from_bytes(listed)["List-Id"] == "Test Parent Carer Forum <members.forum.test>"
+    (welcome,) = by_subject.values()
+    assert message_from_bytes(welcome)["List-Id"] is None
+    assert message_from_bytes(welcome)["Auto-Submitted"] == "auto-generated"
