@@ -48,6 +48,8 @@ class PrebuiltMessage:
         skeleton = EmailMessage(policy=BUILD_POLICY)
         skeleton.set_content(self._TEXT.decode(), charset="utf-8", cte="quoted-printable")
         skeleton.add_alternative(self._HTML.decode(), subtype="html", charset="utf-8", cte="quoted-printable")
+        for part in skeleton.iter_parts():
+            del part["MIME-Version"]  # add_alternative gives the HTML part one: MIME-Version only at the top (E8)
         raw = skeleton.as_bytes(policy=WIRE_POLICY)
         head, _, body = raw.partition(b"\r\n\r\n")
         # The constant headers are folded as the per-recipient ones are (_fold: encoded words <= 75).

@@ -136,8 +136,8 @@ def test_encoded_words_are_at_most_75_characters(make_app: Any, clock: Any, smtp
     assert message["From"].addresses[0].display_name.startswith("Fórum des parents")
 
 
-def test_list_id_only_on_list_mail(app: Any, clock: Any, smtp: Any) -> None:
-    """E8: an announcement carries List-Id; a confirmation-kind email and a test send do not."""
+def test_list_id_only_on_list_mail_and_mime_version_only_at_the_top(app: Any, clock: Any, smtp: Any) -> None:
+    """E8: an announcement carries List-Id, a welcome email does not; each has one MIME-Version, at the top."""
     with app.app_context():
         member = add_member("member@example.org", clock=clock)
         with transaction(db.session):
@@ -151,3 +151,5 @@ def test_list_id_only_on_list_mail(app: Any, clock: Any, smtp: Any) -> None:
     (welcome,) = by_subject.values()
     assert message_from_bytes(welcome)["List-Id"] is None
     assert message_from_bytes(welcome)["Auto-Submitted"] == "auto-generated"
+    for raw in (listed, welcome):
+        assert raw.count(b"MIME-Version:") == 1 and b"MIME-Version: 1.0" in raw.split(b"\r\n\r\n", 1)[0]
