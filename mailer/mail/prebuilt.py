@@ -42,8 +42,6 @@ class PrebuiltMessage:
         constant = [("From", str(sender)), ("Reply-To", settings.reply_to)]
         if transactional:
             constant.append(("Auto-Submitted", "auto-generated"))
-        else:  # List-Id only on list mail (E8): a confirmation or a test send is not from the list
-            constant.append(("List-Id", settings.list_id))
         constant.extend((key, header_safe(value)) for key, value in (constant_headers or {}).items())
         skeleton = EmailMessage(policy=BUILD_POLICY)
         skeleton.set_content(self._TEXT.decode(), charset="utf-8", cte="quoted-printable")
@@ -53,7 +51,8 @@ class PrebuiltMessage:
         raw = skeleton.as_bytes(policy=WIRE_POLICY)
         head, _, body = raw.partition(b"\r\n\r\n")
         # The constant headers are folded as the per-recipient ones are (_fold: encoded words <= 75).
-        self._head = b"".join(_fold(name, value) for name, value in constant) + head + b"\r\n"
+        list_id = b"" if transactional else _list_id_header(settings.list_id)  # on list mail only (E8)
+        self._head = b"".join(_fold(name, value) for name, value in constant) + list_id + head + b"\r\n"
         self._body = body
         self._domain = settings.message_id_domain
         self._subjects: dict[str, bytes] = {}
@@ -172,6 +171,23 @@ _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
 def _encoded_words(name: str, value: str) -> str:
     """`value` as RFC 2047 encoded words of at most 75 characters, on folded lines of at most 76."""
     return Header(value, "utf-8", maxlinelen=76, header_name=name).encode(linesep="\r\n")
+
+
+_PHRASE_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+
+
+def _list_id_header(value: str) -> bytes:
+    """List-Id: `name <list.identifier>` (RFC 2919): the name quoted when it has specials such as a
+    comma or brackets, in encoded words when it is not ASCII; the identifier as it is."""
+    name, _, identifier = value.rpartition(" <")
+    if not identifier.endswith(">") or not identifier.isascii() or not name.strip():
+        return _fold("List-Id", value)
+    name = name.strip()
+    if not name.isascii():
+        return f"List-Id: {_encoded_words('List-Id', name)} <{identifier}\r\n".encode("ascii")
+    if not _PHRASE_ATOMS.fullmatch(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _fold("List-Id", f"{name} <{identifier}")
 
 
 def _fold(name: str, value: str) -> bytes:

@@ -134,6 +134,8 @@ def test_encoded_words_are_at_most_75_characters(make_app: Any, clock: Any, smtp
     to = str(make_header(decode_header(message_from_bytes(raw)["To"])))
     assert " ".join(to.split()) == f"{' '.join(name.split())} <zoe@example.org>"
     assert message["From"].addresses[0].display_name.startswith("Fórum des parents")
+    list_id = str(make_header(decode_header(message_from_bytes(raw)["List-Id"])))
+    assert " ".join(list_id.split()) == "Fórum des parents et aidants – Île-de-France et au-delà <members.forum.test>"
 
 
 def test_list_id_only_on_list_mail_and_mime_version_only_at_the_top(app: Any, clock: Any, smtp: Any) -> None:
@@ -153,3 +155,14 @@ def test_list_id_only_on_list_mail_and_mime_version_only_at_the_top(app: Any, cl
     assert message_from_bytes(welcome)["Auto-Submitted"] == "auto-generated"
     for raw in (listed, welcome):
         assert raw.count(b"MIME-Version:") == 1 and b"MIME-Version: 1.0" in raw.split(b"\r\n\r\n", 1)[0]
+
+
+def test_list_id_name_with_specials_is_quoted(make_app: Any, clock: Any, smtp: Any) -> None:
+    """E8: a forum name with a comma and brackets is a quoted string in List-Id; the identifier stays as it is."""
+    app = make_app(MAILER_FORUM_NAME='Parent Carers (North), "PCF"')
+    with app.app_context():
+        add_member("member@example.org", clock=clock)
+    due_announcement(app, clock, subject="Quoted")
+    run_tick_for_app(app)
+    raw = smtp.wait_for(1)[0].raw
+    assert b'\r\nList-Id: "Parent Carers (North), \\"PCF\\"" <members.forum.test>\r\n' in raw
