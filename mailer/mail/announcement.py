@@ -46,11 +46,13 @@ class AnnouncementMail:
         secret_key: str,
         clock: Clock,
         unsubscribe_mailto: str = "",
+        feedback_id: str = "",
     ) -> None:
         self._jinja = jinja
         self._settings = settings
         self._tokens = TokenMaker(secret_key, clock)
         self._mailto = unsubscribe_mailto
+        self._feedback_id = feedback_id
         self._templates: dict[tuple[int, datetime], MailTemplate] = {}
         self._contents: dict[tuple[int, datetime], AnnouncementContent] = {}
         self._for_members = PrebuiltMessage(
@@ -67,6 +69,7 @@ class AnnouncementMail:
             secret_key=settings.secret_key,
             clock=clock,
             unsubscribe_mailto=settings.unsubscribe_mailto,
+            feedback_id=settings.feedback_id,
         )
 
     def known_content(self, announcement_id: int, updated_at: datetime) -> AnnouncementContent | None:
@@ -123,13 +126,16 @@ class AnnouncementMail:
         unsubscribe = f"<{links['unsubscribe_url']}>"
         if self._mailto:
             unsubscribe += f", <mailto:{self._mailto}?subject=unsubscribe>"
+        headers = {"List-Unsubscribe": unsubscribe}
+        if self._feedback_id:  # Gmail's complaint reports per announcement: campaign:type:sender
+            headers["Feedback-ID"] = f"a{content.id}:announcement:{self._feedback_id}"
         return self._for_members.render_template(
             self.template(content),
             {**member_values(to_name, group_names), **links},
             to_address=to_address,
             to_name=to_name,
             now=now,
-            headers={"List-Unsubscribe": unsubscribe},
+            headers=headers,
             message_id=None if delivery_id is None else row_message_id(
                 "delivery", delivery_id, seed=link_key, domain=self._settings.message_id_domain
             ),

@@ -26,13 +26,15 @@ class TransactionalMail:
     """Builds transactional messages; holds the rendered templates for one run of the worker."""
 
     def __init__(
-        self, jinja: Environment, settings: MailSettings, *, secret_key: str, confirm_days: int, clock: Clock
+        self, jinja: Environment, settings: MailSettings, *, secret_key: str, confirm_days: int, clock: Clock,
+        feedback_id: str = "",
     ) -> None:
         self._jinja = jinja
         self._settings = settings
         self._secret_key = secret_key
         self._confirm_days = confirm_days
         self._clock = clock
+        self._feedback_id = feedback_id
         self._templates: dict[MailKind, MailTemplate] = {}
         self._prebuilt = PrebuiltMessage(settings, transactional=True)
         self._tokens = TokenMaker(secret_key, clock)
@@ -46,6 +48,7 @@ class TransactionalMail:
             secret_key=settings.secret_key,
             confirm_days=settings.confirm_max_age_days,
             clock=clock,
+            feedback_id=settings.feedback_id,
         )
 
     def build(
@@ -66,6 +69,8 @@ class TransactionalMail:
             to_name=to_name,
             now=now,
             message_id=message_id,
+            # Gmail's complaint reports per kind of mail: campaign:type:sender
+            headers={"Feedback-ID": f"{kind.value}:transactional:{self._feedback_id}"} if self._feedback_id else None,
         )
 
     def link(self, purpose: Purpose, link_key: str, token_version: int) -> str:

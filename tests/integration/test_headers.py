@@ -166,3 +166,34 @@ def test_list_id_name_with_specials_is_quoted(make_app: Any, clock: Any, smtp: A
     run_tick_for_app(app)
     raw = smtp.wait_for(1)[0].raw
     assert b'\r\nList-Id: "Parent Carers (North), \\"PCF\\"" <members.forum.test>\r\n' in raw
+
+
+def test_feedback_id_when_set_is_on_every_mail_and_signed(make_app: Any, clock: Any, smtp: Any,
+                                                          dkim_key: tuple[Path, bytes]) -> None:
+    """E2: MAILER_FEEDBACK_ID adds Gmail's Feedback-ID (announcement or kind, type, sender), covered by DKIM."""
+    key_path, txt = dkim_key
+    app = make_app(MAILER_DKIM_KEY_FILE=str(key_path), MAILER_DKIM_SELECTOR="mail2026", MAILER_FEEDBACK_ID="pcf-north")
+    with app.app_context():
+        member = add_member("member@example.org", clock=clock)
+        with transaction(db.session):
+            enqueue_mail(db.session, MailKind.WELCOME, clock=clock, member_id=member)
+    announcement_id = due_announcement(app, clock, subject="Feedback")
+    run_tick_for_app(app)
+    by_subject = {str(message_from_bytes(r.raw, policy=email.policy.default)["Subject"]): r.raw
+                  for r in smtp.wait_for(2)}
+    listed = by_subject.pop("Feedback")
+    (welcome,) = by_subject.values()
+    assert message_from_bytes(listed)["Feedback-ID"] == f"a{announcement_id}:announcement:pcf-north"
+    assert message_from_bytes(welcome)["Feedback-ID"] == "welcome:transactional:pcf-north"
+    for raw in (listed, welcome):
+        assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: txt)
+        assert not dkim.verify(raw.replace(b"pcf-north", b"pcf-south", 1), dnsfunc=lambda name, timeout=5: txt)
+
+
+def test_no_feedback_id_unless_set(app: Any, clock: Any, smtp: Any) -> None:
+    """E2: Feedback-ID is optional: without MAILER_FEEDBACK_ID no mail has one."""
+    with app.app_context():
+        add_member("member@example.org", clock=clock)
+    due_announcement(app, clock, subject="Plain")
+    run_tick_for_app(app)
+    assert message_from_bytes(smtp.wait_for(1)[0].raw)["Feedback-ID"] is None
