@@ -21,9 +21,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, any_, func, select, update
+from sqlalchemy import CursorResult, and_, any_, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.models import WorkerHeartbeat
@@ -131,10 +131,10 @@ def release_stopped(
     released = sorted(claim for claim in claims if claim_worker(claim) in stopped)
     if not released:
         return 0
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(
         update(model)
         .where(sending_now, model.claimed_by.in_(released))
         .values(state=pending, claimed_at=None, claimed_by=None)
         .execution_options(synchronize_session=False)
-    )
+    ))
     return max(result.rowcount or 0, 0)
