@@ -370,8 +370,8 @@ class Settings:
 
     @property
     def heartbeat_stale_after(self) -> timedelta:
-        """When a worker's heartbeat (written every tick by a thread of its own) is this old, the worker has
-        stopped and its claims go back in the queue: three ticks, and never under two seconds, so a busy
+        """When a worker's heartbeat (written twice a second by a thread of its own) is this old, the worker
+        has stopped and its claims go back in the queue: three ticks, and never under two seconds, so a busy
         database or a small clock skew between hosts does not make a live worker look stopped."""
         return timedelta(seconds=max(3 * self.tick_seconds, MIN_HEARTBEAT_STALE_SECONDS))
 

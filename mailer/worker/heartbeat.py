@@ -1,6 +1,8 @@
 """Worker heartbeats and the outbox backlog: what /healthz tells a monitor about sending (P2, S6).
 
-Each worker writes one row after every tick; the web app only reads. Both queries
+Each worker writes one row after every tick, and twice a second from a thread of its own while it
+runs (worker/process.py), so other workers can tell it is alive (engine/claims.py); the web app
+only reads. Both queries
 the health check runs are small and indexed, so a monitor may poll it often."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailer.bounces.records import purge_bounce_messages
 from mailer.extensions import db
 from mailer.logs.setup import set_process_fields
-from mailer.settings import Settings, settings_of
+from mailer.settings import MIN_HEARTBEAT_STALE_SECONDS, Settings, settings_of
 from mailer.transaction import transaction
 from mailer.worker.heartbeat import purge_heartbeats, record_tick
 from mailer.worker.housekeeping import purge, remove_old_import_files
@@ -35,6 +35,10 @@ BOUNCES_JOB_ID = "bounces"
 
 
 HEARTBEAT_EVERY = timedelta(seconds=10)  # during a long send, between batches
+# From the heartbeat thread: a quarter of the shortest time after which any worker, whatever its own
+# tick interval, takes a heartbeat for stopped (Settings.heartbeat_stale_after), so workers configured
+# with different ticks never take each other's claims while they run.
+HEARTBEAT_THREAD_EVERY = timedelta(seconds=MIN_HEARTBEAT_STALE_SECONDS / 4)
 HEARTBEAT_RETENTION = timedelta(days=7)
 
 
@@ -71,13 +75,13 @@ class Heartbeat:
 
 @contextmanager
 def beating(app: Flask, settings: Settings) -> Iterator[None]:
-    """Write this worker's heartbeat now and then four times per settings.heartbeat_stale_after from a
-    thread, whatever the ticks are doing, for as long as the block runs. kill -9 stops it with the rest
-    of the process: the heartbeat ages and other workers take back the claims at their next tick."""
+    """Write this worker's heartbeat now and then every HEARTBEAT_THREAD_EVERY from a thread, whatever
+    the ticks are doing, for as long as the block runs. kill -9 stops it with the rest of the process:
+    the heartbeat ages and other workers take back the claims at their next tick."""
     heartbeat = Heartbeat(app, settings.worker_id)
     heartbeat.beat()
     stop = threading.Event()
-    every = settings.heartbeat_stale_after.total_seconds() / 4
+    every = HEARTBEAT_THREAD_EVERY.total_seconds()
 
     def beat_until_stopped() -> None:
         while not stop.wait(every):
