@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -45,15 +46,16 @@ def release_all(app: Any) -> int:
     settings = settings_of(app).engine_settings
     with app.app_context():
         try:
-            return sum(
-                release_expired_claims(db.session, kind, settings=settings, clock=SystemClock())
-                for kind in (OutboxQueue, DeliveryQueue)
-            )
+            released = 0
+            for kind in (OutboxQueue, DeliveryQueue):
+                released += release_expired_claims(db.session, kind, settings=settings, clock=SystemClock())
+            return released
         finally:
             db.session.remove()
 
 
-def test_rows_of_a_killed_worker_go_out_within_a_few_ticks(app, database_uri, clock, smtp, tmp_path):
+def test_rows_of_a_killed_worker_go_out_within_a_few_ticks(app: Any, database_uri: str, clock: FrozenClock, smtp: Any,
+                                                           tmp_path: Path) -> None:
     """kill -9 mid-send, lease 300 s: a new worker sends the killed one's claimed rows within seconds, once each."""
     members = 600
     add_members(app, clock, members)
@@ -88,8 +90,9 @@ def test_rows_of_a_killed_worker_go_out_within_a_few_ticks(app, database_uri, cl
     assert all(len(ids) == 1 for ids in ids_by_recipient.values()), "a resend got a new Message-ID (E8)"
 
 
-def test_a_restarted_worker_with_the_same_id_takes_back_its_own_claims_at_once(app, database_uri, clock, smtp,
-                                                                                tmp_path):
+def test_a_restarted_worker_with_the_same_id_takes_back_its_own_claims_at_once(
+    app: Any, database_uri: str, clock: FrozenClock, smtp: Any, tmp_path: Path
+) -> None:
     """A worker restarted under the same MAILER_WORKER_ID after kill -9 hands back its earlier run's claims at start."""
     members = 400
     add_members(app, clock, members)
@@ -114,7 +117,8 @@ def test_a_restarted_worker_with_the_same_id_takes_back_its_own_claims_at_once(a
     assert len({r.rcpt_tos[0] for r in smtp.received}) == members
 
 
-def test_a_live_worker_on_a_slow_relay_keeps_its_claims(make_app, database_uri, clock, smtp, tmp_path):
+def test_a_live_worker_on_a_slow_relay_keeps_its_claims(make_app: Any, database_uri: str, clock: FrozenClock, smtp: Any,
+                                                        tmp_path: Path) -> None:
     """A worker whose batch takes many heartbeat periods (slow relay) is alive: nothing it claimed is taken back."""
     app = make_app(MAILER_TICK_SECONDS=0.2)  # as the worker process: its heartbeat is stale after 2 s
     members = 40
@@ -141,7 +145,7 @@ def test_a_live_worker_on_a_slow_relay_keeps_its_claims(make_app, database_uri, 
     assert "worker that stopped" not in worker.log()
 
 
-def test_release_matches_the_worker_id_exactly(app, clock: FrozenClock):
+def test_release_matches_the_worker_id_exactly(app: Any, clock: FrozenClock) -> None:
     """Only claims whose worker id equals a stopped worker's go back: not w/2 for w, not host:12 for host:1."""
     now = clock.now()
     stale, fresh = now - timedelta(minutes=1), now - timedelta(seconds=1)
