@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "mailer.settings"
 # Claims are named "<worker id>:<12 hex characters>" in columns of 100 characters.
 WORKER_ID_MAX = 100 - 13
+_FEEDBACK_ID = re.compile(r"[A-Za-z0-9._-]{0,40}")  # the last field of Feedback-ID, after the colons
+MIN_HEARTBEAT_STALE_SECONDS = 2.0  # see Settings.heartbeat_stale_after
 _SHOWN_MAX = 40  # a bad value is quoted in the error up to this many characters
 
 Parser = Callable[[str, Any], Any]
@@ -262,6 +265,7 @@ class Settings:
     bounce_imap_folder: str = setting("MAILER_BOUNCE_IMAP_FOLDER", text())
     hold_after_hours: float = setting("MAILER_HOLD_AFTER_HOURS", number())
     unsubscribe_mailto: str = setting("MAILER_UNSUBSCRIBE_MAILTO", text())
+    feedback_id: str = setting("MAILER_FEEDBACK_ID", text())  # Gmail's sender id; empty: no Feedback-ID
     dkim_key_file: str = setting("MAILER_DKIM_KEY_FILE", text())
     dkim_selector: str = setting("MAILER_DKIM_SELECTOR", text())
     configured_dkim_domain: str = setting("MAILER_DKIM_DOMAIN", text())
@@ -312,6 +316,8 @@ class Settings:
         for key, value in (("MAILER_DKIM_SELECTOR", made.dkim_selector), ("MAILER_DKIM_DOMAIN", made.dkim_domain)):
             if made.dkim_private_key and not (value.isascii() and value.strip()):
                 raise _refuse(key, "plain ASCII (a DNS name)", value)
+        if not _FEEDBACK_ID.fullmatch(made.feedback_id):
+            raise _refuse("MAILER_FEEDBACK_ID", "letters, digits, '.', '_' or '-' (at most 40)", made.feedback_id)
         return made
 
     # --- who we are ------------------------------------------------------------------------------
@@ -361,6 +367,13 @@ class Settings:
     def worker_id(self) -> str:
         """Names this process's claims and heartbeat: MAILER_WORKER_ID, else host name and process id."""
         return (self.configured_worker_id or f"{socket.gethostname()}:{os.getpid()}")[:WORKER_ID_MAX]
+
+    @property
+    def heartbeat_stale_after(self) -> timedelta:
+        """When a worker's heartbeat (written twice a second by a thread of its own) is this old, the worker
+        has stopped and its claims go back in the queue: three ticks, and never under two seconds, so a busy
+        database or a small clock skew between hosts does not make a live worker look stopped."""
+        return timedelta(seconds=max(3 * self.tick_seconds, MIN_HEARTBEAT_STALE_SECONDS))
 
     # --- keys ----------------------------------------------------------------------------------------
 
@@ -469,6 +482,7 @@ class Settings:
             retry_base=timedelta(seconds=self.retry_base_seconds),
             retry_max=timedelta(seconds=self.retry_max_seconds),
             lease=timedelta(seconds=self.claim_lease_seconds),
+            stale_after=self.heartbeat_stale_after,
             recheck_seconds=self.recheck_seconds,
             hold_after=timedelta(hours=self.hold_after_hours),
             bounce_rules=self.bounce_policy,

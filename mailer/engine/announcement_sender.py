@@ -189,7 +189,7 @@ class DeliveryQueue(QueueKind[_Recipient]):
     def build(self, item: _Recipient, *, now: datetime) -> bytes:
         return self.mail.build_for_member(item.content, link_key=item.link_key, token_version=item.token_version,
                                           to_address=item.address, to_name=item.name, now=now,
-                                          group_names=item.group_names)
+                                          group_names=item.group_names, delivery_id=item.id)
 
     def dispose(
         self, session: Session, item: _Recipient, failure: SendFailure, *, attempts: int, settings: EngineSettings,

@@ -6,17 +6,27 @@ many sent rows earlier sends left in the table. PostgreSQL: one UPDATE ... WHERE
 ... FOR UPDATE SKIP LOCKED) RETURNING id, so several workers share the work. SQLite: a
 conditional UPDATE tagged with a claim id, for the one worker it runs.
 
-A claim older than the lease belongs to a worker that crashed (or hung): release_expired hands
-its rows back as pending at the start of each tick, and they are sent again (at-least-once)."""
+A claim id is `<worker_id>:<12 hex digits>` (claim_worker reads the worker id back; worker ids may
+contain ':' themselves). At the start of each tick, claims go back in the queue as pending (and are
+sent again: at-least-once) when they belong to a worker that stopped:
+
+- release_stopped: its worker's heartbeat (worker_heartbeat) is older than a few ticks, so the rows
+  of a worker killed mid-send wait seconds, not the lease; a live worker's heartbeat is written by a
+  thread of its own (worker/process.py), however slow its relay, so its claims are never taken;
+- release_expired, the last resort: the claim is older than the lease (a worker that never wrote a
+  heartbeat, such as a `send-due` run that crashed, or one that hung)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, any_, func, select, update
+from sqlalchemy import CursorResult, and_, any_, func, select, update
 from sqlalchemy.orm import Session
+
+from mailer.models import WorkerHeartbeat
 
 
 def claim_due(
@@ -77,4 +87,54 @@ def release_expired(
         .values(state=pending, claimed_at=None, claimed_by=None)
         .execution_options(synchronize_session=False)
     )
+    return max(result.rowcount or 0, 0)
+
+
+def claim_worker(claim_id: str) -> str:
+    """The worker id of a claim id `<worker_id>:<12 hex digits>`: all before the last ':'."""
+    return claim_id.rpartition(":")[0]
+
+
+def stale_workers(session: Session, worker_ids: Collection[str], *, older_than: datetime) -> set[str]:
+    """Which of `worker_ids` last wrote their heartbeat before `older_than` (primary-key lookups).
+
+    A worker with no heartbeat row is not among them: only the lease releases its claims."""
+    if not worker_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(WorkerHeartbeat.worker_id).where(
+                WorkerHeartbeat.worker_id.in_(sorted(worker_ids)), WorkerHeartbeat.last_tick_at < older_than
+            )
+        )
+    )
+
+
+def release_stopped(
+    session: Session, model: Any, *, pending: Any, sending: Any, now: datetime, stale_after: timedelta,
+    scope: Any = None, also: Collection[str] = (),
+) -> int:
+    """Hand back as pending the rows claimed by workers whose heartbeat is older than `stale_after`,
+    and by the workers named in `also` (a restarted worker's own id); returns how many.
+
+    Reads the distinct claim ids of the rows being sent (a short range of the queue index), matches
+    their worker ids exactly against the heartbeat table, then releases by claim id (equality), so a
+    worker id that is a prefix of another (`w` and `w/2`, `host:1` and `host:12`) never matches it."""
+    sending_now = model.state == sending
+    if scope is not None:
+        sending_now = and_(scope, sending_now)
+    claims = {claim for claim in session.scalars(select(model.claimed_by).where(sending_now).distinct()) if claim}
+    if not claims:
+        return 0
+    holders = {claim_worker(claim) for claim in claims}
+    stopped = stale_workers(session, holders, older_than=now - stale_after) | (holders & set(also))
+    released = sorted(claim for claim in claims if claim_worker(claim) in stopped)
+    if not released:
+        return 0
+    result = cast("CursorResult[Any]", session.execute(
+        update(model)
+        .where(sending_now, model.claimed_by.in_(released))
+        .values(state=pending, claimed_at=None, claimed_by=None)
+        .execution_options(synchronize_session=False)
+    ))
     return max(result.rowcount or 0, 0)

@@ -71,9 +71,10 @@ class OutboxQueue(QueueKind[_Job]):
 
     def build(self, item: _Job, *, now: datetime) -> bytes:
         if item.kind is MailKind.TEST and item.announcement is not None:
-            return self.announcement_mail.build_test(item.announcement, to_address=item.address, now=now)
+            return self.announcement_mail.build_test(item.announcement, to_address=item.address, now=now,
+                                                     outbox_id=item.id)
         return self.mail.build(item.kind, to_address=item.address, to_name=item.to_name, link_key=item.link_key,
-                               token_version=item.token_version, now=now)
+                               token_version=item.token_version, now=now, outbox_id=item.id)
 
     def dispose(
         self, session: Session, item: _Job, failure: SendFailure, *, attempts: int, settings: EngineSettings,

@@ -32,7 +32,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
-from mailer.engine.claims import claim_due, release_expired
+from mailer.engine.claims import claim_due, release_expired, release_stopped
 from mailer.engine.idsets import in_ids
 from mailer.engine.settings import EngineSettings
 from mailer.engine.transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, unwritable
@@ -163,16 +163,28 @@ def retry_allowed(failure: SendFailure, *, attempts: int, settings: EngineSettin
 
 
 def release_expired_claims(
-    session: Session, kind: type[QueueKind[Any]], *, settings: EngineSettings, clock: Clock
-) -> None:
-    """Rows of a kind claimed by a worker that stopped (its lease ran out) go back in the queue (S3)."""
+    session: Session, kind: type[QueueKind[Any]], *, settings: EngineSettings, clock: Clock, also: Sequence[str] = ()
+) -> int:
+    """Rows of a kind claimed by a worker that stopped go back in the queue (S3); returns how many.
+
+    A worker stopped when its heartbeat is older than settings.stale_after (or it is named in
+    `also`); the lease is the last resort, for claims of a worker that never wrote a heartbeat."""
+    now = clock.now()
     with transaction(session):
-        released = release_expired(
-            session, kind.model, pending=kind.states.pending, sending=kind.states.sending, now=clock.now(),
+        stopped = release_stopped(
+            session, kind.model, pending=kind.states.pending, sending=kind.states.sending, now=now,
+            stale_after=settings.stale_after, scope=kind.lease_scope(), also=also,
+        )
+        expired = release_expired(
+            session, kind.model, pending=kind.states.pending, sending=kind.states.sending, now=now,
             lease=settings.lease, scope=kind.lease_scope(),
         )
-    if released:
-        log.warning("%d %s claimed longer ago than the lease are sent again", released, kind.noun)
+    if stopped:
+        log.warning("%d %s claimed by a worker that stopped (no heartbeat for %ss) are sent again", stopped,
+                    kind.noun, round(settings.stale_after.total_seconds(), 1))
+    if expired:
+        log.warning("%d %s claimed longer ago than the lease are sent again", expired, kind.noun)
+    return stopped + expired
 
 
 class _Results(Generic[Item]):

@@ -25,6 +25,9 @@ class EngineSettings:
     retry_base: timedelta = timedelta(seconds=30)
     retry_max: timedelta = timedelta(hours=1)
     lease: timedelta = timedelta(minutes=5)
+    # A worker whose heartbeat is older than this has stopped: its claims go back at once (Settings
+    # derives it from the tick interval); the lease above is the last resort.
+    stale_after: timedelta = timedelta(seconds=15)
     recheck_seconds: float = 0.2
     outbox_check_seconds: float = 1.0  # during a long send, transactional mail waits at most this long
     hold_after: timedelta = timedelta(hours=6)

@@ -66,8 +66,8 @@ def run_tick(
     on_batch: Callable[[TickSummary], None] | None = None,
     take_new_work: Callable[[], None] | None = None,
 ) -> TickSummary:
-    """Start due announcements and take back rows whose claim expired, then send outbox mail and
-    deliveries in turn over one connection.
+    """Start due announcements and take back rows claimed by workers that stopped (engine/claims.py),
+    then send outbox mail and deliveries in turn over one connection.
 
     During a long send the outbox is looked at between delivery batches at most every
     outbox_check_seconds: a confirmation email never waits behind the send for longer.

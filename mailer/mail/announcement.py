@@ -14,7 +14,7 @@ from mailer.clock import Clock
 from mailer.mail.document_links import DocumentLink, markdown_section
 from mailer.mail.emails import MailSettings, MailTemplate, compose_template
 from mailer.mail.personal_fields import mark_placeholders, member_values
-from mailer.mail.prebuilt import PrebuiltMessage
+from mailer.mail.prebuilt import PrebuiltMessage, row_message_id
 from mailer.mail.tokens import Purpose, TokenMaker
 
 if TYPE_CHECKING:
@@ -46,11 +46,13 @@ class AnnouncementMail:
         secret_key: str,
         clock: Clock,
         unsubscribe_mailto: str = "",
+        feedback_id: str = "",
     ) -> None:
         self._jinja = jinja
         self._settings = settings
         self._tokens = TokenMaker(secret_key, clock)
         self._mailto = unsubscribe_mailto
+        self._feedback_id = feedback_id
         self._templates: dict[tuple[int, datetime], MailTemplate] = {}
         self._contents: dict[tuple[int, datetime], AnnouncementContent] = {}
         self._for_members = PrebuiltMessage(
@@ -67,6 +69,7 @@ class AnnouncementMail:
             secret_key=settings.secret_key,
             clock=clock,
             unsubscribe_mailto=settings.unsubscribe_mailto,
+            feedback_id=settings.feedback_id,
         )
 
     def known_content(self, announcement_id: int, updated_at: datetime) -> AnnouncementContent | None:
@@ -114,20 +117,28 @@ class AnnouncementMail:
         to_name: str,
         now: datetime,
         group_names: Sequence[str] = (),
+        delivery_id: int | None = None,
     ) -> bytes:
         """The message as it goes on the wire (E1-E6), from the announcement rendered once;
-        only the member's values and links are put in here (issue 9: no MIME build per member)."""
+        only the member's values and links are put in here (issue 9: no MIME build per member).
+        With the delivery row's id, its Message-ID is the same each time that row is sent (E8)."""
         links = self.links(link_key, token_version)
         unsubscribe = f"<{links['unsubscribe_url']}>"
         if self._mailto:
             unsubscribe += f", <mailto:{self._mailto}?subject=unsubscribe>"
+        headers = {"List-Unsubscribe": unsubscribe}
+        if self._feedback_id:  # Gmail's complaint reports per announcement: campaign:type:sender
+            headers["Feedback-ID"] = f"a{content.id}:announcement:{self._feedback_id}"
         return self._for_members.render_template(
             self.template(content),
             {**member_values(to_name, group_names), **links},
             to_address=to_address,
             to_name=to_name,
             now=now,
-            headers={"List-Unsubscribe": unsubscribe},
+            headers=headers,
+            message_id=None if delivery_id is None else row_message_id(
+                "delivery", delivery_id, seed=link_key, domain=self._settings.message_id_domain
+            ),
         )
 
     def sample(
@@ -143,8 +154,11 @@ class AnnouncementMail:
             }
         )
 
-    def build_test(self, content: AnnouncementContent, *, to_address: str, now: datetime) -> bytes:
-        """A test send to an admin: marked as a test, links are examples that change nothing."""
+    def build_test(
+        self, content: AnnouncementContent, *, to_address: str, now: datetime, outbox_id: int | None = None
+    ) -> bytes:
+        """A test send to an admin: marked as a test, links are examples that change nothing. With the
+        outbox row's id, its Message-ID is the same each time that row is sent (E8)."""
         subject, html_body, text_body = self.sample(content, to_name="")
         return self._for_tests.render(
             to_address=to_address,
@@ -153,4 +167,7 @@ class AnnouncementMail:
             html_body=html_body,
             text_body=text_body,
             now=now,
+            message_id=None if outbox_id is None else row_message_id(
+                "outbox", outbox_id, seed=to_address, domain=self._settings.message_id_domain
+            ),
         )

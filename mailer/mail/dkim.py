@@ -1,16 +1,35 @@
-"""Optional DKIM signing (E4). The signed headers include both List-Unsubscribe headers,
-so a relay cannot strip or change the one-click unsubscribe without breaking the signature."""
+"""Optional DKIM signing (E4, E8). The signed headers include both List-Unsubscribe headers,
+so a relay cannot strip or change the one-click unsubscribe without breaking the signature.
+
+The headers a reader sees or a client acts on are over-signed: each is listed once more than the
+message has it (RFC 6376 8.15), so a second From, Subject or List-Unsubscribe added on the way, or
+one that was absent (a List-Id on a confirmation), breaks the signature."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import dkim
 
-SIGNED_HEADERS = [
+OVERSIGNED_HEADERS = [
     b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
-    b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
+    b"list-unsubscribe", b"list-unsubscribe-post", b"cc",
 ]
+SIGNED_HEADERS = [*OVERSIGNED_HEADERS, b"mime-version", b"content-type", b"feedback-id"]  # the rest: each as often as present
+
+
+def headers_to_sign(head: bytes) -> list[bytes]:
+    """The h= list for a message head (CRLF lines): OVERSIGNED_HEADERS each once more than present, the
+    others as often as present."""
+    present = Counter(
+        line.split(b":", 1)[0].strip().lower() for line in head.split(b"\r\n") if line and line[:1] not in b" \t"
+    )
+    return [
+        name
+        for name in SIGNED_HEADERS
+        for _ in range(present[name] + 1 if name in OVERSIGNED_HEADERS else present[name])
+    ]
 
 
 @dataclass(frozen=True)
@@ -20,8 +39,7 @@ class DkimSigner:
     private_key: bytes
 
     def sign(self, raw: bytes) -> bytes:
-        present = {line.split(b":", 1)[0].strip().lower() for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")}
-        headers = [h for h in SIGNED_HEADERS if h in present]
+        headers = headers_to_sign(raw.split(b"\r\n\r\n", 1)[0])
         signature = dkim.sign(
             raw, self.selector, self.domain, self.private_key,
             include_headers=headers, canonicalize=(b"relaxed", b"relaxed"),

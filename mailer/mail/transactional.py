@@ -11,7 +11,7 @@ from jinja2 import Environment
 
 from mailer.clock import Clock
 from mailer.mail.emails import MailSettings, MailTemplate, render_template
-from mailer.mail.prebuilt import PrebuiltMessage
+from mailer.mail.prebuilt import PrebuiltMessage, row_message_id
 from mailer.mail.tokens import Purpose, TokenMaker
 from mailer.models import MailKind
 
@@ -26,13 +26,15 @@ class TransactionalMail:
     """Builds transactional messages; holds the rendered templates for one run of the worker."""
 
     def __init__(
-        self, jinja: Environment, settings: MailSettings, *, secret_key: str, confirm_days: int, clock: Clock
+        self, jinja: Environment, settings: MailSettings, *, secret_key: str, confirm_days: int, clock: Clock,
+        feedback_id: str = "",
     ) -> None:
         self._jinja = jinja
         self._settings = settings
         self._secret_key = secret_key
         self._confirm_days = confirm_days
         self._clock = clock
+        self._feedback_id = feedback_id
         self._templates: dict[MailKind, MailTemplate] = {}
         self._prebuilt = PrebuiltMessage(settings, transactional=True)
         self._tokens = TokenMaker(secret_key, clock)
@@ -46,18 +48,29 @@ class TransactionalMail:
             secret_key=settings.secret_key,
             confirm_days=settings.confirm_max_age_days,
             clock=clock,
+            feedback_id=settings.feedback_id,
         )
 
     def build(
-        self, kind: MailKind, *, to_address: str, to_name: str, link_key: str, token_version: int, now: datetime
+        self, kind: MailKind, *, to_address: str, to_name: str, link_key: str, token_version: int, now: datetime,
+        outbox_id: int | None = None,
     ) -> bytes:
-        """The message as it goes on the wire, from the kind's template rendered once."""
+        """The message as it goes on the wire, from the kind's template rendered once; with the outbox row's
+        id, its Message-ID is the same each time that row is sent (E8)."""
+        message_id = None
+        if outbox_id is not None:
+            message_id = row_message_id(
+                "outbox", outbox_id, seed=link_key or to_address, domain=self._settings.message_id_domain
+            )
         return self._prebuilt.render_template(
             self._template(kind),
             self._values(kind, to_name, link_key, token_version),
             to_address=to_address,
             to_name=to_name,
             now=now,
+            message_id=message_id,
+            # Gmail's complaint reports per kind of mail: campaign:type:sender
+            headers={"Feedback-ID": f"{kind.value}:transactional:{self._feedback_id}"} if self._feedback_id else None,
         )
 
     def link(self, purpose: Purpose, link_key: str, token_version: int) -> str:

@@ -164,7 +164,22 @@ def check_dkim(settings: Settings) -> list[Finding]:
     findings = [ok(f"DKIM signs as {settings.dkim_selector}._domainkey.{settings.dkim_domain} with a {bits}-bit key")]
     if bits < 2048:
         findings.append(warning(f"DKIM key is {bits} bits: receivers expect at least 2048"))
+    from_domain = settings.from_address.rpartition("@")[2]
+    if not dkim_aligned(settings.dkim_domain, from_domain):
+        findings.append(warning(
+            f"DKIM signs for {settings.dkim_domain} but mail is from {from_domain}: DMARC alignment fails unless "
+            f"both are under the same registered domain; set MAILER_DKIM_DOMAIN to {from_domain} (and publish the "
+            "key there)"
+        ))
     return findings
+
+
+def dkim_aligned(dkim_domain: str, from_domain: str) -> bool:
+    """Whether a DKIM signature for `dkim_domain` aligns with the From domain for DMARC: the same
+    domain, or one a subdomain of the other (relaxed alignment; siblings under one registered domain
+    also align, which this cannot tell without the public suffix list)."""
+    signer, sender = dkim_domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    return signer == sender or signer.endswith("." + sender) or sender.endswith("." + signer)
 
 
 def check_settings(settings: Settings) -> list[Finding]:

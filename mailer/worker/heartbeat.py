@@ -1,4 +1,6 @@
-"""Worker heartbeats (P2, S6): each worker writes one row after every tick; mailer.health reads them."""
+"""Worker heartbeats (P2, S6): each worker writes one row after every tick, and twice a second from a
+thread of its own while it runs (worker/process.py), so other workers can tell it is alive
+(engine/claims.py); mailer.health reads them for /healthz."""
 
 from __future__ import annotations
 

@@ -20,12 +20,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailer.bounces.records import purge_bounce_messages
 from mailer.extensions import db
 from mailer.logs.setup import set_process_fields
-from mailer.settings import Settings, settings_of
+from mailer.settings import MIN_HEARTBEAT_STALE_SECONDS, Settings, settings_of
 from mailer.transaction import transaction
 from mailer.worker.heartbeat import purge_heartbeats, record_tick
 from mailer.worker.housekeeping import purge, remove_old_import_files
 from mailer.worker.lock import single_worker, sqlite_path
-from mailer.worker.runner import process_bounces_for_app, run_tick_for_app
+from mailer.worker.runner import process_bounces_for_app, release_own_claims_for_app, run_tick_for_app
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ BOUNCES_JOB_ID = "bounces"
 
 
 HEARTBEAT_EVERY = timedelta(seconds=10)  # during a long send, between batches
+# From the heartbeat thread: a quarter of the shortest time after which any worker, whatever its own
+# tick interval, takes a heartbeat for stopped (Settings.heartbeat_stale_after), so workers configured
+# with different ticks never take each other's claims while they run.
+HEARTBEAT_THREAD_EVERY = timedelta(seconds=MIN_HEARTBEAT_STALE_SECONDS / 4)
 HEARTBEAT_RETENTION = timedelta(days=7)
 
 
@@ -45,10 +49,11 @@ def tick_job(app: Flask, settings: Settings) -> None:
 
 
 class Heartbeat:
-    """This worker's row in worker_heartbeat, written in its own transaction (for /healthz).
+    """This worker's row in worker_heartbeat, written in its own transaction (for /healthz, and so
+    other workers know its claims are held by a live worker: engine/claims.py).
 
-    After every tick, and between batches of a long send so a monitor does not mistake
-    a big announcement for a dead worker."""
+    After every tick, between batches of a long send, and from a thread of its own while the worker
+    runs (`beating`), so neither a big announcement nor a slow relay makes it look stopped."""
 
     def __init__(self, app: Flask, worker_id: str | None = None) -> None:
         self.app = app
@@ -66,6 +71,29 @@ class Heartbeat:
             log.warning("worker: could not record the heartbeat: %s", type(exc).__name__)
             return
         self._last_at = now
+
+
+@contextmanager
+def beating(app: Flask, settings: Settings) -> Iterator[None]:
+    """Write this worker's heartbeat now and then every HEARTBEAT_THREAD_EVERY from a thread, whatever
+    the ticks are doing, for as long as the block runs. kill -9 stops it with the rest of the process:
+    the heartbeat ages and other workers take back the claims at their next tick."""
+    heartbeat = Heartbeat(app, settings.worker_id)
+    heartbeat.beat()
+    stop = threading.Event()
+    every = HEARTBEAT_THREAD_EVERY.total_seconds()
+
+    def beat_until_stopped() -> None:
+        while not stop.wait(every):
+            heartbeat.beat()
+
+    thread = threading.Thread(target=beat_until_stopped, name="worker-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + settings.smtp_timeout)
 
 
 def bounces_job(app: Flask, settings: Settings) -> None:
@@ -119,6 +147,9 @@ def run_worker(app: Flask, *, wait_for_lock: bool = True) -> None:
     own, *others = _sending_processes(settings)
     set_process_fields(worker=own.worker_id)
     with single_worker(settings.database_uri, wait=wait_for_lock), _extra_senders(others):
+        # Claims under this worker's id are an earlier run's (a restart keeps the id when it is
+        # configured, or a container's host name and pid 1): that run has stopped, so they go back now.
+        release_own_claims_for_app(app, own)
         _run_scheduler(app, own)
 
 
@@ -191,7 +222,8 @@ def _run_scheduler(app: Flask, settings: Settings) -> None:
     threading.Thread(target=watch_signals, name="worker-signals", daemon=True).start()
     try:
         log.info("worker: started, tick every %ss", settings.tick_seconds)
-        scheduler.start()
+        with beating(app, settings):  # started with the signals blocked, like every other thread
+            scheduler.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     log.info("worker: stopped")

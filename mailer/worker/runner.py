@@ -14,6 +14,9 @@ from flask import Flask
 
 from mailer.bounces.imap import poll_bounce_mailbox
 from mailer.bounces.records import BounceSummary, process_bounce_messages
+from mailer.engine.announcement_sender import DeliveryQueue
+from mailer.engine.outbox_sender import OutboxQueue
+from mailer.engine.queue import release_expired_claims
 from mailer.engine.rate_limit import RateLimiter
 from mailer.engine.tick import TickSummary, run_tick
 from mailer.engine.transport import SmtpTransport
@@ -81,6 +84,23 @@ def run_tick_for_app(
                 # sends, so this runs with the mail server down too): the confirmations go out with it.
                 take_new_work=partial(_carry_out_join_requests, settings.membership_policy),
             )
+        finally:
+            db.session.remove()
+
+
+def release_own_claims_for_app(app: Flask, settings: Settings) -> int:
+    """At a worker's start: rows still claimed under its worker id were claimed by an earlier run of it
+    that stopped; they go back in the queue now, not after its heartbeat ages (engine/claims.py).
+    Worker ids must be unique among running workers (MAILER_WORKER_ID)."""
+    released = 0
+    with app.app_context():
+        try:
+            for kind in (OutboxQueue, DeliveryQueue):
+                released += release_expired_claims(
+                    db.session, kind, settings=settings.engine_settings, clock=app.extensions["mailer.clock"],
+                    also=[settings.worker_id],
+                )
+            return released
         finally:
             db.session.remove()
 

@@ -144,6 +144,22 @@ def test_dkim_key_from_openssl_is_accepted(dkim_key):
     assert "2048-bit" in findings[0].message
 
 
+def test_dkim_for_another_domain_than_the_sender_is_a_warning(dkim_key):
+    """E8: DMARC needs the DKIM domain aligned with the From domain: another domain is a warning, a parent is fine."""
+    def dkim_findings(domain: str) -> list[Any]:
+        return check_dkim(settings_for(
+            MAILER_DKIM_KEY_FILE=str(dkim_key), MAILER_DKIM_SELECTOR="mailer1", MAILER_DKIM_DOMAIN=domain,
+            MAIL_DEFAULT_SENDER="Forum <noreply@news.forum.example>", MAILER_BASE_URL="https://x",
+        ))
+
+    for aligned in ("news.forum.example", "forum.example", "NEWS.Forum.Example."):
+        assert levels(dkim_findings(aligned)) == [Level.OK], aligned
+    for other in ("mailhost.example", "forum.example.net", "notforum.example"):
+        findings = dkim_findings(other)
+        assert levels(findings) == [Level.OK, Level.WARNING], other
+        assert "DMARC" in findings[1].message and "MAILER_DKIM_DOMAIN to news.forum.example" in findings[1].message
+
+
 def test_an_admin_with_the_development_password_is_an_error_in_production():
     """Issue 15 (14): seed-dev's password is in the README; in production an admin who has it blocks, else a warning."""
     assert levels(check_admin_passwords([], settings_for(PRODUCTION))) == [Level.OK]

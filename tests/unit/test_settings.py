@@ -64,6 +64,7 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_BOUNCE_IMAP_FOLDER": ("Bounces", "Bounces"),
     "MAILER_HOLD_AFTER_HOURS": ("2", 2.0),
     "MAILER_UNSUBSCRIBE_MAILTO": ("mailto:leave@env.example", "mailto:leave@env.example"),
+    "MAILER_FEEDBACK_ID": ("env-forum", "env-forum"),
     "MAILER_DKIM_KEY_FILE": ("", ""),  # a real key: test_a_readable_dkim_key_is_read_once_at_start_up
     "MAILER_DKIM_SELECTOR": ("mailer1", "mailer1"),
     "MAILER_DKIM_DOMAIN": ("env.example", "env.example"),
@@ -174,6 +175,7 @@ def test_flask_mail_sees_the_parsed_values_not_the_strings(clean_env):
         ("MAILER_LOGIN_RATE_LIMIT_ACCOUNT", "5 per fortnight", "a rate limit"),
         ("MAILER_LOG_LEVEL", "LOUD", "one of DEBUG"),
         ("MAIL_DEFAULT_SENDER", ["a", "b", "c"], "text like"),
+        ("MAILER_FEEDBACK_ID", "forum:north", "letters, digits"),  # a colon would add a Feedback-ID field
     ],
 )
 def test_a_bad_value_stops_the_start_with_one_line_naming_the_key(tmp_path, key, value, says):
