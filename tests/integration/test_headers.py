@@ -15,13 +15,13 @@ from typing import Any
 import dkim
 import pytest
 from sqlalchemy import select, update
-from support.factories import add_member, due_announcement
 
 from mailer.extensions import db
 from mailer.mail.outbox import enqueue_mail
 from mailer.models import MailKind, OutboxMessage, OutboxState
 from mailer.transaction import transaction
 from mailer.worker.runner import run_tick_for_app
+from support.factories import add_member, due_announcement
 
 OVERSIGNED = ["From", "To", "Subject", "Date", "Message-ID", "Reply-To", "List-Id", "List-Unsubscribe",
               "List-Unsubscribe-Post", "Cc"]

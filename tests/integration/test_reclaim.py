@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from support.factories import add_members, due_announcement
-from support.processes import WorkerProcess
 
 from mailer.clock import FrozenClock, SystemClock
 from mailer.engine.announcement_sender import DeliveryQueue
@@ -21,12 +19,16 @@ from mailer.extensions import db
 from mailer.models import Delivery, DeliveryState, MailKind, OutboxMessage, OutboxState, WorkerHeartbeat
 from mailer.settings import settings_of
 from mailer.transaction import transaction
+from support.factories import add_members, due_announcement
+from support.processes import WorkerProcess
 
 
 def delivery_states(app: Any) -> Counter[DeliveryState]:
     with app.app_context():
         try:
-            return Counter(dict(db.session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()))
+            return Counter(
+                dict(db.session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+            )
         finally:
             db.session.remove()
 
@@ -173,4 +175,6 @@ def test_release_matches_the_worker_id_exactly(app: Any, clock: FrozenClock) -> 
         released = release_expired_claims(db.session, OutboxQueue, settings=settings, clock=clock)
         left = dict(db.session.execute(select(OutboxMessage.claimed_by, OutboxMessage.state)).all())
     assert released == sum(claims.values())
-    assert left == {claim: OutboxState.SENDING for claim, gone in claims.items() if not gone} | {None: OutboxState.PENDING}
+    assert left == {claim: OutboxState.SENDING for claim, gone in claims.items() if not gone} | {
+        None: OutboxState.PENDING
+    }
