@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine: system packages, virtualenv, a throwaway
-# PostgreSQL (unless TEST_POSTGRES_URL is set), then pytest. Extra arguments go to pytest.
+# PostgreSQL (unless TEST_POSTGRES_URL is set), then mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-packages.sh
 scripts/setup.sh
+.venv/bin/mypy  # strict on mailer/, configured in pyproject.toml: a type error fails the run
 run_pytest() { .venv/bin/python -m pytest "$@"; }
 if [ -n "${TEST_POSTGRES_URL:-}" ]; then
   run_pytest "$@"

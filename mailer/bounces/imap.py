@@ -83,9 +83,9 @@ def _store(app: Flask, raw: bytes, max_bytes: int) -> int:
     rcpt = [str(v) for v in headers.get_all("Delivered-To", []) or headers.get_all("X-Original-To", []) or []]
     with app.app_context():
         try:
-            with transaction(db.session):
+            with transaction(db.session()):
                 return store_bounce_message(
-                    db.session, raw, mail_from=str(headers.get("Return-Path", "")), rcpt_tos=rcpt, source="imap",
+                    db.session(), raw, mail_from=str(headers.get("Return-Path", "")), rcpt_tos=rcpt, source="imap",
                     max_bytes=max_bytes, clock=app.extensions["mailer.clock"],
                 )
         finally:

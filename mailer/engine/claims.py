@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, any_, func, select, update
+from sqlalchemy import CursorResult, and_, any_, func, select, update
 from sqlalchemy.orm import Session
 
 
@@ -71,10 +71,10 @@ def release_expired(
     expired = and_(model.state == sending, model.claimed_at < now - lease)
     if scope is not None:
         expired = and_(scope, expired)
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         update(model)
         .where(expired)
         .values(state=pending, claimed_at=None, claimed_by=None)
         .execution_options(synchronize_session=False)
-    )
+    ))
     return max(result.rowcount or 0, 0)

@@ -22,7 +22,7 @@ class DkimSigner:
     def sign(self, raw: bytes) -> bytes:
         present = {line.split(b":", 1)[0].strip().lower() for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")}
         headers = [h for h in SIGNED_HEADERS if h in present]
-        signature = dkim.sign(
+        signature: bytes = dkim.sign(  # dkimpy is untyped: sign() returns the DKIM-Signature header line
             raw, self.selector, self.domain, self.private_key,
             include_headers=headers, canonicalize=(b"relaxed", b"relaxed"),
         )

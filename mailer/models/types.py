@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import DateTime, Enum, TypeDecorator
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out, on SQLite (which has no time zones) too."""
 
     impl = DateTime(timezone=True)

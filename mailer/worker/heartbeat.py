@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, CursorResult, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,8 @@ def record_tick(connection: Connection, worker_id: str, *, now: datetime) -> Non
 
 def purge_heartbeats(session: Session, *, older_than: datetime) -> int:
     """Forget workers that have not ticked for a long time (a restart gets a new default id)."""
-    result = session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_tick_at < older_than))
+    statement = delete(WorkerHeartbeat).where(WorkerHeartbeat.last_tick_at < older_than)
+    result = cast("CursorResult[Any]", session.execute(statement))  # DML runs on a cursor: rowcount is there
     return int(result.rowcount or 0)
 
 
