@@ -69,6 +69,7 @@ def _proxy_fix(app: Flask, settings: Settings) -> None:
     """Behind nginx, believe X-Forwarded-* from that many proxies, so rate limits see the client's IP."""
     counts = settings.proxy_fix_counts
     if any(counts.values()):
+        # Flask documents middleware as replacing the wsgi_app method; mypy flags any method assignment.
         app.wsgi_app = ProxyFix(app.wsgi_app, **counts)  # type: ignore[method-assign]
 
 

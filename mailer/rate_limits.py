@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Connection, case, delete, literal, select
+from sqlalchemy import Connection, CursorResult, case, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,14 +34,14 @@ def increment_counter(connection: Connection, key: str, *, now: datetime, expiry
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = insert(RateLimitCounter).values(key=stored_key(key), expires_at=now + expiry, count=amount)
     ended = RateLimitCounter.expires_at <= literal(now, UTCDateTime())
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["key"],
         set_={
             "count": case((ended, statement.excluded.count), else_=RateLimitCounter.count + statement.excluded.count),
             "expires_at": case((ended, statement.excluded.expires_at), else_=RateLimitCounter.expires_at),
         },
     ).returning(RateLimitCounter.count)
-    return int(connection.execute(statement).scalar_one())
+    return int(connection.execute(upsert).scalar_one())
 
 
 def find_count(connection: Connection, key: str, *, now: datetime) -> int:
@@ -73,7 +74,7 @@ def clear_all_counters(connection: Connection) -> int:
 
 def purge_rate_limits(session: Session, *, now: datetime) -> int:
     """Delete windows that have ended (daily housekeeping); returns how many."""
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now).execution_options(synchronize_session=False)
-    )
+    ))
     return int(result.rowcount or 0)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine: system packages, virtualenv, a throwaway
-# PostgreSQL (unless TEST_POSTGRES_URL is set), then pytest. Extra arguments go to pytest.
+# PostgreSQL (unless TEST_POSTGRES_URL is set), then mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-packages.sh
 scripts/setup.sh
 # The architecture first (issue 16): the import-linter contracts in pyproject.toml; a broken one fails the run.
 .venv/bin/lint-imports --no-cache
+# Types (issue 16): strict on mailer/, configured in pyproject.toml; a type error fails the run.
+.venv/bin/mypy
 run_pytest() { .venv/bin/python -m pytest "$@"; }
 if [ -n "${TEST_POSTGRES_URL:-}" ]; then
   run_pytest "$@"

@@ -127,7 +127,7 @@ def publish_announcement(session: Session, announcement: Announcement, public: b
     announcement.is_public, announcement.updated_at = public, clock.now()
 
 
-def audience(group_ids: list[int], only_without_social_media: bool) -> Select:
+def audience(group_ids: list[int], only_without_social_media: bool) -> Select[int]:
     """Ids of the confirmed members an announcement reaches right now (J3)."""
     query = select(Member.id).where(Member.status == MemberStatus.MEMBER)
     if group_ids:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
+from typing import Any, TypedDict, cast
 
 from flufl.bounce import all_failures
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -199,8 +200,10 @@ def _find_target(msg: Message, raw: bytes, rcpt_tos: list[str], policy: BouncePo
 
 def _is_complaint(msg: Message) -> bool:
     """An ARF report (RFC 5965): multipart/report; report-type=feedback-report."""
-    if msg.get_content_type() == "multipart/report" and (msg.get_param("report-type") or "").lower() == "feedback-report":
-        return True
+    report_type = msg.get_param("report-type")  # a tuple only when RFC 2231 encoded: never in an ARF report
+    if msg.get_content_type() == "multipart/report" and isinstance(report_type, str):
+        if report_type.lower() == "feedback-report":
+            return True
     return any(part.get_content_type() == "message/feedback-report" for part in msg.walk())
 
 
@@ -337,6 +340,18 @@ def process_bounce_message(session: Session, message_id: int, policy: BouncePoli
     return outcome
 
 
+class _EventFields(TypedDict):
+    """What record_bounce and record_complaint are told about a matched bounce message, besides the reason."""
+
+    source_key: str
+    delivery_id: int | None
+    outbox_id: int | None
+    bounce_message_id: int
+    occurred_at: datetime
+    policy: BouncePolicy
+    clock: Clock
+
+
 def _apply(
     session: Session, row: BounceMessage, parsed: ParsedBounce, policy: BouncePolicy, *, clock: Clock
 ) -> tuple[int | None, BounceOutcome, str]:
@@ -357,14 +372,14 @@ def _apply(
     if parsed.kind is None:
         return member_id, BounceOutcome.NOT_A_BOUNCE, "no delivery failure found"
     source_key = bounce_source_key(parsed.kind, parsed.target.kind, parsed.target.row_id, message_id=row.id)
-    common = dict(
+    common = _EventFields(
         source_key=source_key, delivery_id=row.delivery_id, outbox_id=row.outbox_id, bounce_message_id=row.id,
         occurred_at=row.received_at, policy=policy, clock=clock,
     )
     if parsed.kind is BounceKind.COMPLAINT:
-        record_complaint(session, member_id, reason=parsed.reason, **common)  # type: ignore[arg-type]
+        record_complaint(session, member_id, reason=parsed.reason, **common)
         return member_id, BounceOutcome.COMPLAINT, parsed.reason
-    record_bounce(session, member_id, parsed.kind, reason=parsed.reason, **common)  # type: ignore[arg-type]
+    record_bounce(session, member_id, parsed.kind, reason=parsed.reason, **common)
     return member_id, BounceOutcome.MATCHED, f"{parsed.kind.value}: {parsed.reason}".rstrip(": ")
 
 
@@ -496,11 +511,11 @@ def purge_bounce_messages(session: Session, *, older_than: datetime) -> int:
     """Delete processed raw messages received before `older_than`: they quote the address (C3).
 
     The counted events stay (their reasons are the remote server's words, kept for the admin)."""
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         delete(BounceMessage)
         .where(BounceMessage.processed_at.is_not(None), BounceMessage.received_at < older_than)
         .execution_options(synchronize_session=False)
-    )
+    ))
     return result.rowcount or 0
 
 

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, Select, and_, exists, func, insert, literal, select, text, update
+from sqlalchemy import CursorResult, Integer, Select, and_, exists, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from mailer.announcements.documents import find_document_links
@@ -124,11 +124,11 @@ def _create_deliveries(session: Session, announcement: Announcement, now: dateti
         literal(0, Integer),
         literal(now, UTCDateTime()),
     )
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         insert(Delivery).from_select(
             ["announcement_id", "member_id", "state", "attempts", "next_attempt_at"], rows
         )
-    )
+    ))
     if session.get_bind().dialect.name == "postgresql":
         # Thousands of rows arrive at once (and an import may just have added the members); until
         # autovacuum samples them, a minute or more later, the planner thinks the tables are tiny
@@ -139,7 +139,7 @@ def _create_deliveries(session: Session, announcement: Announcement, now: dateti
     return session.scalar(select(func.count()).where(Delivery.announcement_id == announcement.id)) or 0
 
 
-def _sending_ids() -> Select[tuple[int]]:
+def _sending_ids() -> Select[int]:
     """The announcements being sent: only their deliveries are claimed, or released after a crash."""
     return select(Announcement.id).where(Announcement.state == AnnouncementState.SENDING)
 

@@ -81,12 +81,12 @@ def release_expired(
     expired = and_(model.state == sending, model.claimed_at < now - lease)
     if scope is not None:
         expired = and_(scope, expired)
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         update(model)
         .where(expired)
         .values(state=pending, claimed_at=None, claimed_by=None)
         .execution_options(synchronize_session=False)
-    )
+    ))
     return max(result.rowcount or 0, 0)
 
 

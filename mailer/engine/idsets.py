@@ -7,15 +7,16 @@ list is a new statement to render, parse and plan for every batch. SQLite has no
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 from sqlalchemy import Integer, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 
-def in_ids(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
+def in_ids(
+    session: Session, column: ColumnElement[int] | QueryableAttribute[int], ids: Collection[int]
+) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
-    return column.in_(ids)  # type: ignore[no-any-return]
+    return column.in_(ids)

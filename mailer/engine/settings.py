@@ -55,6 +55,6 @@ class EngineSettings:
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential backoff with jitter: base * 2^(n-1), capped, then 50-100% of that."""
-        delay = min(self.retry_base * (2 ** max(0, attempts - 1)), self.retry_max)
+        delay: timedelta = min(self.retry_base * (2 ** max(0, attempts - 1)), self.retry_max)
         return delay * (0.5 + self.rng.random() / 2)
 

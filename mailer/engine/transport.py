@@ -58,6 +58,7 @@ def failure_from_code(code: int, response: bytes | str) -> SendFailure:
 
 
 _SAFE_ADDRESS = re.compile(r"[^\s<>]+@[^\s<>]+|")  # the empty reverse-path <> is allowed
+_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")  # CRLF, or a bare LF or CR
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,19 @@ def _content(raw: bytes) -> bytes:
     """A message as it goes after DATA: CRLF line ends, dot-stuffed (RFC 5321 4.5.2), ended by a dot line."""
     crlf = raw.count(b"\r\n")
     if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
-        raw = smtplib._fix_eols(raw)  # type: ignore[attr-defined]  # bare LF or CR: as sendmail would
+        raw = _LINE_END.sub(b"\r\n", raw)  # bare LF or CR made CRLF, as smtplib does for a str message
     data = raw.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
         data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _socket(smtp: smtplib.SMTP) -> socket.socket:
+    """The connection's socket: smtplib types it optional, None only before connect() and after close()."""
+    assert smtp.sock is not None, "SMTP connection has no socket"
+    return smtp.sock
 
 
 class _Replies:
@@ -257,7 +264,7 @@ class SmtpTransport:
             message.on_used_connection = self._started_on_connection > 0
             self._started_on_connection += 1
         try:
-            self._smtp.sock.sendall(b"".join(parts))
+            _socket(self._smtp).sendall(b"".join(parts))
         except OSError as exc:
             return self._broken(exc, outcomes, in_flight)
         try:
@@ -300,7 +307,7 @@ class SmtpTransport:
             self._open = message
             return outcomes, []
         if answers[-1][0] == 354:  # a server that opened DATA anyway: close it empty
-            self._smtp.sock.sendall(b".\r\n")
+            _socket(self._smtp).sendall(b".\r\n")
             replies.read()
         outcomes.append((message.key, self._refused(*refusal)))
         self._needs_reset = self._smtp is not None
@@ -365,7 +372,7 @@ class SmtpTransport:
             self._smtp, self._started_on_connection = smtp, 0
             self._pipelining = smtp.has_extn("pipelining")
             self._size = smtp.has_extn("size")
-            self._replies = _Replies(smtp.sock) if self._pipelining else None
+            self._replies = _Replies(_socket(smtp)) if self._pipelining else None
             self.connections_opened += 1
         return self._smtp
 

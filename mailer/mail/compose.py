@@ -281,6 +281,7 @@ def _get_md() -> MarkdownIt:
     global _md
     if _md is None:
         md = MarkdownIt("js-default")
+        # markdown-it-py documents replacing this method to change which links are allowed.
         md.validateLink = _validate_link  # type: ignore[method-assign]
         md.core.ruler.push("email_links", _email_rules)
         _md = md

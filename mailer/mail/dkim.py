@@ -40,7 +40,7 @@ class DkimSigner:
 
     def sign(self, raw: bytes) -> bytes:
         headers = headers_to_sign(raw.split(b"\r\n\r\n", 1)[0])
-        signature = dkim.sign(
+        signature: bytes = dkim.sign(  # dkimpy is untyped: sign() returns the DKIM-Signature header line
             raw, self.selector, self.domain, self.private_key,
             include_headers=headers, canonicalize=(b"relaxed", b"relaxed"),
         )

@@ -13,7 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
-from mailer.models import MailKind, OutboxMessage, OutboxState
+from mailer.models import MailKind, OutboxMessage, OutboxState, table_of
 
 
 class QueuedMail(NamedTuple):
@@ -56,7 +56,7 @@ def enqueue_mails(session: Session, mails: Sequence[QueuedMail], *, clock: Clock
         rows.append(row)
     # One statement per run of rows with the same columns, so the rows keep their order.
     for _, run in groupby(rows, key=lambda row: "payload" in row):
-        session.execute(insert(OutboxMessage.__table__), list(run))
+        session.execute(insert(table_of(OutboxMessage)), list(run))
 
 
 def enqueue_mail(

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
 from mailer.members.addresses import address_hash
-from mailer.models import ConsentAction, ConsentEvent, ConsentMethod, ConsentWording, Member, Suppression
+from mailer.models import ConsentAction, ConsentEvent, ConsentMethod, ConsentWording, Member, Suppression, table_of
 from mailer.text import without_control_characters
 
 # The first wording, also written by the initial migration. Later versions are new rows.
@@ -67,7 +67,7 @@ def record_consents(session: Session, records: Sequence[ConsentRecord], *, clock
         return
     now = clock.now()
     session.execute(
-        insert(ConsentEvent.__table__),
+        insert(table_of(ConsentEvent)),
         [
             {
                 "member_id": record.member_id,

@@ -46,6 +46,7 @@ from mailer.models.service import (
 from mailer.models.types import (
     UTCDateTime,
     enum_column,
+    table_of,
 )
 
 __all__ = [
@@ -80,4 +81,5 @@ __all__ = [
     "enum_column",
     "member_group",
     "new_link_key",
+    "table_of",
 ]

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailer.extensions import db
+from mailer.models.base import Model
 from mailer.models.types import UTCDateTime
 
 
-class Admin(db.Model):
+class Admin(Model):
     """A volunteer who may compose and send announcements. Password stored only as a strong hash."""
 
     __tablename__ = "admin"

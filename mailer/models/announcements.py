@@ -9,6 +9,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.extensions import db
+from mailer.models.base import Model
 from mailer.models.members import Group
 from mailer.models.types import UTCDateTime, enum_column
 
@@ -39,7 +40,7 @@ announcement_group = Table(
 )
 
 
-class Announcement(db.Model):
+class Announcement(Model):
     """An email to members, from draft to sent (J3, S1). Ids are never reused: archive links name them."""
 
     __tablename__ = "announcement"
@@ -63,7 +64,7 @@ class Announcement(db.Model):
     groups: Mapped[list[Group]] = relationship(secondary=announcement_group, order_by=Group.position)
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One announcement to one member. The row is the queue (S1, S3). Ids are never reused (AUTOINCREMENT
     on SQLite): VERP bounce addresses name the row by id (issue 15)."""
 
@@ -85,7 +86,7 @@ class Delivery(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
-class AnnouncementTemplate(db.Model):
+class AnnouncementTemplate(Model):
     """A reusable starting point for an announcement: subject and Markdown with personal fields (issue 9)."""
 
     __tablename__ = "announcement_template"
@@ -97,7 +98,7 @@ class AnnouncementTemplate(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Document(db.Model):
+class Document(Model):
     """A letter uploaded with an announcement and served from the forum's site (issue 9).
 
     The file is stored under `storage_name` (random); `public_id` is the unguessable part of

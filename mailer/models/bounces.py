@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailer.extensions import db
+from mailer.models.base import Model
 from mailer.models.types import UTCDateTime, enum_column
 
 
@@ -27,7 +27,7 @@ class BounceOutcome(enum.StrEnum):
     COMPLAINT = "complaint"
 
 
-class BounceMessage(db.Model):
+class BounceMessage(Model):
     """A message that came back to the bounce address, stored before it is read (issue 8).
 
     Stored raw and committed before the SMTP server answers 250, then processed by the
@@ -48,7 +48,7 @@ class BounceMessage(db.Model):
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
 
 
-class BounceEvent(db.Model):
+class BounceEvent(Model):
     """One failure or complaint counted against a member; permanent ones within the decay window count (S4).
 
     source_key is unique per cause (a bounce message and the row it named, or an SMTP-time

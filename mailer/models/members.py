@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, Text, e
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.extensions import db
+from mailer.models.base import Model
 from mailer.models.types import UTCDateTime, enum_column
 
 
@@ -59,7 +60,7 @@ member_group = Table(
 )
 
 
-class Group(db.Model):
+class Group(Model):
     """A topic members choose on the join form; announcements can target groups."""
 
     __tablename__ = "group"
@@ -69,7 +70,7 @@ class Group(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Member(db.Model):
+class Member(Model):
     """One person on the list. The email is kept as typed (normalised); email_key decides uniqueness.
 
     Ids are never reused (AUTOINCREMENT on SQLite, an identity on PostgreSQL), and links name the
@@ -95,7 +96,7 @@ class Member(db.Model):
     groups: Mapped[list[Group]] = relationship(secondary=member_group, order_by=Group.position)
 
 
-class ConsentWording(db.Model):
+class ConsentWording(Model):
     """What a person was told when they agreed. Never edited: a change is a new version (C1)."""
 
     __tablename__ = "consent_wording"
@@ -106,7 +107,7 @@ class ConsentWording(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class ConsentEvent(db.Model):
+class ConsentEvent(Model):
     """Append-only evidence of consent given, confirmed or withdrawn (C1)."""
 
     __tablename__ = "consent_event"
@@ -134,7 +135,7 @@ def _consent_wording_is_never_edited(mapper: Any, connection: Any, target: Conse
     raise RuntimeError("consent wording is versioned, never edited (C1)")
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """An address that must never be mailed, kept only as a keyed hash (C3)."""
 
     __tablename__ = "suppression"
@@ -144,7 +145,7 @@ class Suppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class JoinRequest(db.Model):
+class JoinRequest(Model):
     """A join form post waiting for the worker (J1). The web request only checks the form and
     stores this row, the same work whoever the address belongs to, so the time the page takes
     tells nobody whether someone is a member, pending or suppressed. Deleted once processed."""

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailer.extensions import db
+from mailer.models.base import Model
 from mailer.models.types import UTCDateTime, enum_column
 
 
@@ -29,7 +29,7 @@ class OutboxState(enum.StrEnum):
     DROPPED = "dropped"  # nobody to send it to any more (erased, unsubscribed)
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """Transactional mail waiting to go, written in the same transaction as its cause (S6).
 
     The message is built at send time from kind + member, so links carry the member's

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailer.extensions import db
+from mailer.models.base import Model
 from mailer.models.types import UTCDateTime
 
 
-class WorkerHeartbeat(db.Model):
+class WorkerHeartbeat(Model):
     """When each worker last finished a tick, so /healthz can tell a monitor that sending is alive (P2)."""
 
     __tablename__ = "worker_heartbeat"
@@ -19,7 +19,7 @@ class WorkerHeartbeat(db.Model):
     last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class RateLimitCounter(db.Model):
+class RateLimitCounter(Model):
     """One rate-limit window: how many hits a key has had until the window expires (issue 15).
 
     Kept in the database every deployment already has, so log-in and join limits hold across

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Enum, TypeDecorator
+from sqlalchemy import DateTime, Enum, Table, TypeDecorator
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out, on SQLite (which has no time zones) too."""
 
     impl = DateTime(timezone=True)
@@ -38,3 +38,10 @@ def enum_column(cls: type[enum.Enum], length: int = 20) -> Enum:
         length=length,
         values_callable=lambda e: [m.value for m in e],
     )
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Table a model is mapped to, for Core bulk inserts (executemany, no ORM objects made).
+
+    Declarative types `__table__` as a FromClause; for these plain models it is always a Table."""
+    return cast(Table, model.__table__)

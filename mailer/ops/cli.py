@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
@@ -11,9 +14,22 @@ from mailer.settings import Settings, settings_of
 from mailer.transaction import transaction
 from mailer.worker.housekeeping import purge, remove_old_import_files
 
+if TYPE_CHECKING:
+    from werkzeug.local import LocalProxy
+
+    from mailer.engine.tick import TickSummary
+
 
 def _settings() -> Settings:
     return settings_of(current_app)
+
+
+def _app() -> Flask:
+    """The app object behind current_app, for work that outlives this app context (threads, the worker).
+
+    Flask annotates current_app as Flask; it is a werkzeug LocalProxy, whose documented unwrapping method is
+    _get_current_object."""
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
 
 
 def register_cli(app: Flask) -> None:
@@ -42,7 +58,7 @@ def worker_command(once: bool) -> None:
     from mailer.worker.process import run_worker
     from mailer.worker.runner import run_tick_for_app
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     if once:
         from mailer.worker.process import Heartbeat
 
@@ -59,12 +75,12 @@ def send_due_command() -> None:
     from mailer.worker.process import Heartbeat
     from mailer.worker.runner import run_tick_for_app
 
-    summary = run_tick_for_app(current_app._get_current_object(), on_batch=_terminal_progress())  # type: ignore[attr-defined]
-    Heartbeat(current_app._get_current_object()).beat()  # type: ignore[attr-defined]  (cron users are monitored too)
+    summary = run_tick_for_app(_app(), on_batch=_terminal_progress())
+    Heartbeat(_app()).beat()  # cron users are monitored too
     click.echo(summary.describe())
 
 
-def _terminal_progress():  # type: ignore[no-untyped-def]
+def _terminal_progress() -> Callable[[TickSummary], None] | None:
     """A progress bar on stderr when a person runs a long send by hand; nothing in logs or pipes."""
     import sys
     import time
@@ -77,14 +93,16 @@ def _terminal_progress():  # type: ignore[no-untyped-def]
         return None
     started = time.monotonic()
 
-    def show(summary) -> None:  # type: ignore[no-untyped-def]
+    def show(summary: TickSummary) -> None:
         done = summary.outbox.sent + summary.deliveries.sent + summary.deliveries.skipped + summary.deliveries.failed
         with db.engine.connect() as conn:
-            waiting = conn.scalar(
+            waiting = conn.execute(
                 select(func.count()).select_from(Delivery).join(Announcement, Announcement.id == Delivery.announcement_id)
                 .where(Announcement.state == AnnouncementState.SENDING,
                        Delivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]))
-            ) + conn.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == OutboxState.PENDING))
+            ).scalar_one() + conn.execute(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == OutboxState.PENDING)
+            ).scalar_one()
         total = max(done + waiting, 1)
         width = 30
         filled = int(width * done / total)
@@ -104,8 +122,8 @@ def purge_command() -> None:
     import files more than a day old (C3)."""
     settings = _settings()
     clock = current_app.extensions["mailer.clock"]
-    with transaction(db.session):
-        counts = purge(db.session, clock=clock, retention=settings.retention)
+    with transaction(db.session()):
+        counts = purge(db.session(), clock=clock, retention=settings.retention)
     import_files = remove_old_import_files(settings.import_dir, clock=clock)
     click.echo(f"{counts.describe()}; removed {import_files} import file(s) more than a day old")
 
@@ -139,8 +157,8 @@ def create_admin_command(email: str) -> None:
         "Password (at least 12 characters)", hide_input=True, confirmation_prompt=True
     )
     try:
-        with transaction(db.session):
-            admin = create_admin(db.session, email, password, clock=current_app.extensions["mailer.clock"])
+        with transaction(db.session()):
+            admin = create_admin(db.session(), email, password, clock=current_app.extensions["mailer.clock"])
     except InvalidInput as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Admin {admin.email} can now log in at {_settings().base_url}/admin/login")
@@ -167,16 +185,16 @@ def seed_dev_command() -> None:
         )
     clock = current_app.extensions["mailer.clock"]
     samples = Path(__file__).resolve().parent.parent.parent / "tests" / "data" / "samples"
-    with transaction(db.session):
+    with transaction(db.session()):
         admin = db.session.scalar(select(Admin).where(Admin.email == DEV_ADMIN_EMAIL))
         if admin is None:
-            admin = create_admin(db.session, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, clock=clock)
+            admin = create_admin(db.session(), DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, clock=clock)
             click.echo(f"Created admin {DEV_ADMIN_EMAIL} with password {DEV_ADMIN_PASSWORD}")
         if db.session.scalar(select(Announcement.id).limit(1)) is None:
             for path in sorted(samples.glob("*.md")):
                 body = path.read_text(encoding="utf-8")
                 create_announcement(
-                    db.session,
+                    db.session(),
                     AnnouncementDraft(subject=body.partition("\n")[0].lstrip("# ").strip(), body_markdown=body),
                     admin_id=admin.id,
                     clock=clock,
@@ -209,7 +227,7 @@ def members_import_command(file: str, dry_run: bool) -> None:
     try:
         preview = summarise(
             plan_import(
-                db.session, read_file_lines(file), suppression_key=settings.suppression_key, clock=clock
+                db.session(), read_file_lines(file), suppression_key=settings.suppression_key, clock=clock
             ),
             keep_rows=0,
             keep_problems=10_000,
@@ -232,7 +250,7 @@ def members_import_command(file: str, dry_run: bool) -> None:
         return
     try:
         result = apply_import(
-            db.session, read_file_lines(file), settings=settings, clock=clock
+            db.session(), read_file_lines(file), settings=settings, clock=clock
         )
     except InvalidInput as exc:
         raise click.ClickException(str(exc)) from None
@@ -254,7 +272,7 @@ def members_export_command(output: str | None) -> None:
     from mailer.members.csv.export import export_lines
     from mailer.uploads import open_private
 
-    lines = export_lines(db.session)
+    lines = export_lines(db.session())
     if output:
         with open_private(output, "w", encoding="utf-8", newline="") as target:
             target.writelines(lines)
@@ -274,7 +292,7 @@ def check_command(smtp_timeout: float) -> None:
     from mailer.ops.checks import blocks_sending, check_admin_passwords, check_database, check_settings, check_smtp
     from mailer.worker.runner import smtp_opener_for
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     settings = settings_of(app)
     database = check_database(settings.database_uri, app.extensions["migrate"].directory)
     findings = [
@@ -283,8 +301,8 @@ def check_command(smtp_timeout: float) -> None:
         *database,
     ]
     if not blocks_sending(database):  # only a reachable, migrated database has admins to look at
-        with transaction(db.session):
-            findings += check_admin_passwords(find_admins_with_password(db.session, DEV_ADMIN_PASSWORD), settings)
+        with transaction(db.session()):
+            findings += check_admin_passwords(find_admins_with_password(db.session(), DEV_ADMIN_PASSWORD), settings)
     for finding in findings:
         click.echo(finding.line())
     if blocks_sending(findings):
@@ -340,7 +358,7 @@ def bounce_server_command(host: str | None, port: int | None) -> None:
     """Accept bounces by SMTP and store them for the worker (point an MX or alias for the bounce address here)."""
     from mailer.worker.bounce_intake import run_bounce_server
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     port = port or settings_of(app).bounce_smtp_port
     if not port:
         raise click.ClickException("the bounce server is off: set FLASK_MAILER_BOUNCE_SMTP_PORT or pass --port")
@@ -353,7 +371,7 @@ def process_bounces_command() -> None:
     """Read and count the stored bounce messages once (the worker does this every few ticks)."""
     from mailer.worker.runner import process_bounces_for_app
 
-    summary = process_bounces_for_app(current_app._get_current_object())  # type: ignore[attr-defined]
+    summary = process_bounces_for_app(_app())
     click.echo(
         f"bounces: {summary.processed} processed, {summary.counted} counted, {summary.complaints} complaints, "
         f"{summary.unmatched} unmatched, {summary.errors} errors"

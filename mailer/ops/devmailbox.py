@@ -134,7 +134,8 @@ class MailboxStore:
         """MAIL FROM / RCPT TO / received time, or ``{}`` if not recorded."""
         self._eml_path(message_id)  # validates the id
         try:
-            return json.loads(self._sidecar_path(message_id).read_text("utf-8"))
+            envelope: dict[str, Any] = json.loads(self._sidecar_path(message_id).read_text("utf-8"))
+            return envelope
         except (FileNotFoundError, ValueError):
             return {}
 

@@ -30,9 +30,9 @@ def store_for_app(app: Flask, max_bytes: int, source: str) -> Store:
     def store(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
         with app.app_context():
             try:
-                with transaction(db.session):
+                with transaction(db.session()):
                     return store_bounce_message(
-                        db.session, raw, mail_from=mail_from, rcpt_tos=rcpt_tos, source=source,
+                        db.session(), raw, mail_from=mail_from, rcpt_tos=rcpt_tos, source=source,
                         max_bytes=max_bytes, clock=app.extensions["mailer.clock"],
                     )
             finally:
@@ -47,7 +47,7 @@ def backlog_for_app(app: Flask) -> Callable[[], BounceBacklog]:
     def backlog() -> BounceBacklog:
         with app.app_context():
             try:
-                return unprocessed_bounce_backlog(db.session)
+                return unprocessed_bounce_backlog(db.session())
             finally:
                 db.session.remove()
 

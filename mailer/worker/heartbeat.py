@@ -5,8 +5,9 @@ thread of its own while it runs (worker/process.py), so other workers can tell i
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, CursorResult, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,5 +26,6 @@ def record_tick(connection: Connection, worker_id: str, *, now: datetime) -> Non
 
 def purge_heartbeats(session: Session, *, older_than: datetime) -> int:
     """Forget workers that have not ticked for a long time (a restart gets a new default id)."""
-    result = session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_tick_at < older_than))
+    statement = delete(WorkerHeartbeat).where(WorkerHeartbeat.last_tick_at < older_than)
+    result = cast("CursorResult[Any]", session.execute(statement))  # DML runs on a cursor: rowcount is there
     return int(result.rowcount or 0)

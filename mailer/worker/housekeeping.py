@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
@@ -59,15 +60,15 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
     )
     if stale:
         session.execute(delete(Member).where(Member.id.in_(stale)).execution_options(synchronize_session=False))
-    finished = session.execute(
+    finished = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         delete(OutboxMessage)
         .where(
             OutboxMessage.state.in_([OutboxState.SENT, OutboxState.FAILED, OutboxState.DROPPED]),
             OutboxMessage.created_at < now - retention.outbox,
         )
         .execution_options(synchronize_session=False)
-    )
-    anonymised = session.execute(
+    ))
+    anonymised = cast("CursorResult[Any]", session.execute(
         update(Delivery)
         .where(
             Delivery.member_id.is_not(None),
@@ -76,7 +77,7 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
         )
         .values(member_id=None, last_error=None)
         .execution_options(synchronize_session=False)
-    )
+    ))
     return PurgeCounts(
         unconfirmed_members=len(stale),
         outbox_messages=finished.rowcount or 0,

@@ -108,10 +108,11 @@ def housekeeping_job(app: Flask, settings: Settings) -> None:
     clock = app.extensions["mailer.clock"]
     with app.app_context():
         try:
-            with transaction(db.session):
-                counts = purge(db.session, clock=clock, retention=settings.retention)
-                purge_heartbeats(db.session, older_than=clock.now() - HEARTBEAT_RETENTION)
-                bounce_messages = purge_bounce_messages(db.session, older_than=clock.now() - settings.bounce_retention)
+            session = db.session()
+            with transaction(session):
+                counts = purge(session, clock=clock, retention=settings.retention)
+                purge_heartbeats(session, older_than=clock.now() - HEARTBEAT_RETENTION)
+                bounce_messages = purge_bounce_messages(session, older_than=clock.now() - settings.bounce_retention)
             import_files = remove_old_import_files(settings.import_dir, clock=clock)
             log.info("housekeeping: %s; %d old bounce message(s); %d old import file(s)", counts.describe(),
                      bounce_messages, import_files)

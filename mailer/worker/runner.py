@@ -68,7 +68,7 @@ def run_tick_for_app(
         signer = settings.dkim_signer
         try:
             return run_tick(
-                db.session,
+                db.session(),
                 open_transport=lambda: SmtpTransport(
                     opener,
                     max_per_connection=settings.smtp_max_per_connection,
@@ -97,7 +97,7 @@ def release_own_claims_for_app(app: Flask, settings: Settings) -> int:
         try:
             for kind in (OutboxQueue, DeliveryQueue):
                 released += release_expired_claims(
-                    db.session, kind, settings=settings.engine_settings, clock=app.extensions["mailer.clock"],
+                    db.session(), kind, settings=settings.engine_settings, clock=app.extensions["mailer.clock"],
                     also=[settings.worker_id],
                 )
             return released
@@ -115,8 +115,8 @@ def process_join_requests_for_app(app: Flask) -> None:
 
 
 def _carry_out_join_requests(policy: MembershipPolicy) -> None:
-    with transaction(db.session):
-        outcomes = process_join_requests(db.session, policy=policy)
+    with transaction(db.session()):
+        outcomes = process_join_requests(db.session(), policy=policy)
     for outcome in outcomes:
         log.info("join: %s", outcome.value)
 
@@ -134,6 +134,6 @@ def process_bounces_for_app(app: Flask, settings: Settings | None = None) -> Bou
             log.warning("bounce mailbox: could not fetch: %s: %s", type(exc).__name__, exc)
     with app.app_context():
         try:
-            return process_bounce_messages(db.session, settings.bounce_policy, clock=app.extensions["mailer.clock"])
+            return process_bounce_messages(db.session(), settings.bounce_policy, clock=app.extensions["mailer.clock"])
         finally:
             db.session.remove()

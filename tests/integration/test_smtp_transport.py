@@ -132,6 +132,18 @@ def test_message_bytes_arrive_unchanged_including_dot_lines(start_sink, pipelini
     assert [r.raw for r in sink.received] == [raw, message("after", "after@example.org")]
 
 
+def test_pipelined_bare_line_ends_are_sent_as_crlf(start_sink):
+    """With PIPELINING, a message with bare LF and bare CR line ends goes out with CRLF ones, dot-stuffed after
+    the change (it raised TypeError: smtplib's line-end helper works on str only)."""
+    sink = start_sink(pipelining=True)
+    raw = b"From: Test Forum <noreply@forum.test>\nTo: bare@example.org\rSubject: bare\r\n\n.dot\nend\n"
+    with SmtpTransport(opener_for(sink)) as transport:
+        transport.send(SENDER, "bare@example.org", raw)
+    assert [r.raw for r in sink.received] == [
+        b"From: Test Forum <noreply@forum.test>\r\nTo: bare@example.org\r\nSubject: bare\r\n\r\n.dot\r\nend\r\n"
+    ]
+
+
 def test_max_per_connection_replaces_the_connection_politely(start_sink, pipelining):
     """MAILER_SMTP_MAX_PER_CONNECTION=3 and 7 messages: connections of 3, 3 and 1; each replaced one said QUIT first."""
     sink = start_sink(pipelining=pipelining)

@@ -32,6 +32,7 @@ from mailer.models import (
     OutboxMessage,
     OutboxState,
     member_group,
+    table_of,
 )
 from mailer.transaction import transaction
 
@@ -196,7 +197,7 @@ def insert_members(
     # bulk path is several times slower here, and these rows need no ORM objects.
     # No RETURNING: SQLite cannot promise its order for a multi-row insert, and SQLAlchemy falls
     # back to one statement per row; the ids come back in one query on the unique key instead.
-    session.execute(insert(Member.__table__), values)
+    session.execute(insert(table_of(Member)), values)
     keys = [row.email_key for row, _ in new]
     found = dict(session.execute(select(Member.email_key, Member.id).where(Member.email_key.in_(keys))).all())
     return [found[key] for key in keys]
