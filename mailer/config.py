@@ -88,7 +88,8 @@ class Defaults:
     MAILER_IMPORT_DIR = ""  # where uploads wait between preview and apply; empty: instance/imports
     MAILER_DOCUMENT_MAX_BYTES = 10 * 1024 * 1024  # letters uploaded with announcements, that page only (issue 9)
     MAILER_DOCUMENT_DIR = ""  # where hosted documents are kept; empty: instance/documents
-    MAILER_EMAIL_TEMPLATE_DIR = ""  # an operator's email/layout.html overrides the built-in; empty: instance/email_templates
+    # An operator's email/layout.html overrides the built-in; empty: instance/email_templates
+    MAILER_EMAIL_TEMPLATE_DIR = ""
 
     MAIL_SERVER = "127.0.0.1"
     MAIL_PORT = 1025  # the development mailbox

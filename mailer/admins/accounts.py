@@ -25,7 +25,7 @@ def create_admin(session: Session, email: str, password: str, *, clock: Clock) -
     """Create an admin, or reset the password of an existing one (signing them out everywhere).
 
     Raises InvalidInput for a bad address or a short password."""
-    address, key = normalise_address(email)
+    _address, key = normalise_address(email)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", field="password")
     if len(password) > 1000:

@@ -59,7 +59,9 @@ class Progress:
         return 100 if self.total == 0 else int(100 * self.done / self.total)
 
 
-def create_announcement(session: Session, draft: AnnouncementDraft, *, admin_id: int | None, clock: Clock) -> Announcement:
+def create_announcement(
+    session: Session, draft: AnnouncementDraft, *, admin_id: int | None, clock: Clock
+) -> Announcement:
     """Save a new draft. Raises InvalidInput for an empty or oversized subject or body."""
     subject, body = checked_draft(draft)
     now = clock.now()
@@ -80,7 +82,9 @@ def create_announcement(session: Session, draft: AnnouncementDraft, *, admin_id:
     return announcement
 
 
-def update_announcement(session: Session, announcement: Announcement, draft: AnnouncementDraft, *, clock: Clock) -> None:
+def update_announcement(
+    session: Session, announcement: Announcement, draft: AnnouncementDraft, *, clock: Clock
+) -> None:
     """Edit until sending starts. Raises TransitionRefused once it has started, InvalidInput for bad fields."""
     subject, body = checked_draft(draft)
     groups = _groups(session, draft.group_ids)
@@ -161,7 +165,9 @@ def list_sample_members(
 
 
 def count_audience(session: Session, group_ids: list[int], only_without_social_media: bool) -> int:
-    return session.scalar(select(func.count()).select_from(audience(group_ids, only_without_social_media).subquery())) or 0
+    return (
+        session.scalar(select(func.count()).select_from(audience(group_ids, only_without_social_media).subquery())) or 0
+    )
 
 
 def announcement_progress(session: Session, announcement_id: int) -> Progress:

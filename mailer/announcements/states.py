@@ -35,7 +35,8 @@ EDITABLE = (DRAFT, SCHEDULED, HELD)  # "until sending starts" (J3)
 
 
 class Action(enum.StrEnum):
-    """What can happen to an announcement. The first seven are the admin's (edit and six buttons); the rest the worker's."""
+    """What can happen to an announcement. The first seven are the admin's (edit and six buttons); the rest the
+    worker's."""
 
     EDIT = "edit"  # change its text, audience or documents; the state stays
     SCHEDULE = "schedule"
@@ -139,7 +140,7 @@ def attempt(
     The change is part of the caller's transaction; a loaded Announcement is refreshed on next use."""
     rule = RULES[action]
     now = clock.now()
-    values: dict[str, Any] = {name: now for name in rule.stamps} | {name: None for name in rule.clears}
+    values: dict[str, Any] = dict.fromkeys(rule.stamps, now) | dict.fromkeys(rule.clears)
     if rule.sets_time is not None:
         if send_at is None:
             raise ValueError(f"{action} needs send_at")

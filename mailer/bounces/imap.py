@@ -8,6 +8,7 @@ not stored: it is flagged with a keyword so it is skipped from then on, and left
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
@@ -68,10 +69,8 @@ def poll_bounce_mailbox(settings: ImapSettings, store: Store) -> int:
                 client.expunge()
                 stored += len(done)
     finally:
-        try:
+        with contextlib.suppress(Exception):  # the connection may already be gone; nothing to keep
             client.logout()
-        except Exception:  # the connection may already be gone; nothing to keep
-            pass
     if stored:
         log.info("bounce mailbox: stored %d message(s)", stored)
     return stored

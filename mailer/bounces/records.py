@@ -201,9 +201,12 @@ def _find_target(msg: Message, raw: bytes, rcpt_tos: list[str], policy: BouncePo
 def _is_complaint(msg: Message) -> bool:
     """An ARF report (RFC 5965): multipart/report; report-type=feedback-report."""
     report_type = msg.get_param("report-type")  # a tuple only when RFC 2231 encoded: never in an ARF report
-    if msg.get_content_type() == "multipart/report" and isinstance(report_type, str):
-        if report_type.lower() == "feedback-report":
-            return True
+    if (
+        msg.get_content_type() == "multipart/report"
+        and isinstance(report_type, str)
+        and report_type.lower() == "feedback-report"
+    ):
+        return True
     return any(part.get_content_type() == "message/feedback-report" for part in msg.walk())
 
 
@@ -318,7 +321,9 @@ def process_bounce_messages(session: Session, policy: BouncePolicy, *, clock: Cl
     return summary
 
 
-def process_bounce_message(session: Session, message_id: int, policy: BouncePolicy, *, clock: Clock) -> BounceOutcome | None:
+def process_bounce_message(
+    session: Session, message_id: int, policy: BouncePolicy, *, clock: Clock
+) -> BounceOutcome | None:
     """Read one stored message and apply it; None when another worker has it or it is done.
 
     Sets processed_at in the caller's transaction, together with whatever it counted."""
@@ -490,7 +495,9 @@ def count_recent_bounces(session: Session, member_id: int, *, policy: BouncePoli
     ) or 0
 
 
-def _suppress_for_bounces(session: Session, member: Member, last_reason: str, *, policy: BouncePolicy, clock: Clock) -> None:
+def _suppress_for_bounces(
+    session: Session, member: Member, last_reason: str, *, policy: BouncePolicy, clock: Clock
+) -> None:
     now = clock.now()
     member.status, member.unsubscribed_at, member.updated_at = MemberStatus.UNSUBSCRIBED, now, now
     consent.suppress_address(session, policy.suppression_key, member.email_key, BOUNCE_SUPPRESSION, clock=clock)
@@ -563,7 +570,9 @@ def list_recent_bounces(session: Session, *, limit: int = 100) -> list[BounceLin
     return [BounceLine(*row) for row in rows]
 
 
-def list_members_near_threshold(session: Session, *, policy: BouncePolicy, clock: Clock, limit: int = 100) -> list[tuple[int, str, int]]:
+def list_members_near_threshold(
+    session: Session, *, policy: BouncePolicy, clock: Clock, limit: int = 100
+) -> list[tuple[int, str, int]]:
     """(member id, email, recent permanent failures) for members still on the list with at least one."""
     since = clock.now() - policy.decay
     recent = func.count(BounceEvent.id)
@@ -585,7 +594,13 @@ def list_members_near_threshold(session: Session, *, policy: BouncePolicy, clock
 def list_unmatched_messages(session: Session, *, limit: int = 100) -> list[tuple[int, datetime, str, str, str]]:
     """(id, received at, sender, subject, why) of messages that named no delivery we know."""
     rows = session.execute(
-        select(BounceMessage.id, BounceMessage.received_at, BounceMessage.mail_from, BounceMessage.raw, BounceMessage.detail)
+        select(
+            BounceMessage.id,
+            BounceMessage.received_at,
+            BounceMessage.mail_from,
+            BounceMessage.raw,
+            BounceMessage.detail,
+        )
         .where(BounceMessage.outcome == BounceOutcome.UNMATCHED)
         .order_by(BounceMessage.id.desc())
         .limit(limit)
@@ -600,7 +615,10 @@ def count_unprocessed(session: Session) -> int:
 def list_member_bounces(session: Session, member_id: int, *, limit: int = 50) -> list[BounceEvent]:
     return list(
         session.scalars(
-            select(BounceEvent).where(BounceEvent.member_id == member_id).order_by(BounceEvent.occurred_at.desc()).limit(limit)
+            select(BounceEvent)
+            .where(BounceEvent.member_id == member_id)
+            .order_by(BounceEvent.occurred_at.desc())
+            .limit(limit)
         )
     )
 

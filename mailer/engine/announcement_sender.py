@@ -260,7 +260,9 @@ def _load_group_names(session: Session, member_ids: set[int]) -> dict[int, tuple
     return {member_id: tuple(names) for member_id, names in found.items()}
 
 
-def _load_contents(session: Session, mail: AnnouncementMail, announcement_ids: set[int]) -> dict[int, AnnouncementContent]:
+def _load_contents(
+    session: Session, mail: AnnouncementMail, announcement_ids: set[int]
+) -> dict[int, AnnouncementContent]:
     """Each announcement's content; one small query when the renderer already read it this tick."""
     versions = dict(session.execute(
         select(Announcement.id, Announcement.updated_at).where(in_ids(session, Announcement.id, announcement_ids))
@@ -287,7 +289,9 @@ def _recheck(session: Session, rest: Sequence[_Recipient]) -> dict[int, SetAside
     member_ids = [r.member_id for r in rest if r.member_id is not None]
     with transaction(session):
         still = set(
-            session.scalars(select(Member.id).where(in_ids(session, Member.id, member_ids), Member.status == MemberStatus.MEMBER))
+            session.scalars(
+                select(Member.id).where(in_ids(session, Member.id, member_ids), Member.status == MemberStatus.MEMBER)
+            )
         )
         paused = set(
             session.scalars(

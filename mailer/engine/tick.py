@@ -81,7 +81,10 @@ def run_tick(
     with open_transport() as transport:
         outbox_checked, outbox_claimed = float("-inf"), 0
         while True:
-            if outbox_claimed >= settings.batch_size or time.monotonic() - outbox_checked >= settings.outbox_check_seconds:
+            if (
+                outbox_claimed >= settings.batch_size
+                or time.monotonic() - outbox_checked >= settings.outbox_check_seconds
+            ):
                 if take_new_work is not None:
                     take_new_work()
                 outbox_claimed, outbox = send_batch(session, transport, outbox_queue, settings=settings, clock=clock)
@@ -91,7 +94,9 @@ def run_tick(
                     break
             else:
                 outbox_claimed = 0  # not looked at this time round: a claim costs more than a batch's wait
-            delivery_claimed, deliveries = send_batch(session, transport, delivery_queue, settings=settings, clock=clock)
+            delivery_claimed, deliveries = send_batch(
+                session, transport, delivery_queue, settings=settings, clock=clock
+            )
             summary.deliveries.add(deliveries)
             if on_batch is not None and (outbox_claimed or delivery_claimed):
                 on_batch(summary)

@@ -8,6 +8,7 @@ Without PIPELINING, smtplib's sendmail does the conversation step by step (four 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import smtplib
@@ -302,7 +303,7 @@ class SmtpTransport:
         while len(answers) < 3 and (not answers or answers[-1][0] != 421):
             answers.append(replies.read())
         in_flight.remove(message)
-        refusal = next(((c, t) for (c, t), ok in zip(answers, _ACCEPTED) if c not in ok), None)
+        refusal = next(((c, t) for (c, t), ok in zip(answers, _ACCEPTED, strict=False) if c not in ok), None)
         if refusal is None:
             self._open = message
             return outcomes, []
@@ -380,10 +381,8 @@ class SmtpTransport:
         smtp, self._smtp = self._smtp, None
         self._open, self._needs_reset, self._replies = None, False, None
         if smtp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 smtp.close()
-            except OSError:
-                pass
 
     def close(self) -> None:
         """Say QUIT politely; a connection that is already gone, or has a message open, is just dropped."""
@@ -396,10 +395,8 @@ class SmtpTransport:
             try:
                 smtp.quit()
             except (OSError, smtplib.SMTPException):
-                try:
+                with contextlib.suppress(OSError):
                     smtp.close()
-                except OSError:
-                    pass
 
     def __enter__(self) -> SmtpTransport:
         return self

@@ -51,7 +51,7 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string is logging's problem, not ours
+        except Exception:  # a broken format string is logging's problem, not ours
             return True
         cleaned = redact(message)
         if cleaned != message or record.args:

@@ -42,7 +42,10 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         pairs: list[tuple[str, Any]] = [
-            ("ts", datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")),
+            (
+                "ts",
+                datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ),
             ("level", record.levelname.lower()),
             ("logger", record.name),
         ]

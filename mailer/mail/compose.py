@@ -103,11 +103,11 @@ _TRAILING_PUNCT = ".,:;!?'\"*_~’”»›"
 def _trim_url(url: str) -> str:
     while url:
         last = url[-1]
-        if last in _TRAILING_PUNCT:
-            url = url[:-1]
-        elif last == ")" and url.count(")") > url.count("("):
-            url = url[:-1]
-        elif last == "]" and url.count("]") > url.count("["):
+        if (
+            last in _TRAILING_PUNCT
+            or (last == ")" and url.count(")") > url.count("("))
+            or (last == "]" and url.count("]") > url.count("["))
+        ):
             url = url[:-1]
         else:
             break
@@ -312,7 +312,7 @@ _NBSP_CODE = "\ue001"  # a space inside inline code: never collapsed or wrapped
 
 
 class _Element:
-    __slots__ = ("tag", "attrs", "children")
+    __slots__ = ("attrs", "children", "tag")
 
     def __init__(self, tag: str, attrs: dict[str, str]) -> None:
         self.tag = tag

@@ -16,7 +16,8 @@ OVERSIGNED_HEADERS = [
     b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
     b"list-unsubscribe", b"list-unsubscribe-post", b"cc",
 ]
-SIGNED_HEADERS = [*OVERSIGNED_HEADERS, b"mime-version", b"content-type", b"feedback-id"]  # the rest: each as often as present
+# The rest: each as often as present.
+SIGNED_HEADERS = [*OVERSIGNED_HEADERS, b"mime-version", b"content-type", b"feedback-id"]
 
 
 def headers_to_sign(head: bytes) -> list[bytes]:

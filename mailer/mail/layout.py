@@ -77,7 +77,7 @@ def layout_problems(source: str, sample_settings: Any = None) -> list[str]:
         )
     except TemplateSyntaxError as exc:
         return [f"line {exc.lineno}: {exc.message}"]
-    except Exception as exc:  # noqa: BLE001 - any error in an operator's template means: do not use it
+    except Exception as exc:  # any error in an operator's template means: do not use it
         return [f"it does not render: {exc}"]
     problems = []
     if not re.search(r"<html\b[^>]*\blang=\"?[A-Za-z]{2,3}(-[A-Za-z0-9]+)*\"?", html, re.I):

@@ -28,7 +28,7 @@ class VerpTarget:
     row_id: int
 
 
-_TOKEN = re.compile(r"^([do])([1-9][0-9]{0,18})-([0-9a-f]{%d})$" % SIGNATURE_HEX)
+_TOKEN = re.compile(rf"^([do])([1-9][0-9]{{0,18}})-([0-9a-f]{{{SIGNATURE_HEX}}})$")
 
 
 def verp_key(secret_key: str | bytes) -> bytes:

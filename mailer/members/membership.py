@@ -101,7 +101,12 @@ def request_join(
     member.updated_at = now
     session.flush()
     consent.record_agreement(
-        session, member, ConsentAction.REQUESTED, evidence, forum_name=policy.forum_name, group_names=[g.name for g in groups],
+        session,
+        member,
+        ConsentAction.REQUESTED,
+        evidence,
+        forum_name=policy.forum_name,
+        group_names=[g.name for g in groups],
         clock=clock,
     )
     if not queue_link_mail(session, member, MailKind.CONFIRM, policy=policy, clock=clock):
@@ -187,7 +192,12 @@ def confirm_membership(
         now,
     )
     consent.record_agreement(
-        session, member, ConsentAction.CONFIRMED, evidence, forum_name=policy.forum_name, group_names=[g.name for g in member.groups],
+        session,
+        member,
+        ConsentAction.CONFIRMED,
+        evidence,
+        forum_name=policy.forum_name,
+        group_names=[g.name for g in member.groups],
         clock=clock,
     )
     enqueue_mail(session, MailKind.WELCOME, member_id=member.id, clock=clock)

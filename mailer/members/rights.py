@@ -116,7 +116,9 @@ def erase_member(session: Session, member: Member, *, suppression_key: bytes, cl
         update(OutboxMessage).where(OutboxMessage.member_id == member.id).values(member_id=None, to_address=None)
         .execution_options(synchronize_session=False)
     )
-    session.execute(delete(ConsentEvent).where(ConsentEvent.member_id == member.id).execution_options(synchronize_session=False))
+    session.execute(
+        delete(ConsentEvent).where(ConsentEvent.member_id == member.id).execution_options(synchronize_session=False)
+    )
     member.groups = []
     session.delete(member)
 

@@ -96,18 +96,27 @@ def _terminal_progress() -> Callable[[TickSummary], None] | None:
     def show(summary: TickSummary) -> None:
         done = summary.outbox.sent + summary.deliveries.sent + summary.deliveries.skipped + summary.deliveries.failed
         with db.engine.connect() as conn:
-            waiting = conn.execute(
-                select(func.count()).select_from(Delivery).join(Announcement, Announcement.id == Delivery.announcement_id)
-                .where(Announcement.state == AnnouncementState.SENDING,
-                       Delivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]))
-            ).scalar_one() + conn.execute(
-                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == OutboxState.PENDING)
-            ).scalar_one()
+            waiting = (
+                conn.execute(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .join(Announcement, Announcement.id == Delivery.announcement_id)
+                    .where(
+                        Announcement.state == AnnouncementState.SENDING,
+                        Delivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]),
+                    )
+                ).scalar_one()
+                + conn.execute(
+                    select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == OutboxState.PENDING)
+                ).scalar_one()
+            )
         total = max(done + waiting, 1)
         width = 30
         filled = int(width * done / total)
         rate = done / max(time.monotonic() - started, 1e-6)
-        sys.stderr.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {done}/{total} {100 * done // total}% {rate:.0f} msg/s ")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'-' * (width - filled)}] {done}/{total} {100 * done // total}% {rate:.0f} msg/s "
+        )
         if waiting == 0:
             sys.stderr.write("\n")
         sys.stderr.flush()

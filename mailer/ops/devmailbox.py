@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -81,7 +81,7 @@ class MailboxStore:
         envelope = {
             "mail_from": mail_from,
             "rcpt_tos": list(rcpt_tos or []),
-            "received_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         with self._lock:
             self._last_number += 1

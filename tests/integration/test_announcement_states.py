@@ -213,7 +213,7 @@ def in_thread(app: Any, name: str, work: Callable[[], Any]) -> tuple[threading.T
         with app.app_context():
             try:
                 outcome["result"] = work()
-            except Exception as exc:
+            except Exception as exc:  # any error is kept for the test to look at
                 outcome["error"] = exc
             finally:
                 db.session.remove()

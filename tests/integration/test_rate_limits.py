@@ -62,7 +62,7 @@ def test_increments_from_many_connections_at_once_are_all_counted(app, clock):
                 for _ in range(25):
                     with db.engine.begin() as connection:
                         seen.append(increment_counter(connection, "busy", now=clock.now(), expiry=MINUTE))
-        except BaseException as exc:
+        except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
     threads = [threading.Thread(target=hammer) for _ in range(8)]

@@ -96,7 +96,7 @@ class ImportSummary:
     keep_rows: int = 200
     keep_problems: int = 500
     total: int = 0
-    counts: dict[Outcome, int] = field(default_factory=lambda: {o: 0 for o in Outcome})
+    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     rows: list[RowOutcome] = field(default_factory=list)
     problems: list[RowOutcome] = field(default_factory=list)
     first_confirmation_at: datetime | None = None

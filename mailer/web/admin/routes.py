@@ -220,7 +220,10 @@ def schedule(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     form = ScheduleForm()
     if not form.validate_on_submit():
-        raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors if isinstance(e, str)) or "Enter a date and time.")
+        raise InvalidInput(
+            " ".join(e for errors in form.errors.values() for e in errors if isinstance(e, str))
+            or "Enter a date and time."
+        )
     with transaction(db.session()):
         # validate_on_submit passed InputRequired and parsed both fields, so neither is None here
         when = domain.london_time_to_utc(cast(date, form.send_date.data), cast(time, form.send_time.data))
@@ -389,5 +392,7 @@ def delete_announcement(announcement_id: int) -> ResponseReturnValue:
         flash(f"“{subject}” is deleted." + (" Its documents stay online." if documents and keep else ""))
         return redirect(url_for("admin.dashboard"), 303)
     if item.state not in domain.DELETABLE:
-        raise WrongState(f"This announcement is {item.state.value}. Cancel it, or let it finish sending, before deleting it.")
+        raise WrongState(
+            f"This announcement is {item.state.value}. Cancel it, or let it finish sending, before deleting it."
+        )
     return render_template("admin/delete_announcement.html", item=item, documents=documents, form=form)

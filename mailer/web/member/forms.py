@@ -11,7 +11,13 @@ from mailer.web.public.forms import SOCIAL_MEDIA_CHOICES, CheckboxesField
 
 
 class PreferencesForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired("Enter your name."), Length(max=100, message="Your name must be 100 characters or fewer.")])
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired("Enter your name."),
+            Length(max=100, message="Your name must be 100 characters or fewer."),
+        ],
+    )
     groups = CheckboxesField("Which news would you like?", coerce=database_id, validate_choice=True)
     social_media = RadioField(
         "Do you follow the forum on social media?",
@@ -23,5 +29,8 @@ class PreferencesForm(FlaskForm):
 class LostLinkForm(FlaskForm):
     email = StringField(
         "Email address",
-        validators=[DataRequired("Enter your email address."), Length(max=254, message="Enter a valid email address, like name@example.com.")],
+        validators=[
+            DataRequired("Enter your email address."),
+            Length(max=254, message="Enter a valid email address, like name@example.com."),
+        ],
     )

@@ -25,7 +25,13 @@ class CheckboxesField(SelectMultipleField):
 
 
 class JoinForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired("Enter your name."), Length(max=100, message="Your name must be 100 characters or fewer.")])
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired("Enter your name."),
+            Length(max=100, message="Your name must be 100 characters or fewer."),
+        ],
+    )
     email = StringField(
         "Email address",
         validators=[
