@@ -24,27 +24,45 @@ class CheckboxesField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class JoinForm(FlaskForm):
-    name = StringField(
+def name_field() -> StringField:
+    return StringField(
         "Name",
         validators=[
             DataRequired("Enter your name."),
             Length(max=100, message="Your name must be 100 characters or fewer."),
         ],
     )
-    email = StringField(
+
+
+def email_field() -> StringField:
+    return StringField(
         "Email address",
         validators=[
             DataRequired("Enter your email address."),
             Length(max=254, message="Enter a valid email address, like name@example.com."),
         ],
     )
-    groups = CheckboxesField("Which news would you like?", coerce=database_id, validate_choice=True)
-    social_media = RadioField(
+
+
+def groups_field() -> CheckboxesField:
+    return CheckboxesField("Which news would you like?", coerce=database_id, validate_choice=True)
+
+
+def social_media_field() -> RadioField:
+    return RadioField(
         "Do you follow the forum on social media?",
         choices=SOCIAL_MEDIA_CHOICES,  # type: ignore[arg-type]  # types-WTForms predates SelectChoice
         validators=[InputRequired("Tell us whether you follow the forum on social media.")],
     )
+
+
+class JoinForm(FlaskForm):
+    """The join form's fields; the preferences form shares the ones a member can change."""
+
+    name = name_field()
+    email = email_field()
+    groups = groups_field()
+    social_media = social_media_field()
     consent = BooleanField(
         "I agree", validators=[DataRequired("Tick the box to say you want to get our emails.")]
     )
