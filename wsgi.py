@@ -1,17 +1,8 @@
-"""The only module-level app (P1): `flask --app wsgi ...`, gunicorn `wsgi:app`, waitress `wsgi:app`."""
+"""The only module-level app (P1): `flask --app wsgi ...`, gunicorn `wsgi:app`, waitress `wsgi:app`.
 
-import sys
+A configuration that must not run (a weak key in production) is one line and exit code 3; any runner
+sees a non-zero exit."""
 
-from mailer import create_app
-from mailer.config import ConfigurationError
+from mailer import create_app_or_exit
 
-# gunicorn's code for "a worker failed to boot": its master then stops with that reason instead of
-# starting the worker again forever with the port open and requests hanging (issue 15). Any other
-# runner just sees a non-zero exit.
-EXIT_REFUSED_TO_START = 3
-
-try:
-    app = create_app()
-except ConfigurationError as exc:  # one clear line for the operator, not a traceback
-    print(f"mailer: refusing to start: {exc}", file=sys.stderr, flush=True)
-    raise SystemExit(EXIT_REFUSED_TO_START) from None
+app = create_app_or_exit()

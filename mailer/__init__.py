@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from mailer.settings import EXTENSION_KEY, Settings
 from mailer.uploads import private_sqlite_file
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# gunicorn's code for "a worker failed to boot": systemd's RestartPreventExitStatus=3 leaves a refused
+# start stopped instead of restarting it forever with the port open and requests hanging (issue 15).
+EXIT_REFUSED_TO_START = 3
 
 
 def create_app(test_config: dict[str, Any] | None = None, *, settings: Settings | None = None) -> Flask:
@@ -63,6 +68,20 @@ def create_app(test_config: dict[str, Any] | None = None, *, settings: Settings 
     register_cli(app)
     _proxy_fix(app, settings)
     return app
+
+
+def create_app_or_exit() -> Flask:
+    """The app, or one line naming the bad setting and exit code 3, not a traceback (issue 15.8).
+
+    wsgi.py builds the app this way, and gunicorn.conf.py calls it once in gunicorn's master before it
+    listens or forks, so a refusal never depends on how gunicorn's workers race each other."""
+    from .config import ConfigurationError
+
+    try:
+        return create_app()
+    except ConfigurationError as exc:
+        print(f"mailer: refusing to start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_REFUSED_TO_START) from None
 
 
 def _proxy_fix(app: Flask, settings: Settings) -> None:

@@ -8,6 +8,7 @@ Ctrl-C stops everything; if one process dies, the others are stopped too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -96,10 +97,8 @@ class Child:
     def signal_group(self, signum: int) -> None:
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it has already gone
             os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def group_alive(self) -> bool:
         """Whether any process of the group is left (after reaping our own)."""
