@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -25,7 +26,10 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
-__all__ = ["html_to_text", "render_markdown", "render_parts", "sanitise_html", "shorten_url"]
+__all__ = [
+    "Slots", "block_end", "fit_block", "html_to_text", "render_markdown", "render_parts", "sanitise_html",
+    "shorten_url",
+]
 
 # --------------------------------------------------------------------------
 # Markdown -> HTML
@@ -309,6 +313,23 @@ _BLOCK = frozenset(
 _HTML_WS = re.compile(r"[ \t\n\r\f]+")
 _BR = "\ue000"        # hard line break marker inside inline text
 _NBSP_CODE = "\ue001"  # a space inside inline code: never collapsed or wrapped
+_PAD = "\ue002"        # room kept after a slot marker for the value put in later (removed after wrapping)
+# Room a per-recipient value is given when wrapping (a name or group list; see Slots): a marker is 12
+# characters, the value is longer, so lines with one are wrapped as if it were this long (E1).
+SLOT_WIDTH = 32
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Markers filled per recipient after the text is wrapped (R3, E1): `urls` are links, written on a line
+    of their own below their label (a URL is never wrapped); `values` are words such as a name, wrapped as
+    if `SLOT_WIDTH` characters long so the filled line stays within the width."""
+
+    urls: frozenset[str] = frozenset()
+    values: frozenset[str] = frozenset()
+
+
+_NO_SLOTS = Slots()
 
 
 class _Element:
@@ -562,14 +583,68 @@ def _finish(lines: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def html_to_text(html_fragment: str, width: int = 76) -> str:
-    """Sanitised HTML fragment (as produced by render_markdown) -> readable plain text."""
-    root = _parse(html_fragment or "")
+def _make_room(html_fragment: str, slots: Slots) -> str:
+    """A link to a URL slot becomes its label, a line break and the marker on a line of its own; a value
+    slot's marker gets padding that holds the place of its value while wrapping (removed afterwards)."""
+    for marker in slots.urls:
+        link = re.compile(r"<a href=\"" + re.escape(marker) + r"\"[^>]*>(.*?)</a>", re.DOTALL)
+        html_fragment = link.sub(lambda m: m.group(1) + "<br>" + marker + "<br>", html_fragment)  # noqa: B023
+    for marker in slots.values:
+        html_fragment = html_fragment.replace(marker, marker + _PAD * max(SLOT_WIDTH - len(marker), 0))
+    return html_fragment
+
+
+def html_to_text(html_fragment: str, width: int = 76, slots: Slots = _NO_SLOTS) -> str:
+    """Sanitised HTML fragment (as produced by render_markdown) -> readable plain text.
+
+    `slots`: markers filled per recipient after this runs; the lines are laid out so that, once filled,
+    none is longer than `width` except a line holding only a URL (E1, see Slots)."""
+    root = _parse(_make_room(html_fragment or "", slots))
     lines = _join(_blocks(root, width), blank=True)
-    return _finish(lines)
+    return _finish(lines).replace(_PAD, "")
 
 
-def render_parts(markdown_text: str) -> tuple[str, str]:
-    """(html_fragment, text) from one Markdown source."""
+TEXT_WIDTH = 78
+_LINE_PREFIX = re.compile(r"((?:> )*)((?:- |\d+\. | +)?)")
+_BLOCK_START = re.compile(r"(?:- |\d+\. |> | |[=-]+$)")
+
+
+def _indent_of(first: str) -> str:
+    quote, lead = _LINE_PREFIX.match(first).groups()  # type: ignore[union-attr]  # the pattern always matches
+    return quote + " " * len(lead)
+
+
+def block_end(lines: list[str], start: int) -> int:
+    """The index after the last line of the wrapped paragraph or list item that `lines[start]` begins or is
+    part of: the following lines with its indent that do not start something else (an item, a quote)."""
+    indent = _indent_of(lines[start])
+    end = start + 1
+    while end < len(lines):
+        line = lines[end]
+        rest = line[len(indent):]
+        if not line.startswith(indent) or not rest.strip() or _BLOCK_START.match(rest):
+            break
+        end += 1
+    return end
+
+
+def fit_block(text: str, width: int = TEXT_WIDTH) -> str:
+    """Filled lines of one paragraph (see block_end) that came out longer than `width` (a value longer than
+    the room SLOT_WIDTH kept for it), wrapped again with their quote marks and list indent; URLs are never
+    broken. Lines within the width (nearly all) are returned as they are: a split and a len() per line."""
+    lines = text.split("\n")
+    if all(len(line) <= width for line in lines):
+        return text
+    indent = _indent_of(lines[0])
+    words = " ".join([lines[0], *(line[len(indent):] for line in lines[1:])])
+    wrapped = textwrap.wrap(
+        words, width=width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False,
+        expand_tabs=False,
+    )
+    return "\n".join(wrapped) if wrapped else text
+
+
+def render_parts(markdown_text: str, slots: Slots = _NO_SLOTS) -> tuple[str, str]:
+    """(html_fragment, text) from one Markdown source; `slots` as for html_to_text."""
     html = render_markdown(markdown_text)
-    return html, html_to_text(html)
+    return html, html_to_text(html, slots=slots)

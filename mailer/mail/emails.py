@@ -16,7 +16,7 @@ import css_inline
 from jinja2 import Environment
 from markupsafe import Markup
 
-from mailer.mail.compose import render_parts
+from mailer.mail.compose import Slots, block_end, fit_block, render_parts
 
 # Build with 78-column rules so long body lines are quoted-printable; write out with a
 # 998 limit so a long List-Unsubscribe URL stays one plain header line (STACK.md s.3).
@@ -53,13 +53,24 @@ class MailTemplate:
 
     def fill(self, values: dict[str, str]) -> tuple[str, str, str]:
         """(subject, html, text) for one recipient; values are escaped for HTML here."""
-        subject, html_body, text = self.subject, self.html, self.text
+        subject, html_body = self.subject, self.html
         for key, marker in self.slots.items():
             value = values.get(key, "")
             subject = subject.replace(marker, header_safe(value))
             html_body = html_body.replace(marker, html.escape(value, quote=True))
-            text = text.replace(marker, value)
-        return subject, html_body, text
+        lines, out, i = self.text.split("\n"), [], 0
+        while i < len(lines):
+            if not any(m in lines[i] for m in self.slots.values()):
+                out.append(lines[i])
+                i += 1
+                continue
+            end = block_end(lines, i)
+            block = "\n".join(lines[i:end])
+            for key, marker in self.slots.items():
+                block = block.replace(marker, values.get(key, ""))
+            out.append(fit_block(block))  # a value longer than the room kept for it (E1)
+            i = end
+        return subject, html_body, "\n".join(out)
 
 
 def header_safe(value: str) -> str:
@@ -126,10 +137,16 @@ def compose_template(
 ) -> MailTemplate:
     """Markdown -> sanitised HTML in the accessible layout, plus the same words as text (E1, E5).
     `button`: the href whose link paragraph is shown as a button (see with_button); the text is unchanged."""
-    body_html, body_text = render_parts(markdown)
+    # Markers of links (names ending in _url) go on a line of their own in the text part, and room is kept
+    # for the other values, so no filled line is over 78 characters but a URL alone (E1).
+    laid_out = Slots(
+        urls=frozenset(m for k, m in slots.items() if k.endswith("_url")),
+        values=frozenset(m for k, m in slots.items() if not k.endswith("_url")),
+    )
+    body_html, body_text = render_parts(markdown, laid_out)
     if button is not None:
         body_html = with_button(body_html, button)
-    footer_html, footer_text = render_parts(footer) if footer else ("", "")
+    footer_html, footer_text = render_parts(footer, laid_out) if footer else ("", "")
     document = jinja.get_template("email/layout.html").render(
         subject=subject, body=Markup(body_html), footer=Markup(footer_html), settings=settings
     )

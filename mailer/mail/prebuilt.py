@@ -17,6 +17,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
+from mailer.mail.compose import block_end, fit_block
 from mailer.mail.emails import BUILD_POLICY, WIRE_POLICY, MailSettings, MailTemplate, header_safe
 
 
@@ -117,7 +118,9 @@ class PrebuiltMessage:
         cached = self._templates.get(id(template))
         if cached is None or cached[0] is not template:
             markers = list(template.slots.values())
-            cached = (template, _EncodedBody(template.text, markers), _EncodedBody(template.html, markers))
+            cached = (
+                template, _EncodedBody(template.text, markers, fit=True), _EncodedBody(template.html, markers)
+            )
             self._templates = {id(template): cached} if len(self._templates) > 50 else self._templates
             self._templates[id(template)] = cached
         return cached[1], cached[2]
@@ -207,19 +210,28 @@ class _EncodedBody:
     QP encodes each line on its own (soft breaks stay inside a line), so encoding line by line
     and joining gives the same bytes as encoding the whole text."""
 
-    def __init__(self, body: str, markers: list[str]) -> None:
+    def __init__(self, body: str, markers: list[str], *, fit: bool = False) -> None:
+        self._fit = fit  # the text part: a filled paragraph over 78 characters is wrapped again (E1, compose.fit_block)
         lines = body.replace("\r\n", "\n").rstrip("\n").split("\n")
         # Runs of constant lines are encoded and joined once: the per-recipient loop sees only
         # the lines with a slot in them, as (constant bytes before it, the line, its markers).
         self._slotted: list[tuple[bytes, str, tuple[str, ...]]] = []
+        # In the text part a slotted line takes the rest of its paragraph with it, to be wrapped again when a
+        # value is longer than the room kept for it (compose.fit_block).
         constant: list[bytes] = []
-        for line in lines:
-            present = tuple(m for m in markers if m in line)
+        i = 0
+        while i < len(lines):
+            present = tuple(m for m in markers if m in lines[i])
             if present:
-                self._slotted.append((b"".join(constant), line, present))
+                end = block_end(lines, i) if fit else i + 1
+                block = "\n".join(lines[i:end])
+                present = tuple(m for m in markers if m in block)
+                self._slotted.append((b"".join(constant), block, present))
                 constant = []
+                i = end
             else:
-                constant.append(_qp_line(line))
+                constant.append(_qp_line(lines[i]))
+                i += 1
         self._tail = b"".join(constant)
 
     def fill(self, values: dict[str, str]) -> bytes:
@@ -228,6 +240,8 @@ class _EncodedBody:
         for before, line, markers in self._slotted:
             for marker in markers:
                 line = line.replace(marker, values.get(marker, marker))
+            if self._fit:
+                line = fit_block(line)
             out.append(before)
             out.append(_qp_line(line))
         out.append(self._tail)

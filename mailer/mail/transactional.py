@@ -94,6 +94,8 @@ class TransactionalMail:
                 SLOTS,
                 confirm_days=self._confirm_days,
                 join_url=f"{self._settings.base_url}/join",
-                footer=self._jinja.get_template("email/transactional_footer.md").render(settings=self._settings),
+                footer=self._jinja.get_template("email/transactional_footer.md").render(
+                    settings=self._settings, kind=kind.value
+                ),
             )
         return self._templates[kind]
