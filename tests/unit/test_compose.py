@@ -9,7 +9,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mailer.mail.compose import html_to_text, render_parts, sanitise_html, shorten_url
+from mailer.mail.compose import (
+    SLOT_WIDTH,
+    Slots,
+    block_end,
+    fit_block,
+    html_to_text,
+    render_parts,
+    sanitise_html,
+    shorten_url,
+)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 SAMPLE_NAMES = ["revisit-survey.md", "communication-update.md"]
@@ -489,3 +498,40 @@ def test_hand_written_link_text_is_never_shortened():
     html, text = parts(f"[{url}]({url}) and [the long guide]({url})\n")
     assert html.count(f">{url}</a>") == 1 and ">the long guide</a>" in html
     assert text.count(url) == 2
+
+
+# ---------------------------------------------------------------- slots filled per member (issue 17 s.4)
+
+
+def test_a_slot_link_goes_on_its_own_line_under_its_label() -> None:
+    """A link to a URL slot: its label on one line, the marker alone on the next, whatever precedes it."""
+    _, text = render_parts(
+        "You can always leave: [Unsubscribe from these emails](MAILERSLOT1X)", Slots(urls=frozenset({"MAILERSLOT1X"}))
+    )
+    assert text.splitlines() == ["You can always leave: Unsubscribe from these emails", "MAILERSLOT1X"]
+
+
+def test_room_is_kept_for_a_value_slot() -> None:
+    """A value marker is wrapped as if SLOT_WIDTH characters long, and no padding is left in the text."""
+    words = "word " * 30
+    _, text = render_parts(f"Dear MAILERSLOT0X, {words}", Slots(values=frozenset({"MAILERSLOT0X"})))
+    first = text.split("\n")[0]
+    assert first.startswith("Dear MAILERSLOT0X,") and "\ue002" not in text
+    assert len(first) - len("MAILERSLOT0X") + SLOT_WIDTH <= 76
+
+
+def test_fit_block_rewraps_only_what_is_too_long_keeping_quote_marks() -> None:
+    """A filled paragraph within 78 characters is unchanged; a longer one is wrapped again with its prefix,
+    and a URL is never broken."""
+    assert fit_block("> short\n> lines") == "> short\n> lines"
+    long = "> Dear " + "Montgomery-Fairweather " * 4 + "thank you\n> for everything https://example.org/" + "a" * 90
+    fitted = fit_block(long).split("\n")
+    assert all(line.startswith("> ") for line in fitted)
+    assert all(len(line) <= 78 or line == "> https://example.org/" + "a" * 90 for line in fitted)
+
+
+def test_block_end_stops_at_the_next_item_quote_or_blank_line() -> None:
+    """A paragraph or list item runs over its indented continuation lines, not into the next item."""
+    lines = ["- first item", "  goes on", "- second", "", "plain", "text", "> quote"]
+    assert block_end(lines, 0) == 2
+    assert block_end(lines, 4) == 6
