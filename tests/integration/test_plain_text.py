@@ -114,3 +114,24 @@ def test_announcement_and_test_send_are_laid_out(app, clock, smtp):
     assert f"Dear {LONG_NAME}, thank you" in flat(long_text)
     assert "> " + LONG_NAME in long_text  # the quote keeps its marks when a long name makes it wrap again
     assert all(line.startswith(">") for line in long_text.split("\n") if "anonymous" in line or "raw answers" in line)
+
+
+def test_announcement_footer_links_the_archive_and_a_new_link(app, clock, smtp):
+    """R3: the announcement's footer links the public archive and the page to get a new link, in both parts."""
+    with app.app_context():
+        add_member("reader@example.org", clock=clock, name="Jo")
+    admin = logged_in_admin(app, clock)
+    page = f"/admin/announcements/{compose(admin, subject='News', body='Hello {{ name }}.')}"
+    assert admin_post(admin, page, f"{page}/send-now").status_code == 303
+    run_tick_for_app(app)
+    text, html = parts(smtp.wait_for(1)[0].message)
+    assert_laid_out(text)
+    footer = footer_of(text)
+    assert "archive (https://forum.test/archive)" in footer
+    assert "Get a new link (https://forum.test/preferences) to change your details" in footer
+    assert 'href="https://forum.test/archive"' in html and 'href="https://forum.test/preferences"' in html
+    assert client_can_open(app, "/archive") and client_can_open(app, "/preferences")
+
+
+def client_can_open(app, path: str) -> bool:  # type: ignore[no-untyped-def]
+    return app.test_client().get(path).status_code == 200
