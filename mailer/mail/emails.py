@@ -28,6 +28,11 @@ _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
 
 
+# Room kept in the text part for a value longer than a name is (E1, compose.Slots): a list of two or three
+# groups fits, so most members' paragraphs need no wrapping again when filled.
+SLOT_ROOMS = {"groups": 56}
+
+
 @dataclass(frozen=True)
 class MailSettings:
     """Who mail comes from and where its links point: Settings.mail_settings."""
@@ -142,6 +147,7 @@ def compose_template(
     laid_out = Slots(
         urls=frozenset(m for k, m in slots.items() if k.endswith("_url")),
         values=frozenset(m for k, m in slots.items() if not k.endswith("_url")),
+        rooms=tuple((m, SLOT_ROOMS[k]) for k, m in slots.items() if k in SLOT_ROOMS),
     )
     body_html, body_text = render_parts(markdown, laid_out)
     if button is not None:
