@@ -11,7 +11,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from mailer.clock import Clock
 from mailer.errors import InvalidInput
 from mailer.members.addresses import normalise_address
-from mailer.models import Admin
+from mailer.models import Admin, AdminRole
 
 MIN_PASSWORD_LENGTH = 12
 # What `flask seed-dev` creates for trying mailer out; published in the README, so never for real use.
@@ -21,9 +21,12 @@ DEV_ADMIN_PASSWORD = "change-me-please"
 _DUMMY_HASH = generate_password_hash("not-a-real-password-just-timing", method="scrypt")
 
 
-def create_admin(session: Session, email: str, password: str, *, clock: Clock) -> Admin:
-    """Create an admin, or reset the password of an existing one (signing them out everywhere).
+def create_admin(
+    session: Session, email: str, password: str, *, clock: Clock, role: AdminRole = AdminRole.OWNER
+) -> Admin:
+    """Create an admin, or reset the password of an existing one (signing them out everywhere), with `role`.
 
+    `create-admin` on the server makes owners, so whoever holds the server can always get back in (V4).
     Raises InvalidInput for a bad address or a short password."""
     _address, key = normalise_address(email)
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -33,11 +36,12 @@ def create_admin(session: Session, email: str, password: str, *, clock: Clock) -
     admin = session.scalar(select(Admin).where(Admin.email == key))
     hashed = generate_password_hash(password, method="scrypt")
     if admin is None:
-        admin = Admin(email=key, password_hash=hashed, created_at=clock.now(), session_version=1)
+        admin = Admin(email=key, password_hash=hashed, created_at=clock.now(), session_version=1, role=role)
         session.add(admin)
     else:
         admin.password_hash = hashed
         admin.session_version += 1
+        admin.role = role
     session.flush()
     return admin
 

@@ -4,6 +4,7 @@ Every table is imported here, so `from mailer.models import Member` works and SQ
 
 from mailer.models.admins import (
     Admin,
+    AdminRole,
 )
 from mailer.models.announcements import (
     Announcement,
@@ -51,6 +52,7 @@ from mailer.models.types import (
 
 __all__ = [
     "Admin",
+    "AdminRole",
     "Announcement",
     "AnnouncementState",
     "AnnouncementTemplate",

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Model
-from mailer.models.types import UTCDateTime
+from mailer.models.types import UTCDateTime, enum_column
+
+
+class AdminRole(enum.StrEnum):
+    """What an admin may do (V4). Owners run the service; senders mail members; writers only draft."""
+
+    OWNER = "owner"
+    SENDER = "sender"
+    WRITER = "writer"
 
 
 class Admin(Model):
@@ -21,6 +30,7 @@ class Admin(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_version: Mapped[int] = mapped_column(Integer, default=1)
+    role: Mapped[AdminRole] = mapped_column(enum_column(AdminRole), default=AdminRole.OWNER, server_default="owner")
 
     # Flask-Login's user protocol, written out so the model stays a plain table.
     is_active = True

@@ -170,7 +170,8 @@ def create_admin_command(email: str) -> None:
             admin = create_admin(db.session(), email, password, clock=current_app.extensions["mailer.clock"])
     except InvalidInput as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Admin {admin.email} can now log in at {_settings().base_url}/admin/login")
+    click.echo(f"Admin {admin.email} is an owner (may do everything) and can log in at "
+               f"{_settings().base_url}/admin/login")
 
 
 @click.command("seed-dev")

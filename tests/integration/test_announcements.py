@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import (
+    Admin,
+    AdminRole,
     Announcement,
     AnnouncementState,
     ConsentAction,
@@ -314,7 +316,8 @@ def test_admin_pages_need_login(app):
 
 
 def test_create_admin_command_and_login(app, clock):
-    """`flask create-admin EMAIL` takes the password from MAILER_ADMIN_PASSWORD; a short one is refused."""
+    """`flask create-admin EMAIL` takes the password from MAILER_ADMIN_PASSWORD, makes an owner and says so; a
+    short password is refused."""
     runner = app.test_cli_runner()
     short = runner.invoke(args=["create-admin", "volunteer@forum.example"], env={"MAILER_ADMIN_PASSWORD": "short"})
     assert short.exit_code != 0 and "at least 12 characters" in short.output
@@ -322,6 +325,9 @@ def test_create_admin_command_and_login(app, clock):
         args=["create-admin", "volunteer@forum.example"], env={"MAILER_ADMIN_PASSWORD": "a good long passphrase"}
     )
     assert result.exit_code == 0, result.output
+    assert "is an owner" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(Admin.role).where(Admin.email == "volunteer@forum.example")) == AdminRole.OWNER
     client = app.test_client()
     token = csrf_token(client.get("/admin/login").get_data(as_text=True))
     wrong = client.post(
@@ -335,8 +341,6 @@ def test_create_admin_command_and_login(app, clock):
     assert right.status_code == 303
     assert client.get("/admin/").status_code == 200
     with app.app_context():
-        from mailer.models import Admin
-
         stored = db.session.scalar(select(Admin.password_hash))
         assert stored.startswith("scrypt:") and "a good long passphrase" not in stored
 
