@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
 from mailer.members.csv.uploads import UPLOAD_KEEP, remove_stale_uploads
-from mailer.models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
+from mailer.models import Delivery, DeliveryState, Member, MemberDeparture, MemberStatus, OutboxMessage, OutboxState
 from mailer.rate_limits import purge_rate_limits
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,13 @@ class PurgeCounts:
     outbox_messages: int
     deliveries_anonymised: int = 0
     rate_limit_windows: int = 0
+    departures: int = 0
 
     def describe(self) -> str:
         return (
             f"purged {self.unconfirmed_members} unconfirmed signup(s), {self.outbox_messages} old outbox "
-            f"message(s), {self.rate_limit_windows} ended rate-limit window(s); anonymised "
+            f"message(s), {self.rate_limit_windows} ended rate-limit window(s), {self.departures} departure "
+            f"note(s) older than a day; anonymised "
             f"{self.deliveries_anonymised} old delivery record(s)"
         )
 
@@ -78,7 +80,13 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
         .values(member_id=None, last_error=None)
         .execution_options(synchronize_session=False)
     ))
+    # A departure matters only to a send that was under way when it happened (engine/departures.py).
+    departures = cast("CursorResult[Any]", session.execute(
+        delete(MemberDeparture).where(MemberDeparture.left_at < now - timedelta(days=1))
+        .execution_options(synchronize_session=False)
+    ))
     return PurgeCounts(
+        departures=departures.rowcount or 0,
         unconfirmed_members=len(stale),
         outbox_messages=finished.rowcount or 0,
         deliveries_anonymised=anonymised.rowcount or 0,
