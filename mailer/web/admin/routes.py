@@ -38,7 +38,7 @@ from mailer.models import Announcement, Delivery, MailKind, Member
 from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
-from mailer.web.auth import mark_seen
+from mailer.web.auth import audit_login, mark_seen
 from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
 from mailer.web.libs import SelectChoice, current_user, login_required, login_user, logout_user, unauthorized
 from mailer.web.numbers import int_arg
@@ -89,6 +89,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         with transaction(db.session()):
             admin = authenticate(db.session(), form.email.data or "", form.password.data or "", clock=clock())
+            audit_login(admin, form.email.data or "")
         if admin is not None:
             login_user(admin)
             mark_seen(clock().now())
