@@ -109,11 +109,8 @@ def record_pending(session: Session) -> None:
     pending = pending_audit(session)
     if pending is None or pending.recorded:
         return
-    if pending.creates and pending.object_id is None:
-        created = [obj for obj in session.new if getattr(obj, "__tablename__", None) == pending.creates]
-        if created:
-            session.flush()  # gives the new row its id
-            pending.object_type, pending.object_id = pending.creates, str(created[-1].id)
+    if pending.creates and pending.object_type != pending.creates:
+        session.flush()  # a row added but not yet written gets its id (see _created)
     session.add(
         AuditEvent(
             created_at=pending.clock.now(),
@@ -133,6 +130,15 @@ def _before_commit(session: Session) -> None:
     record_pending(session)
 
 
+def _created(session: Session, instance: Any) -> None:
+    """A row was written: the first of the kind the pending action creates is the action's object (replacing the
+    object its URL names: a document added to announcement 3 is recorded as that document)."""
+    pending = pending_audit(session)
+    if (pending is not None and pending.creates and pending.object_type != pending.creates
+            and getattr(instance, "__tablename__", None) == pending.creates):
+        pending.object_type, pending.object_id = pending.creates, str(instance.id)
+
+
 def _refuse_change(mapper: Any, connection: Any, target: AuditEvent) -> None:
     raise AuditLogIsAppendOnly(f"audit event {target.id} cannot be changed or deleted")
 
@@ -142,6 +148,7 @@ def listen_for_audit(session_class: type[Session]) -> None:
     if not event.contains(session_class, "before_commit", _before_commit):
         event.listen(session_class, "before_commit", _before_commit)
         event.listen(session_class, "after_soft_rollback", _after_soft_rollback)
+        event.listen(session_class, "pending_to_persistent", _created)
 
 
 def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
