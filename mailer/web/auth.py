@@ -124,6 +124,13 @@ def record_audited_download(response: Response) -> Response:
     return response
 
 
+def audit_object(object_type: str, object_id: int | str) -> None:
+    """For a view whose object is not in its URL or created by it: name it on this request's audit event."""
+    pending = pending_audit(db.session())
+    if pending is not None:
+        pending.object_type, pending.object_id = object_type, str(object_id)
+
+
 def forget_pending_audit(exc: BaseException | None) -> None:
     forget_audit(db.session())
 
