@@ -167,3 +167,17 @@ def test_not_logged_in_is_sent_to_log_in_not_refused(app):
     for path in ("/admin/", "/admin/members", "/admin/audit"):
         response = client.get(path)
         assert response.status_code == 302 and "/admin/login" in response.headers["Location"], path
+
+
+def test_a_writer_previews_without_seeing_any_member(app, clock):
+    """Issue 19 (2): a writer's preview offers no sample members and ignores ?sample=<id>: no member name or
+    address reaches them; a sender still gets the samples."""
+    ids = some_rows(app, clock)
+    page = f"/admin/announcements/{ids['announcement_id']}"
+    writer = log_in_as(app, clock, AdminRole.WRITER)
+    for path in (page, f"{page}?sample={ids['member_id']}", f"{page}/preview.html?sample={ids['member_id']}"):
+        response = writer.get(path)
+        assert response.status_code == 200 and "sam@example.org" not in response.get_data(as_text=True), path
+        assert "Sam" not in response.get_data(as_text=True), path
+    sender = log_in_as(app, clock, AdminRole.SENDER)
+    assert "sam@example.org" in sender.get(page).get_data(as_text=True)
