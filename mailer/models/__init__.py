@@ -15,6 +15,7 @@ from mailer.models.announcements import (
     Document,
     announcement_group,
 )
+from mailer.models.audit import AuditEvent
 from mailer.models.bounces import (
     BounceEvent,
     BounceKind,
@@ -57,6 +58,7 @@ __all__ = [
     "Announcement",
     "AnnouncementState",
     "AnnouncementTemplate",
+    "AuditEvent",
     "BounceEvent",
     "BounceKind",
     "BounceMessage",

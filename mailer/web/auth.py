@@ -7,14 +7,33 @@ without a request the admin logs in again. The app's clock decides, so tests mov
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import session
+from flask import Blueprint, Response, render_template, request, session
+from flask.typing import ResponseReturnValue
+from flask_sqlalchemy.session import Session as SessionClass
 
 from mailer.admins.accounts import find_admin_for_session
+from mailer.admins.audit import (
+    USER_AGENT_MAX,
+    PendingAudit,
+    expect_audit,
+    forget_audit,
+    listen_for_audit,
+    pending_audit,
+    record_audit,
+    record_failed_login,
+    record_pending,
+)
+from mailer.admins.permissions import may, object_of, permission_for
 from mailer.extensions import db, login_manager
 from mailer.models import Admin
+from mailer.transaction import transaction
 from mailer.web.context import clock, current_settings
+from mailer.web.libs import current_user, unauthorized
+
+log = logging.getLogger(__name__)
 
 LAST_SEEN_KEY = "admin_seen_at"
 # The last-seen time is rewritten at most this often, not on every request.
@@ -55,3 +74,79 @@ def load_admin(user_id: str) -> Admin | None:
 
 # Registered by a call, not as a decorator: LoginManager is untyped, so a decorator would untype load_admin.
 login_manager.user_loader(load_admin)
+
+
+# --- roles and the audit log (V4, V5, issue 19) ------------------------------------------------------
+# Every admin blueprint calls protect(): before each request the permission table decides (403 with the
+# admin menu otherwise), and an audited action is attached to the request's session to be recorded when
+# the view commits. The role is read from the database with the admin on every request, so a changed role
+# counts from the admin's next request.
+
+
+def request_facts() -> dict[str, str | None]:
+    """Where a request came from, as the audit log keeps it."""
+    return {"ip": request.remote_addr, "user_agent": request.user_agent.string or None}
+
+
+def may_use(endpoint: str) -> bool:
+    """For templates (`may('admin.members')`): whether the logged-in admin may use `endpoint`."""
+    return bool(current_user.is_authenticated) and may(current_user.role, endpoint)
+
+
+def check_permission() -> ResponseReturnValue | None:
+    permission = permission_for(request.endpoint)
+    if permission is not None and permission.public:
+        return None
+    if not current_user.is_authenticated:
+        return unauthorized()
+    if permission is None or not permission.allows(current_user.role):
+        log.warning("admin %d (%s): refused %s", current_user.id, current_user.role.value, request.endpoint)
+        return render_template("admin/forbidden.html"), 403
+    if permission.audit is not None and (request.method == "POST" or permission.audit_get):
+        action = permission.audit_action(request.view_args or {}, request.form)
+        if action:
+            kind, object_id = object_of(request.view_args or {}) or (None, None)
+            facts = request_facts()
+            expect_audit(db.session(), PendingAudit(
+                admin_id=current_user.id, admin_email=current_user.email, action=action,
+                ip_address=facts["ip"], user_agent=(facts["user_agent"] or "")[:USER_AGENT_MAX] or None,
+                clock=clock(), object_type=kind, object_id=object_id, creates=permission.creates,
+            ))
+    return None
+
+
+def record_audited_download(response: Response) -> Response:
+    """A download (the member export) commits nothing itself: its event is recorded before it streams."""
+    pending = pending_audit(db.session())
+    if pending is not None and not pending.recorded and request.method == "GET" and response.status_code < 400:
+        with transaction(db.session()):
+            record_pending(db.session())
+    return response
+
+
+def audit_object(object_type: str, object_id: int | str) -> None:
+    """For a view whose object is not in its URL or created by it: name it on this request's audit event."""
+    pending = pending_audit(db.session())
+    if pending is not None:
+        pending.object_type, pending.object_id = object_type, str(object_id)
+
+
+def forget_pending_audit(exc: BaseException | None) -> None:
+    forget_audit(db.session())
+
+
+def audit_login(admin: Admin | None, typed_email: str) -> None:
+    """In the log-in view's transaction: a log-in, or a failed one (naming the admin only if it is one)."""
+    if admin is not None:
+        record_audit(db.session(), actor=admin, action="logged in", clock=clock(), **request_facts())
+    else:
+        record_failed_login(db.session(), typed_email, clock=clock(), **request_facts())
+
+
+def protect(blueprint: Blueprint) -> None:
+    """Put a blueprint mounted under /admin behind the log-in, the permission table and the audit log."""
+    listen_for_audit(SessionClass)
+    blueprint.before_request(check_permission)
+    blueprint.after_request(record_audited_download)
+    blueprint.teardown_request(forget_pending_audit)
+    blueprint.add_app_template_global(may_use, "may")

@@ -98,3 +98,16 @@ class MemberFilterForm(FlaskForm):
 
 class ImportUploadForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose the CSV file to upload.")])
+
+
+class AuditFilterForm(FlaskForm):
+    """The audit log's filters (V5): a GET form, so no CSRF token and the URL can be bookmarked.
+    The choices of `who` and `what` are the admins and actions the log holds, set by the view."""
+
+    class Meta:
+        csrf = False
+
+    who = SelectField("Who", choices=[], default="", validate_choice=True)
+    what = SelectField("What", choices=[], default="", validate_choice=True)
+    since = DateField("From (UK date)", validators=[Optional()])
+    until = DateField("To (UK date, included)", validators=[Optional()])

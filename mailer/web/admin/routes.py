@@ -38,7 +38,7 @@ from mailer.models import Announcement, Delivery, MailKind, Member
 from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
-from mailer.web.auth import mark_seen
+from mailer.web.auth import audit_login, mark_seen, may_use
 from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
 from mailer.web.libs import SelectChoice, current_user, login_required, login_user, logout_user, unauthorized
 from mailer.web.numbers import int_arg
@@ -89,6 +89,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         with transaction(db.session()):
             admin = authenticate(db.session(), form.email.data or "", form.password.data or "", clock=clock())
+            audit_login(admin, form.email.data or "")
         if admin is not None:
             login_user(admin)
             mark_seen(clock().now())
@@ -340,7 +341,10 @@ def _field_error(form: AnnouncementForm, exc: InvalidInput) -> None:
 
 def _sample_member(item: Announcement) -> tuple[list[domain.SampleMember], domain.SampleMember | None]:
     """The preview's member (?sample=<id>, one of a few in the audience); none: the test email's
-    values, a member with no name and no groups, so the default preview is exactly the test send."""
+    values, a member with no name and no groups, so the default preview is exactly the test send.
+    A role that may not see members (writers, issue 19) gets no samples: the preview is the test send."""
+    if not may_use("admin.members"):
+        return [], None
     samples = domain.list_sample_members(db.session(), [g.id for g in item.groups], item.only_without_social_media)
     wanted = int_arg("sample")
     return samples, next((s for s in samples if s.id == wanted), None)
