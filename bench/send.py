@@ -9,8 +9,9 @@ reused connection and marks rows sent. Timed from the tick's start until every r
 and template compiling happen before (warm_up), as in a running worker. Baseline: the same N
 messages built beforehand (outside the timing) sent by a bare smtplib loop over one connection to
 the same sink. Third contestant: the engine without the look for members who left before each write
-(J4, engine/departures.py), so the output gives what that check costs. With TEST_POSTGRES_URL (or --postgres) it also times two engine processes sharing one
-announcement on PostgreSQL. The sink is Postfix's smtp-sink when it can be fetched (bench/sinks.py),
+(J4, engine/departures.py), so the output gives what that check costs. With TEST_POSTGRES_URL (or
+--postgres) it also times two engine processes sharing one announcement on PostgreSQL, with and without
+the check. The sink is Postfix's smtp-sink when it can be fetched (bench/sinks.py),
 else aiosmtpd, and the output says which. Rounds alternate which contestant goes first; medians are
 reported."""
 
