@@ -5,6 +5,7 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 from mailer.web.admin import (  # noqa: E402  the views register on bp, so it must exist first
+    account,  # noqa: F401
     announcement_templates,  # noqa: F401
     bounces,  # noqa: F401
     documents,  # noqa: F401
