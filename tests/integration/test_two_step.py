@@ -183,7 +183,8 @@ def test_an_admin_ends_their_other_sessions(app, clock):
     the second browser's session, and this one goes on."""
     laptop = logged_in_admin(app, clock)
     phone = app.test_client()
-    phone_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Safari/604.1"
+    phone_agent = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 "
+                   "Safari/604.1")
     token = csrf_token(phone.get("/admin/login").get_data(as_text=True))
     assert phone.post("/admin/login", headers={"User-Agent": phone_agent},
                       data={"csrf_token": token, "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).status_code == 303
