@@ -157,7 +157,7 @@ def test_required_for_everyone_sends_a_new_log_in_to_set_up(app, clock):
     assert sent_to(password_step(sender, email=SENDER_EMAIL, password=SENDER_PASSWORD), DASHBOARD)
     for path in (DASHBOARD, "/admin/members", SESSIONS):
         assert sent_to(sender.get(path), TWO_STEP), path
-    assert "required for everyone" not in sender.get(TWO_STEP).get_data(as_text=True)
+    assert "requires two-step login for every admin" in sender.get(TWO_STEP).get_data(as_text=True)
     turn_on_two_step(sender, clock)
     assert sender.get(DASHBOARD).status_code == 200
     assert "cannot be turned off" in sender.get(TWO_STEP).get_data(as_text=True)
@@ -230,9 +230,10 @@ def test_a_role_change_or_removal_takes_effect_at_the_next_request(app, clock):
     assert "Other admins" in sender.get(SESSIONS).get_data(as_text=True)
     with app.app_context():
         admin = db.session.scalars(select(Admin).where(Admin.email == SENDER_EMAIL)).one()
-        db.session.execute(AdminSession.__table__.delete().where(AdminSession.admin_id == admin.id))
+        admin_id = admin.id
         db.session.delete(admin)
         db.session.commit()
+        assert db.session.scalars(select(AdminSession).where(AdminSession.admin_id == admin_id)).all() == []
     assert sent_to(sender.get(DASHBOARD), "/admin/login")
     assert owner.get(DASHBOARD).status_code == 200
 

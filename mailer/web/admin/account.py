@@ -34,6 +34,10 @@ def _code_limit() -> str:
     return current_settings().login_rate_limit_account
 
 
+def _ip_limit() -> str:
+    return current_settings().login_rate_limit_ip
+
+
 def _pending_key() -> str:
     """Wrong codes count per browser's half-finished log-in (its admin) and IP address, like wrong passwords."""
     value = session.get(PENDING_KEY)
@@ -61,6 +65,7 @@ def require_two_step_set_up() -> ResponseReturnValue | None:
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(_ip_limit, methods=["POST"])
 @limiter.limit(_code_limit, methods=["POST"], key_func=_pending_key, deduct_when=_code_failed)
 def login_code() -> ResponseReturnValue:
     """The second page of a log-in with two-step login on: the password was right, now the code."""
