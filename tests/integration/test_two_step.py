@@ -254,3 +254,19 @@ def test_reset_two_step_on_the_server(app, clock):
 
     unknown = app.test_cli_runner().invoke(args=["reset-two-step", "nobody@forum.example"])
     assert unknown.exit_code != 0 and "no admin with that email address" in unknown.output
+
+
+def test_turning_two_step_off_takes_a_current_code(app, clock):
+    """Issue 19 (3): turning two-step login off needs a current code (a wrong one changes nothing); afterwards
+    the password alone logs in again."""
+    client = logged_in_admin(app, clock)
+    totp, _codes = turn_on_two_step(client, clock)
+    assert sent_to(admin_post(client, TWO_STEP, "/admin/account/two-step/off", {"code": "000000"}), TWO_STEP)
+    assert "That code is not right" in client.get(TWO_STEP).get_data(as_text=True)
+    assert "Two-step login is on" in client.get(TWO_STEP).get_data(as_text=True)
+    clock.advance(seconds=30)
+    response = admin_post(client, TWO_STEP, "/admin/account/two-step/off", {"code": totp.at(clock.now())})
+    assert sent_to(response, TWO_STEP)
+    assert "Set up two-step login" in client.get(TWO_STEP).get_data(as_text=True)
+    log_out(client)
+    assert sent_to(password_step(client), DASHBOARD)
