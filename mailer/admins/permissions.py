@@ -66,11 +66,25 @@ def _publish(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
     return "announcement published" if form.get("public") == "1" else "announcement taken out of the archive"
 
 
+def _security_policy(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
+    return "two-step login required for everyone" if form.get("require_two_step") else "two-step login not required"
+
+
 PERMISSIONS: dict[str, Permission] = {
     # the log-in view records log-ins and failed log-ins itself (mailer.web.auth.audit_login)
     "admin.login": Permission(EVERYONE, public=True),
     "admin.logout": Permission(EVERYONE, audit="logged out"),
     "admin.dashboard": Permission(EVERYONE),
+    # the code page of a two-step log-in (before log-in: it records the log-in itself)
+    "admin.login_code": Permission(EVERYONE, public=True),
+    # one's own account: two-step login and log-ins (sessions_end: anyone's for owners, checked by the domain)
+    "admin.two_step": Permission(EVERYONE, audit="two-step login turned on"),
+    "admin.two_step_recovery_codes": Permission(EVERYONE, audit="recovery codes made"),
+    "admin.two_step_off": Permission(EVERYONE, audit="two-step login turned off"),
+    "admin.sessions": Permission(EVERYONE),
+    "admin.sessions_end_others": Permission(EVERYONE, audit="other log-ins ended"),
+    "admin.sessions_end": Permission(EVERYONE, audit="log-in ended"),
+    "admin.security_policy": Permission(OWNERS, audit=_security_policy),
     # announcements
     "admin.new_announcement": Permission(EVERYONE, audit="announcement created", creates="announcement"),
     "admin.edit_announcement": Permission(EVERYONE, audit="announcement edited"),
@@ -118,6 +132,7 @@ OBJECT_ARGS = (
     ("import_id", "import"),
     ("admin_id", "admin"),
     ("group_id", "group"),
+    ("session_id", "admin_session"),
 )
 
 

@@ -5,6 +5,9 @@ Every table is imported here, so `from mailer.models import Member` works and SQ
 from mailer.models.admins import (
     Admin,
     AdminRole,
+    AdminSession,
+    RecoveryCode,
+    SecurityPolicy,
 )
 from mailer.models.announcements import (
     Announcement,
@@ -55,6 +58,7 @@ from mailer.models.types import (
 __all__ = [
     "Admin",
     "AdminRole",
+    "AdminSession",
     "Announcement",
     "AnnouncementState",
     "AnnouncementTemplate",
@@ -79,6 +83,8 @@ __all__ = [
     "OutboxMessage",
     "OutboxState",
     "RateLimitCounter",
+    "RecoveryCode",
+    "SecurityPolicy",
     "SocialMedia",
     "Suppression",
     "UTCDateTime",

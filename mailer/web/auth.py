@@ -3,7 +3,11 @@
 The cookie names the admin and their session_version; log-out, a new password and a reset bump
 the version, so a copied cookie stops working everywhere at once. The cookie also carries when
 the admin was last seen (signed with SECRET_KEY like the rest of it): after MAILER_ADMIN_IDLE_MINUTES
-without a request the admin logs in again. The app's clock decides, so tests move time with it."""
+without a request the admin logs in again. The app's clock decides, so tests move time with it.
+
+Issue 19: the cookie also names a server-side session row (mailer.admins.sessions), which can be ended from
+the sessions page and ends on its own 7 days after the log-in. With two-step login on, the password alone only
+marks the browser as half-way (PENDING_KEY); the code page finishes the log-in."""
 
 from __future__ import annotations
 
@@ -27,17 +31,22 @@ from mailer.admins.audit import (
     record_pending,
 )
 from mailer.admins.permissions import may, object_of, permission_for
+from mailer.admins.sessions import find_live_session, start_session
 from mailer.extensions import db, login_manager
 from mailer.models import Admin
 from mailer.transaction import transaction
 from mailer.web.context import clock, current_settings
-from mailer.web.libs import current_user, unauthorized
+from mailer.web.libs import current_user, login_user, unauthorized
 
 log = logging.getLogger(__name__)
 
 LAST_SEEN_KEY = "admin_seen_at"
 # The last-seen time is rewritten at most this often, not on every request.
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+SESSION_KEY = "admin_session"
+PENDING_KEY = "two_step_pending"
+# How long the code page waits after a right password before the password must be typed again.
+PENDING_LIMIT = timedelta(minutes=10)
 
 
 def idle_limit() -> timedelta:
@@ -67,9 +76,60 @@ def load_admin(user_id: str) -> Admin | None:
     now = clock().now()
     seen = last_seen()
     admin = find_admin_for_session(db.session(), admin_id, version, last_seen_at=seen, now=now, idle=idle_limit())
-    if admin is not None and (seen is None or now - seen >= LAST_SEEN_RESOLUTION):
+    if admin is None:
+        return None
+    row = find_live_session(db.session(), admin, current_session_key(), now=now)
+    if row is None:
+        return None
+    if db.session.is_modified(row):
+        db.session.commit()
+    if seen is None or now - seen >= LAST_SEEN_RESOLUTION:
         mark_seen(now)
     return admin
+
+
+def begin_session(admin: Admin) -> None:
+    """Finish a log-in: a session row on the server, its key and the admin in the cookie.
+    The caller commits (the row is added to the current transaction)."""
+    row = start_session(
+        db.session(), admin, user_agent=request.user_agent.string, ip_address=request.remote_addr, clock=clock()
+    )
+    session.pop(PENDING_KEY, None)
+    login_user(admin)
+    session[SESSION_KEY] = row.key
+    mark_seen(clock().now())
+
+
+def current_session_key() -> str | None:
+    value = session.get(SESSION_KEY)
+    return value if isinstance(value, str) else None
+
+
+def set_pending(admin: Admin) -> None:
+    """The password was right; the admin still has to give a code (the cookie is signed, so this cannot be forged)."""
+    session[PENDING_KEY] = {"id": admin.id, "v": admin.session_version, "at": int(clock().now().timestamp())}
+
+
+def pending_admin() -> Admin | None:
+    """The admin half-way through logging in with this browser, or None (never started, or too long ago)."""
+    value = session.get(PENDING_KEY)
+    if not isinstance(value, dict):
+        return None
+    try:
+        admin_id, version, at = int(value["id"]), int(value["v"]), int(value["at"])
+        started = datetime.fromtimestamp(at, UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
+    if not timedelta(0) <= clock().now() - started <= PENDING_LIMIT:
+        return None
+    admin = db.session.get(Admin, admin_id)
+    if admin is None or admin.session_version != version:
+        return None
+    return admin
+
+
+def clear_pending() -> None:
+    session.pop(PENDING_KEY, None)
 
 
 # Registered by a call, not as a decorator: LoginManager is untyped, so a decorator would untype load_admin.
@@ -133,6 +193,11 @@ def audit_object(object_type: str, object_id: int | str) -> None:
 
 def forget_pending_audit(exc: BaseException | None) -> None:
     forget_audit(db.session())
+
+
+def audit_action(admin: Admin, action: str) -> None:
+    """In the caller's transaction: an action that is not a view's own (the two-step code page's log-ins)."""
+    record_audit(db.session(), actor=admin, action=action, clock=clock(), **request_facts())
 
 
 def audit_login(admin: Admin | None, typed_email: str) -> None:
