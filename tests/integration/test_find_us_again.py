@@ -9,7 +9,7 @@ from typing import Any
 
 from mailer.worker.runner import run_tick_for_app
 from support.factories import add_member, admin_post, compose, logged_in_admin
-from support.mail import link_to
+from support.mail import flat, link_to, parts
 from support.web import join, path_of, post_button
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -103,3 +103,16 @@ def test_feed_of_an_empty_archive_is_valid(client: Any):
     """R3: with nothing public yet the feed is still a valid, empty Atom feed."""
     feed = ET.fromstring(client.get("/archive/feed.atom").data)
     assert feed.tag == f"{ATOM}feed" and feed.findall(f"{ATOM}entry") == []
+
+
+def test_welcome_email_lists_the_groups_chosen(app, client, smtp):
+    """R3 / issue 20.6: the welcome email, through the real SMTP sink, names the groups the member chose in the
+    join form's order, in both parts."""
+    join(client, email="alex@example.org", name="Alex Carer", groups=[3, 1])
+    run_tick_for_app(app)
+    post_button(client, path_of(link_to(smtp.wait_for(1)[0].message, "/confirm/")))
+    run_tick_for_app(app)
+    text, html = parts(smtp.wait_for(2)[1].message)
+    assert "You chose to hear about: Forum news and Voice and Influence group." in flat(text)
+    assert "You chose to hear about: Forum news and Voice and Influence group." in html
+    assert "Local Offer" not in flat(text)
