@@ -164,7 +164,8 @@ def with_preheader(document: str, text: str) -> str:
     block = (
         '<div class="preheader" aria-hidden="true" style="display: none; font-size: 1px; line-height: 1px;'
         " max-height: 0; max-width: 0; opacity: 0; overflow: hidden; mso-hide: all; color: transparent;\">"
-        f"{html.escape(text, quote=False)}{PREHEADER_PADDING}</div>"
+        # The padding on a line of its own: a sentence with a member's name is filled per member, the padding not.
+        f"{html.escape(text, quote=False)}\n{PREHEADER_PADDING}</div>"
     )
     match = _BODY_TAG.search(document)
     if match is None:

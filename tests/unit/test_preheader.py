@@ -32,5 +32,5 @@ def test_the_preheader_goes_first_in_the_body_and_is_escaped():
     document = '<html><body class="x"><p>Hi</p></body></html>'
     out = with_preheader(document, "Fish & <chips>")
     assert out.startswith('<html><body class="x">\n<div class="preheader" aria-hidden="true"')
-    assert "Fish &amp; &lt;chips&gt;&#847;&nbsp;" in out
+    assert "Fish &amp; &lt;chips&gt;\n&#847;&nbsp;" in out
     assert with_preheader(document, "") == document
