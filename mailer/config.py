@@ -32,6 +32,7 @@ class Defaults:
     MAILER_CONFIRMATION_INTERVAL_MINUTES = 60  # at most one confirmation mail per address per period
     MAILER_SUPPRESSION_KEY = ""  # empty: derived from SECRET_KEY; set its own value in production
     MAILER_UNCONFIRMED_RETENTION_DAYS = 30
+    MAILER_CONFIRM_REMINDER_DAYS = 0  # N > 0: one reminder to confirm, N days after joining (issue 20.7)
     MAILER_OUTBOX_RETENTION_DAYS = 30
     MAILER_DELIVERY_RETENTION_DAYS = 365  # then a delivery keeps its outcome but not who it was for
     MAILER_AUDIT_RETENTION_DAYS = 730  # audit log rows (V5) older than this are deleted by the daily housekeeping

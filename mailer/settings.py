@@ -237,6 +237,7 @@ class Settings:
     confirmation_interval_minutes: float = setting("MAILER_CONFIRMATION_INTERVAL_MINUTES", number())
     configured_suppression_key: str = setting("MAILER_SUPPRESSION_KEY", text(secret=True), secret=True)
     unconfirmed_retention_days: float = setting("MAILER_UNCONFIRMED_RETENTION_DAYS", number())
+    confirm_reminder_days: int = setting("MAILER_CONFIRM_REMINDER_DAYS", whole(minimum=0))  # 0: no reminder
     outbox_retention_days: float = setting("MAILER_OUTBOX_RETENTION_DAYS", number())
     delivery_retention_days: float = setting("MAILER_DELIVERY_RETENTION_DAYS", number())
     audit_retention_days: float = setting("MAILER_AUDIT_RETENTION_DAYS", number(minimum=1))
@@ -414,6 +415,11 @@ class Settings:
     @property
     def confirm_max_age(self) -> timedelta:
         return timedelta(days=self.confirm_max_age_days)
+
+    @property
+    def confirm_reminder(self) -> timedelta | None:
+        """How long after joining an unconfirmed signup gets its one reminder (issue 20.7); None: off."""
+        return timedelta(days=self.confirm_reminder_days) if self.confirm_reminder_days else None
 
     @property
     def admin_idle(self) -> timedelta:

@@ -92,6 +92,8 @@ class Member(Model):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the one reminder to confirm was queued (issue 20.7): set, it is never sent again.
+    confirm_reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     groups: Mapped[list[Group]] = relationship(secondary=member_group, order_by=Group.position)
 

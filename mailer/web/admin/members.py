@@ -64,6 +64,7 @@ KIND_WORDS = {
     MailKind.WELCOME: "Welcome",
     MailKind.TEST: "Test announcement",
     MailKind.PREFERENCES_LINK: "Link to change their details",
+    MailKind.CONFIRM_REMINDER: "Reminder to confirm",
 }
 OUTBOX_WORDS = {
     OutboxState.PENDING: "Waiting to go",
