@@ -21,6 +21,10 @@ from mailer.models.bounces import (
     BounceMessage,
     BounceOutcome,
 )
+from mailer.models.forum import (
+    FORUM_DETAILS_ROW_ID,
+    ForumDetailsRow,
+)
 from mailer.models.members import (
     ConsentAction,
     ConsentEvent,
@@ -51,6 +55,7 @@ from mailer.models.types import (
 )
 
 __all__ = [
+    "FORUM_DETAILS_ROW_ID",
     "Admin",
     "AdminRole",
     "Announcement",
@@ -67,6 +72,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Document",
+    "ForumDetailsRow",
     "Group",
     "JoinRequest",
     "MailKind",
