@@ -98,3 +98,17 @@ class MemberFilterForm(FlaskForm):
 
 class ImportUploadForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose the CSV file to upload.")])
+
+
+class GroupForm(FlaskForm):
+    """Add or change a group (V6); mailer.members.groups checks the values and says what is wrong."""
+
+    name = StringField("Name")
+    description = TextAreaField("Description (optional)")
+
+
+class MoveGroupForm(FlaskForm):
+    direction = SelectField(
+        "Direction",
+        choices=[SelectChoice("up", "Move up"), SelectChoice("down", "Move down")],  # type: ignore[list-item]
+    )
