@@ -112,3 +112,21 @@ class MoveGroupForm(FlaskForm):
         "Direction",
         choices=[SelectChoice("up", "Move up"), SelectChoice("down", "Move down")],  # type: ignore[list-item]
     )
+
+
+class ForumSettingsForm(FlaskForm):
+    """The forum's details (V6); mailer.members.forum_details checks the values and says what is wrong."""
+
+    forum_name = StringField("Forum name")
+    contact_address = StringField("Contact email address")
+    privacy_notice_url = StringField("Privacy notice link (optional)")
+    footer_line = StringField("Footer line (optional)")
+    undo_seconds = StringField("How long you have to stop a send")
+
+
+class JoiningLinesForm(FlaskForm):
+    """The poster's and leaflet's three lines on what joining gives (R1)."""
+
+    line_1 = StringField("First line")
+    line_2 = StringField("Second line")
+    line_3 = StringField("Third line")
