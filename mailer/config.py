@@ -25,6 +25,7 @@ class Defaults:
     MAILER_FORUM_NAME = "Parent Carer Forum"
     MAILER_CONTACT_ADDRESS = "hello@forum.example"
     MAILER_PRIVACY_NOTICE_URL = ""  # empty: the built-in /privacy page
+    MAILER_FOOTER_LINE = ""  # e.g. "Registered charity number 1234567"; shown under every page and email
     MAILER_MESSAGE_ID_DOMAIN = ""  # empty: the domain of MAIL_DEFAULT_SENDER
     MAILER_REPLY_TO = ""  # empty: MAILER_CONTACT_ADDRESS
     MAILER_LIST_ID = ""  # empty: "members.<message-id domain>"

@@ -230,6 +230,7 @@ class Settings:
     forum_name: str = setting("MAILER_FORUM_NAME", text())
     contact_address: str = setting("MAILER_CONTACT_ADDRESS", text())
     privacy_notice_url: str = setting("MAILER_PRIVACY_NOTICE_URL", text())
+    footer_line: str = setting("MAILER_FOOTER_LINE", text())  # owners may change it on /admin/settings (V6)
     configured_message_id_domain: str = setting("MAILER_MESSAGE_ID_DOMAIN", text())
     configured_reply_to: str = setting("MAILER_REPLY_TO", text())
     configured_list_id: str = setting("MAILER_LIST_ID", text())
@@ -448,6 +449,7 @@ class Settings:
             from_address=from_address,
             reply_to=self.reply_to,
             contact_address=self.contact_address,
+            footer_line=self.footer_line,
             message_id_domain=self.message_id_domain,
             list_id=f"{header_safe(self.forum_name)} <{self.list_id}>",
             base_url=self.base_url.rstrip("/"),

@@ -22,6 +22,7 @@ from mailer.mail.compose import Slots, block_end, fit_block, render_parts
 # 998 limit so a long List-Unsubscribe URL stays one plain header line (STACK.md s.3).
 BUILD_POLICY = policy.SMTP
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&.-])")
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 # Plain rules go into style="" (what most mail programs read); @media rules (narrow screens, dark mode)
 # cannot be inlined and stay in the <style> block (E7).
@@ -45,6 +46,12 @@ class MailSettings:
     message_id_domain: str
     list_id: str
     base_url: str
+    footer_line: str = ""  # e.g. a charity number, under the contact line of every email (V6)
+
+    @property
+    def footer_markdown(self) -> str:
+        """The footer line as Markdown that shows exactly what the owner typed (no links, no formatting)."""
+        return _MARKDOWN_SPECIAL.sub(r"\\\1", header_safe(self.footer_line))
 
 
 @dataclass(frozen=True)

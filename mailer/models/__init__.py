@@ -25,6 +25,10 @@ from mailer.models.bounces import (
     BounceMessage,
     BounceOutcome,
 )
+from mailer.models.forum import (
+    FORUM_DETAILS_ROW_ID,
+    ForumDetailsRow,
+)
 from mailer.models.members import (
     ConsentAction,
     ConsentEvent,
@@ -56,6 +60,7 @@ from mailer.models.types import (
 )
 
 __all__ = [
+    "FORUM_DETAILS_ROW_ID",
     "Admin",
     "AdminRole",
     "AdminSession",
@@ -74,6 +79,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Document",
+    "ForumDetailsRow",
     "Group",
     "JoinRequest",
     "MailKind",

@@ -61,13 +61,17 @@ member_group = Table(
 
 
 class Group(Model):
-    """A topic members choose on the join form; announcements can target groups."""
+    """A topic members choose on the join form; announcements can target groups.
+
+    Owners add, rename, reorder and retire groups (V6). A retired group is hidden from the join form,
+    the preferences page and the audience picker; its members and past announcements keep it."""
 
     __tablename__ = "group"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(String(300), default="")
     position: Mapped[int] = mapped_column(Integer, default=0)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Member(Model):

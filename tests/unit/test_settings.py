@@ -30,6 +30,7 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_FORUM_NAME": ("Env Forum", "Env Forum"),
     "MAILER_CONTACT_ADDRESS": ("hello@env.example", "hello@env.example"),
     "MAILER_PRIVACY_NOTICE_URL": ("https://env.example/privacy", "https://env.example/privacy"),
+    "MAILER_FOOTER_LINE": ("Registered charity number 1234567", "Registered charity number 1234567"),
     "MAILER_MESSAGE_ID_DOMAIN": ("mail.env.example", "mail.env.example"),
     "MAILER_REPLY_TO": ("replies@env.example", "replies@env.example"),
     "MAILER_LIST_ID": ("news.env.example", "news.env.example"),

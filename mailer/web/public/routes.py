@@ -18,7 +18,14 @@ from mailer.members import consent, membership
 from mailer.members.addresses import address_hash
 from mailer.models import ConsentMethod, Member, SocialMedia
 from mailer.transaction import transaction
-from mailer.web.context import clock, confirm_max_age_seconds, current_settings, evidence, membership_policy
+from mailer.web.context import (
+    clock,
+    confirm_max_age_seconds,
+    current_settings,
+    evidence,
+    forum_settings,
+    membership_policy,
+)
 from mailer.web.libs import CSRFError, SelectChoice, csrf_exempt, validate_csrf
 from mailer.web.public import bp
 from mailer.web.public.forms import ButtonForm, JoinForm
@@ -80,7 +87,7 @@ def join() -> ResponseReturnValue:
         else:
             return redirect(url_for(".join_done"), 303)
     status = 400 if form.is_submitted() else 200
-    wording_text = consent.wording_as_shown(wording, current_settings().forum_name)
+    wording_text = consent.wording_as_shown(wording, forum_settings().forum_name)
     return render_template("public/join.html", form=form, wording_text=wording_text), status
 
 
