@@ -80,6 +80,8 @@ class TransactionalMail:
         values = {"name": name or NAME_FALLBACK}
         if kind is MailKind.CONFIRM:
             values["confirm_url"] = self.link(Purpose.CONFIRM, link_key, version)
+        if kind is MailKind.ADDRESS_CONFIRM:  # link_key is the address change's key (V7)
+            values["confirm_url"] = self.link(Purpose.ADDRESS_CHANGE, link_key, version)
         if kind in (MailKind.WELCOME, MailKind.ALREADY_MEMBER, MailKind.PREFERENCES_LINK):
             values["unsubscribe_url"] = self.link(Purpose.UNSUBSCRIBE, link_key, version)
             values["preferences_url"] = self.link(Purpose.PREFERENCES, link_key, version)

@@ -17,6 +17,7 @@ from mailer.members import consent
 from mailer.members.consent import Evidence
 from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
+    AddressChange,
     Announcement,
     ConsentAction,
     ConsentEvent,
@@ -118,6 +119,9 @@ def erase_member(session: Session, member: Member, *, suppression_key: bytes, cl
     )
     session.execute(
         delete(ConsentEvent).where(ConsentEvent.member_id == member.id).execution_options(synchronize_session=False)
+    )
+    session.execute(  # a new address waiting to be confirmed is theirs too
+        delete(AddressChange).where(AddressChange.member_id == member.id).execution_options(synchronize_session=False)
     )
     member.groups = []
     session.delete(member)

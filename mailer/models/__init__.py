@@ -22,6 +22,7 @@ from mailer.models.bounces import (
     BounceOutcome,
 )
 from mailer.models.members import (
+    AddressChange,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -51,6 +52,7 @@ from mailer.models.types import (
 )
 
 __all__ = [
+    "AddressChange",
     "Admin",
     "AdminRole",
     "Announcement",

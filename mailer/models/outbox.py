@@ -19,6 +19,8 @@ class MailKind(enum.StrEnum):
     WELCOME = "welcome"
     TEST = "test"
     PREFERENCES_LINK = "preferences_link"
+    ADDRESS_CONFIRM = "address_confirm"  # to a new address: confirm it before it replaces the old (V7)
+    ADDRESS_CHANGED = "address_changed"  # to the old address: it was replaced
 
 
 class OutboxState(enum.StrEnum):
