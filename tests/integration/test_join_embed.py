@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from mailer.extensions import db
 from mailer.models import JoinRequest, Member, MemberStatus
 from mailer.worker.runner import run_tick_for_app
+from support.factories import logged_in_admin
 from support.mail import link_to
 from support.web import join, path_of, post_button
 
@@ -157,3 +158,23 @@ def test_the_embed_and_the_join_page_share_their_rate_limits(make_app):
         join(client, email="limited@example.org").status_code,
     ]
     assert statuses == [303, 303, 429, 429]
+
+
+def test_admin_page_shows_the_snippets_to_copy(embed_app, clock):
+    """R2: /admin/reach/embed (logged in only) shows the iframe snippet for /join/embed, the button snippet for
+    /join, and which websites may frame the form."""
+    assert embed_app.test_client().get("/admin/reach/embed").status_code in (302, 303)
+    admin = logged_in_admin(embed_app, clock)
+    page = admin.get("/admin/reach/embed")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert '&lt;iframe src="https://forum.test/join/embed" title="Join the Test Parent Carer Forum email list"' in text
+    assert '&lt;a href="https://forum.test/join" style=' in text
+    assert f"<strong>{FORUM_SITE}</strong>" in text
+    assert 'src="/join/embed"' in text  # the preview, framed by our own page
+
+
+def test_admin_page_says_when_no_website_may_frame_the_form(app, clock):
+    """R2: with MAILER_EMBED_ORIGINS empty the page says how to allow a website, and still offers the button."""
+    text = logged_in_admin(app, clock).get("/admin/reach/embed").get_data(as_text=True)
+    assert "No website may show the form in a frame yet" in text and "MAILER_EMBED_ORIGINS" in text
