@@ -290,3 +290,11 @@ def pending_address_change(session: Session, member_id: int, *, max_age: timedel
     if change is None or now - change.created_at > max_age:
         return None
     return change.new_email
+
+
+def purge_address_changes(session: Session, *, before: datetime) -> None:
+    """Forget address changes asked for before `before`, confirmed or not: their links have expired, and an
+    address nobody confirmed is not kept (housekeeping's purge calls this)."""
+    session.execute(
+        delete(AddressChange).where(AddressChange.created_at < before).execution_options(synchronize_session=False)
+    )

@@ -92,6 +92,8 @@ def export_member_data(session: Session, member: Member) -> dict[str, Any]:
                 "wording": e.wording.text if e.wording else None,
                 "privacy_notice_version": e.wording.privacy_notice_version if e.wording else None,
                 "detail": e.detail,
+                "agreed_on": _iso(e.agreed_on),
+                "note": e.note,
             }
             for e in events
         ],

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
 from mailer.members.csv.uploads import UPLOAD_KEEP, remove_stale_uploads
+from mailer.members.one_member import purge_address_changes
 from mailer.models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
 from mailer.rate_limits import purge_rate_limits
 
@@ -60,6 +61,7 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
     )
     if stale:
         session.execute(delete(Member).where(Member.id.in_(stale)).execution_options(synchronize_session=False))
+    purge_address_changes(session, before=now - retention.unconfirmed)
     finished = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         delete(OutboxMessage)
         .where(
