@@ -37,6 +37,7 @@ from mailer.models.members import (
     new_link_key,
 )
 from mailer.models.outbox import (
+    OTHER_ADDRESS_KINDS,
     MailKind,
     OutboxMessage,
     OutboxState,
@@ -52,6 +53,7 @@ from mailer.models.types import (
 )
 
 __all__ = [
+    "OTHER_ADDRESS_KINDS",
     "AddressChange",
     "Admin",
     "AdminRole",

@@ -23,6 +23,11 @@ class MailKind(enum.StrEnum):
     ADDRESS_CHANGED = "address_changed"  # to the old address: it was replaced
 
 
+# Mail to an address that is not the member's own (yet, or any more): a bounce or complaint about it must not count
+# against the member's current address (V7).
+OTHER_ADDRESS_KINDS = frozenset({MailKind.ADDRESS_CONFIRM, MailKind.ADDRESS_CHANGED})
+
+
 class OutboxState(enum.StrEnum):
     PENDING = "pending"
     SENDING = "sending"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import re
+import smtplib
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,6 +16,7 @@ from mailer.extensions import db
 from mailer.members import consent
 from mailer.models import (
     AddressChange,
+    BounceEvent,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -21,11 +24,14 @@ from mailer.models import (
     Member,
     MemberStatus,
     OutboxMessage,
+    Suppression,
 )
 from mailer.settings import settings_of
-from mailer.worker.runner import run_tick_for_app
+from mailer.worker.bounce_intake import bounce_controller
+from mailer.worker.runner import process_bounces_for_app, run_tick_for_app
 from support.factories import add_member, admin_post, logged_in_admin
 from support.mail import link_to
+from support.smtp_sink import free_port
 from support.web import csrf_token, join_and_confirm, path_of, post_button
 
 CONFIRM_SUBJECT = "Please confirm you want to join Test Parent Carer Forum"
@@ -248,3 +254,33 @@ def test_member_address_change_tells_nobody_whether_another_address_is_listed(ap
     assert [r.rcpt_tos for r in sent[2:]] == [["free@example.org"]]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(AddressChange)) == 1
+
+
+def test_bounces_and_complaints_about_the_new_address_link_do_not_count_against_the_member(make_app, clock, smtp):
+    """V7/S4: the link goes to an address that is not the member's yet (a typo bounces; a stranger may mark it as
+    spam): a DSN or a complaint about it is recorded without a member, so their working address is not suppressed."""
+    app = make_app(MAILER_BOUNCE_ADDRESS="bounces@forum.test", MAILER_BOUNCE_THRESHOLD=1)
+    with app.app_context():
+        member_id = add_member("kept@example.org", clock=clock)
+    controller = bounce_controller(app, host="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        admin = logged_in_admin(app, clock)
+        path = f"/admin/members/{member_id}/change-address"
+        assert admin_post(admin, path, path, {"email": "kept@exmaple.org"}).status_code == 303
+        run_tick_for_app(app)
+        verp = smtp.wait_for(1)[0].mail_from
+        assert verp.startswith("bounces+")
+        for name, rcpt in (("postfix_permanent.eml", verp), ("arf_complaint.eml", "bounces@forum.test")):
+            raw = (Path(__file__).resolve().parent.parent / "data" / "dsn" / name).read_text("utf-8")
+            raw = raw.replace("{{VERP}}", verp).replace("{{RCPT}}", "kept@exmaple.org").replace("\n", "\r\n")
+            with smtplib.SMTP("127.0.0.1", controller.port, timeout=30) as client:
+                client.sendmail("<>", [rcpt], raw.encode("utf-8"))
+        assert process_bounces_for_app(app).processed == 2
+    finally:
+        controller.stop()
+    with app.app_context():
+        member = db.session.get(Member, member_id)
+        assert (member.status, member.bounce_count) == (MemberStatus.MEMBER, 0)
+        assert db.session.scalar(select(func.count()).select_from(Suppression)) == 0
+        assert db.session.scalars(select(BounceEvent.member_id)).all() == [None, None]
