@@ -121,7 +121,7 @@ def add_member(
             "admin_id": admin_id,
         },
     )
-    enqueue_mail(session, MailKind.WELCOME, member_id=member.id, clock=clock)
+    enqueue_mail(session, MailKind.WELCOME_ADDED, member_id=member.id, clock=clock)
     return member, AddOutcome.ADDED
 
 

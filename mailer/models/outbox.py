@@ -19,6 +19,7 @@ class MailKind(enum.StrEnum):
     WELCOME = "welcome"
     TEST = "test"
     PREFERENCES_LINK = "preferences_link"
+    WELCOME_ADDED = "welcome_added"  # welcome for someone an admin added on their word (phone, paper, in person)
     ADDRESS_CONFIRM = "address_confirm"  # to a new address: confirm it before it replaces the old (V7)
     ADDRESS_CHANGED = "address_changed"  # to the old address: it was replaced
 

@@ -50,7 +50,7 @@ def test_someone_who_left_and_phones_to_rejoin_gets_fresh_links(
                                            agreement=by_phone(today), policy=policy, clock=clock, today=today)
     assert (again.id, outcome, again.status) == (member.id, one_member.AddOutcome.ADDED, MemberStatus.MEMBER)
     assert again.token_version == version + 1 and again.name == "Pat Again"
-    assert members.mails(member.id)[-1] is MailKind.WELCOME
+    assert members.mails(member.id)[-1] is MailKind.WELCOME_ADDED
 
 
 def test_an_erased_address_may_be_sent_a_confirmation_but_not_added_on_evidence(

@@ -104,7 +104,10 @@ def test_add_member_with_evidence_is_a_member_at_once(app, clock, smtp):
     assert "By phone, recorded by an admin Admin: admin@forum.example" in detail
     assert "Admin's note: Rang the office on Tuesday; spoke to Sam." in detail
     run_tick_for_app(app)
-    assert smtp.wait_for(1)[0].message["Subject"] == "Welcome to Test Parent Carer Forum"
+    welcome = smtp.wait_for(1)[0].message
+    assert welcome["Subject"] == "Welcome to Test Parent Carer Forum"
+    assert "You asked us to add you" in welcome.get_body(("plain",)).get_content()
+    assert "/unsubscribe/" in link_to(welcome, "/unsubscribe/")
 
 
 def test_evidence_needs_a_past_date_and_a_wording(app, clock, smtp):

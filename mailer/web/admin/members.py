@@ -68,6 +68,7 @@ KIND_WORDS = {
     MailKind.WELCOME: "Welcome",
     MailKind.TEST: "Test announcement",
     MailKind.PREFERENCES_LINK: "Link to change their details",
+    MailKind.WELCOME_ADDED: "Welcome (added by an admin)",
     MailKind.ADDRESS_CONFIRM: "Please confirm your new address (to the new address)",
     MailKind.ADDRESS_CHANGED: "Your emails now go to a new address (to the old address)",
 }
