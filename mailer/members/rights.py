@@ -17,6 +17,7 @@ from mailer.members import consent
 from mailer.members.consent import Evidence
 from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
+    AddressChange,
     Announcement,
     ConsentAction,
     ConsentEvent,
@@ -93,6 +94,8 @@ def export_member_data(session: Session, member: Member) -> dict[str, Any]:
                 "wording": e.wording.text if e.wording else None,
                 "privacy_notice_version": e.wording.privacy_notice_version if e.wording else None,
                 "detail": e.detail,
+                "agreed_on": _iso(e.agreed_on),
+                "note": e.note,
             }
             for e in events
         ],
@@ -120,6 +123,9 @@ def erase_member(session: Session, member: Member, *, suppression_key: bytes, cl
     )
     session.execute(
         delete(ConsentEvent).where(ConsentEvent.member_id == member.id).execution_options(synchronize_session=False)
+    )
+    session.execute(  # a new address waiting to be confirmed is theirs too
+        delete(AddressChange).where(AddressChange.member_id == member.id).execution_options(synchronize_session=False)
     )
     member.groups = []
     session.delete(member)

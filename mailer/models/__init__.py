@@ -30,6 +30,7 @@ from mailer.models.forum import (
     ForumDetailsRow,
 )
 from mailer.models.members import (
+    AddressChange,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -45,6 +46,7 @@ from mailer.models.members import (
     new_link_key,
 )
 from mailer.models.outbox import (
+    OTHER_ADDRESS_KINDS,
     MailKind,
     OutboxMessage,
     OutboxState,
@@ -61,6 +63,8 @@ from mailer.models.types import (
 
 __all__ = [
     "FORUM_DETAILS_ROW_ID",
+    "OTHER_ADDRESS_KINDS",
+    "AddressChange",
     "Admin",
     "AdminRole",
     "AdminSession",
