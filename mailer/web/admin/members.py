@@ -36,6 +36,7 @@ from mailer.models import ConsentAction, ConsentMethod, MailKind, Member, Member
 from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import STATUS_WORDS, ActionForm, ImportUploadForm, MemberFilterForm
+from mailer.web.auth import may_use
 from mailer.web.context import clock, current_settings, membership_policy
 from mailer.web.libs import SelectChoice, current_user
 from mailer.web.numbers import int_arg
@@ -229,7 +230,7 @@ def import_upload_limit(endpoint: str | None, values: dict[str, object] | None) 
     hooks (CSRF, the NUL check) read it before any blueprint's; URL value preprocessors run
     ahead of all of them. A file over the limit gets the 413 page; every other form, and
     anyone not logged in, keeps MAX_CONTENT_LENGTH."""
-    if endpoint == "admin.import_members" and current_user.is_authenticated:
+    if endpoint == "admin.import_members" and may_use("admin.import_members"):
         request.max_content_length = current_settings().import_max_bytes
 
 
