@@ -11,7 +11,10 @@ scripts/setup.sh
 .venv/bin/lint-imports --no-cache
 # Types (issue 16): strict on mailer/, configured in pyproject.toml; a type error fails the run.
 .venv/bin/mypy
-run_pytest() { .venv/bin/python -m pytest "$@"; }
+# Two or more test processes (pytest-xdist, one per CPU, at most 4): the suite waits on real servers and processes
+# much of the time. Tests that start real processes and time them run on one of them in turn (tests/conftest.py).
+# MAILER_TEST_PROCESSES=0 runs everything in this one process.
+run_pytest() { .venv/bin/python -m pytest -n "${MAILER_TEST_PROCESSES:-auto}" --maxprocesses 4 --dist loadgroup "$@"; }
 if [ -n "${TEST_POSTGRES_URL:-}" ]; then
   run_pytest "$@"
 else

@@ -52,6 +52,23 @@ def base_config(database_uri: str, smtp: SmtpSink | None = None) -> dict[str, An
     }
 
 
+# --- running in parallel ------------------------------------------------------
+
+# Tests that start real processes and judge what happens in time (kill -9 mid-send, unsubscribes racing a send,
+# several workers, gunicorn and nginx): with pytest-xdist (scripts/test.sh, --dist loadgroup) they all run on one
+# test process, one after another, so two of them never compete for the machine's CPUs; the rest share the others.
+REAL_PROCESS_MODULES = frozenset({
+    "test_engine", "test_reclaim", "test_unsubscribe_race", "test_worker_process", "test_production",
+    "test_rate_limits",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in REAL_PROCESS_MODULES:
+            item.add_marker(pytest.mark.xdist_group("real-processes"))
+
+
 # --- databases -------------------------------------------------------------
 
 
