@@ -17,11 +17,13 @@ from mailer.members import consent
 from mailer.members.consent import Evidence
 from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
+    CURRENT_SOCIAL_MEDIA_QUESTION,
     Announcement,
     ConsentAction,
     ConsentEvent,
     Delivery,
     Member,
+    SOCIAL_MEDIA_QUESTIONS,
     OutboxMessage,
     SocialMedia,
 )
@@ -46,6 +48,7 @@ def update_preferences(
     groups = chosen_groups(session, preferences.group_ids)
     before = _snapshot(member)
     member.name, member.social_media, member.groups = name, preferences.social_media, groups
+    member.social_media_question = CURRENT_SOCIAL_MEDIA_QUESTION  # the preferences page asks the current wording
     after = _snapshot(member)
     if before == after:
         return False
@@ -72,6 +75,7 @@ def export_member_data(session: Session, member: Member) -> dict[str, Any]:
             "name": member.name,
             "status": member.status.value,
             "social_media": member.social_media.value,
+            "social_media_question": SOCIAL_MEDIA_QUESTIONS[member.social_media_question],
             "groups": [g.name for g in member.groups],
             "joined_at": _iso(member.created_at),
             "confirmed_at": _iso(member.confirmed_at),
@@ -127,6 +131,7 @@ def _snapshot(member: Member) -> dict[str, Any]:
     return {
         "name": member.name,
         "social_media": member.social_media.value,
+        "social_media_question": member.social_media_question.value,
         "groups": sorted(g.name for g in member.groups),
     }
 

@@ -22,6 +22,8 @@ from mailer.models.bounces import (
     BounceOutcome,
 )
 from mailer.models.members import (
+    CURRENT_SOCIAL_MEDIA_QUESTION,
+    SOCIAL_MEDIA_QUESTIONS,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -31,6 +33,7 @@ from mailer.models.members import (
     Member,
     MemberStatus,
     SocialMedia,
+    SocialMediaQuestion,
     Suppression,
     member_group,
     new_link_key,
@@ -51,6 +54,8 @@ from mailer.models.types import (
 )
 
 __all__ = [
+    "CURRENT_SOCIAL_MEDIA_QUESTION",
+    "SOCIAL_MEDIA_QUESTIONS",
     "Admin",
     "AdminRole",
     "Announcement",
@@ -76,6 +81,7 @@ __all__ = [
     "OutboxState",
     "RateLimitCounter",
     "SocialMedia",
+    "SocialMediaQuestion",
     "Suppression",
     "UTCDateTime",
     "WorkerHeartbeat",
