@@ -18,12 +18,12 @@ from mailer.members.consent import Evidence
 from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
     CURRENT_SOCIAL_MEDIA_QUESTION,
+    SOCIAL_MEDIA_QUESTIONS,
     Announcement,
     ConsentAction,
     ConsentEvent,
     Delivery,
     Member,
-    SOCIAL_MEDIA_QUESTIONS,
     OutboxMessage,
     SocialMedia,
 )

@@ -32,7 +32,8 @@ QUESTION = sa.Enum(
 def upgrade():
     sqlite = op.get_bind().dialect.name == 'sqlite'
     for table in ('member', 'join_request'):
-        op.add_column(table, sa.Column('social_media_question', QUESTION, nullable=False, server_default='follows_forum'))
+        column = sa.Column('social_media_question', QUESTION, nullable=False, server_default='follows_forum')
+        op.add_column(table, column)
         if not sqlite:
             op.alter_column(table, 'social_media_question', server_default=None)
 
