@@ -8,6 +8,7 @@ from mailer.web.admin import (  # noqa: E402  the views register on bp, so it mu
     announcement_templates,  # noqa: F401
     bounces,  # noqa: F401
     documents,  # noqa: F401
+    drafting,  # noqa: F401
     members,  # noqa: F401
     routes,  # noqa: F401  (registers the views on bp)
 )
