@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from flask_migrate import upgrade
+from sqlalchemy import func, select, text
 
+from integration.test_migrations import empty_database, old_app  # noqa: F401  (fixtures: a database at any revision)
 from mailer.extensions import db
 from mailer.models import (
     Announcement,
@@ -26,6 +29,7 @@ from support.web import csrf_token, join
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 REVISIT = (SAMPLES / "revisit-survey.md").read_text(encoding="utf-8")
+JOINED_AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
 
 def token_of(client: Any, path: str = "/admin/announcements/new") -> str:
@@ -170,3 +174,142 @@ def test_compose_page_shows_reading_age_and_what_the_filter_counts_without_javas
     assert "Do you use social media, such as Facebook, Instagram or WhatsApp groups?" in page
     assert "Do you follow the forum on social media?" in page
     assert '<span id="social-current-count">1</span>' in page and '<span id="social-earlier-count">1</span>' in page
+
+
+def test_a_test_goes_to_the_typed_addresses_with_the_chosen_members_details(app, clock, smtp):
+    """Tests to anyone (18.5): up to five typed addresses each get one test, "[Test]" in the subject, filled in with
+    the member chosen in the preview (their name, not "parent or carer"); the member gets nothing."""
+    with app.app_context():
+        member_id = add_member("zoe@example.org", clock=clock, name="Zoë Parent", groups=[1])
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="Hello {{ name }}", body="Dear {{ name }},\n\nNews for {{ groups }}.")
+    page = f"/admin/announcements/{announcement_id}/test"
+    form = admin.get(f"{page}?sample={member_id}").get_data(as_text=True)
+    assert f'<option selected value="{member_id}">' in form or f'value="{member_id}" selected' in form
+    response = admin.post(page, data={
+        "csrf_token": csrf_token(form), "addresses": "one@example.org\nTwo@Example.org, one@example.org",
+        "sample": str(member_id),
+    })
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    run_tick_for_app(app)
+    received = smtp.wait_for(2)
+    assert sorted(r.rcpt_tos[0] for r in received) == ["Two@example.org", "one@example.org"]
+    for message in received:
+        assert flat(message.message["Subject"]) == "[Test] Hello Zoë Parent"
+        assert "Dear Zoë Parent" in parts(message.message)[0]
+
+
+def test_a_test_to_nobody_typed_goes_to_me_as_before(app, clock, smtp):
+    """The announcement page's "Send a test to me" button still sends one test to the admin, with no member's data."""
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="Hello {{ name }}", body="Dear {{ name }}")
+    page = f"/admin/announcements/{announcement_id}"
+    assert admin_post(admin, page, f"{page}/test").status_code == 303
+    run_tick_for_app(app)
+    (message,) = smtp.wait_for(1)
+    assert message.rcpt_tos == ["admin@forum.example"]
+    assert flat(message.message["Subject"]) == "[Test] Hello parent or carer"
+
+
+def test_bad_test_addresses_come_back_on_the_same_page_and_send_nothing(app, clock, smtp):
+    """Six addresses, or one that is not an address, are named in an error summary on the test page (with the admin
+    menu), 400, and nothing is queued."""
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="News", body="Hello")
+    page = f"/admin/announcements/{announcement_id}/test"
+    six = "\n".join(f"p{i}@example.org" for i in range(6))
+    for typed, words in ((six, "Enter at most 5 email addresses. You entered 6."),
+                         ("ok@example.org\nnot-an-address", "“not-an-address” is not a valid email address")):
+        response = admin.post(page, data={"csrf_token": token_of(admin, page), "addresses": typed, "sample": ""})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 400
+        assert 'class="error-summary"' in html and words in html and 'aria-label="Admin"' in html
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_test_sends_are_rate_limited_per_admin(make_app, clock, smtp):
+    """Test sends count against MAILER_TEST_SEND_RATE_LIMIT, one per address: past it, a 429 and nothing queued."""
+    app = make_app(MAILER_TEST_SEND_RATE_LIMIT="3 per hour", RATELIMIT_ENABLED=True)
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="News", body="Hello")
+    page = f"/admin/announcements/{announcement_id}/test"
+    two = "a@example.org\nb@example.org"
+    assert admin.post(page, data={"csrf_token": token_of(admin, page), "addresses": two}).status_code == 303
+    refused = admin.post(page, data={"csrf_token": token_of(admin, page), "addresses": two})
+    assert refused.status_code == 429
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+
+def test_join_form_asks_whether_they_use_social_media_and_records_the_wording(app, clock, smtp):
+    """The join form asks the filter's question (18.9: "Do you use social media, such as Facebook, Instagram or
+    WhatsApp groups?", radio buttons kept) and the answer records which wording it was given to."""
+    client = app.test_client()
+    page = client.get("/join").get_data(as_text=True)
+    assert "<legend>Do you use social media, such as Facebook, Instagram or WhatsApp groups?</legend>" in page
+    assert 'type="radio"' in page
+    assert join(client, email="new@example.org", social_media="no").status_code in (200, 303)
+    with app.app_context():
+        (request,) = db.session.scalars(select(JoinRequest)).all()
+        assert request.social_media_question is SocialMediaQuestion.USES_SOCIAL_MEDIA
+    run_tick_for_app(app)
+    with app.app_context():
+        member = db.session.scalar(select(Member).where(Member.email == "new@example.org"))
+        assert member.social_media is SocialMedia.NO
+        assert member.social_media_question is SocialMediaQuestion.USES_SOCIAL_MEDIA
+
+
+def test_preferences_say_the_earlier_question_and_saving_records_the_new_one(app, clock):
+    """A member who answered the earlier wording sees it named on their preferences page; saving answers the
+    current wording, and the change is recorded in their consent history and data download (18.9)."""
+    from mailer.mail.tokens import Purpose, make_token
+    from mailer.models import ConsentAction, ConsentEvent
+
+    with app.app_context():
+        member_id = add_member("old@example.org", clock=clock, social_media=SocialMedia.NO)
+        member = db.session.get(Member, member_id)
+        member.social_media_question = SocialMediaQuestion.FOLLOWS_FORUM
+        db.session.commit()
+        token = make_token(app.config["SECRET_KEY"], Purpose.PREFERENCES, member.link_key, member.token_version,
+                           clock=clock)
+    client = app.test_client()
+    path = f"/preferences/{token}"
+    page = client.get(path).get_data(as_text=True)
+    assert "When you joined we asked a different question: “Do you follow the forum on social media?”" in page
+    response = client.post(path, data={"csrf_token": csrf_token(page), "name": "Old", "social_media": "no"})
+    assert response.status_code == 200
+    assert "When you joined we asked" not in response.get_data(as_text=True)
+    with app.app_context():
+        member = db.session.get(Member, member_id)
+        assert member.social_media_question is SocialMediaQuestion.USES_SOCIAL_MEDIA
+        event = db.session.scalars(select(ConsentEvent).where(ConsentEvent.action == ConsentAction.PREFERENCES)).one()
+        assert event.detail["social_media_question"] == {"from": "follows_forum", "to": "uses_social_media"}
+    data = client.get(f"{path}/data.json").get_json()
+    assert data["profile"]["social_media_question"].startswith("Do you use social media")
+
+
+def test_upgrade_keeps_the_old_wording_for_answers_given_before(old_app):  # noqa: F811  (the fixture)
+    """Migration 0015 (18.9): members and waiting join requests from before name the old wording; rows made after
+    the upgrade name the new one."""
+    with old_app.app_context():
+        upgrade(revision="0013")
+        db.session.execute(text(
+            "INSERT INTO member (email, email_key, link_key, name, status, social_media, token_version, bounce_count, "
+            "created_at, updated_at) VALUES ('a@example.org', 'a@example.org', 'k1', 'A', 'member', 'no', 1, 0, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
+        db.session.execute(text(
+            "INSERT INTO join_request (email, name, social_media, group_ids, created_at) "
+            "VALUES ('b@example.org', 'B', 'no', '[]', CURRENT_TIMESTAMP)"
+        ))
+        db.session.commit()
+        upgrade()
+        assert db.session.scalar(select(Member.social_media_question)) is SocialMediaQuestion.FOLLOWS_FORUM
+        assert db.session.scalar(select(JoinRequest.social_media_question)) is SocialMediaQuestion.FOLLOWS_FORUM
+        db.session.add(JoinRequest(email="c@example.org", name="C", social_media=SocialMedia.NO, group_ids=[],
+                                   created_at=JOINED_AT))
+        db.session.commit()
+        newest = db.session.scalars(select(JoinRequest).order_by(JoinRequest.id.desc())).first()
+        assert newest.social_media_question is SocialMediaQuestion.USES_SOCIAL_MEDIA
+        db.session.remove()

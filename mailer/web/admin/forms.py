@@ -62,10 +62,10 @@ class TestSendForm(FlaskForm):
     """A test send (issue 18.5): up to five addresses typed in, and whose data fills it in."""
 
     addresses = TextAreaField(
-        "Send the test to",
+        "Email addresses",
         validators=[Length(max=2000, message="Enter at most five email addresses.")],
     )
-    sample = HiddenField()
+    sample = SelectField("Fill it in with the details of", choices=[], validate_choice=True)
 
 
 class ScheduleForm(FlaskForm):
