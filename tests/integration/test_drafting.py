@@ -313,3 +313,34 @@ def test_upgrade_keeps_the_old_wording_for_answers_given_before(old_app):  # noq
         newest = db.session.scalars(select(JoinRequest).order_by(JoinRequest.id.desc())).first()
         assert newest.social_media_question is SocialMediaQuestion.USES_SOCIAL_MEDIA
         db.session.remove()
+
+
+def test_a_time_in_the_past_is_shown_with_the_admin_menu_and_an_error_summary(app, clock):
+    """Errors on the form (18.8): a schedule time in the past comes back as a 400 page that keeps the admin menu,
+    puts the problem in an error summary and links back to the announcement and the dashboard; nothing changes."""
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="News", body="Hello")
+    page = f"/admin/announcements/{announcement_id}"
+    response = admin_post(admin, page, f"{page}/schedule", {"send_date": "2020-01-01", "send_time": "10:00"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'aria-label="Admin"' in html and 'class="error-summary"' in html and "Choose a time in the future." in html
+    assert f'href="{page}"' in html and 'href="/admin/">Go to the dashboard' in html
+    assert "Go to the home page" not in html
+    bad_date = admin_post(admin, page, f"{page}/schedule", {"send_date": "31/02/2027", "send_time": "10:00"})
+    assert bad_date.status_code == 400 and 'aria-label="Admin"' in bad_date.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Announcement, announcement_id).state is AnnouncementState.DRAFT
+
+
+def test_error_pages_inside_admin_keep_the_menu_and_public_ones_do_not(app, clock):
+    """The generic error pages (18.8): a 404 inside /admin/ keeps the admin menu and links to the dashboard; a
+    public 404 links to the home page and shows no admin menu."""
+    admin = logged_in_admin(app, clock)
+    inside = admin.get("/admin/announcements/999999")
+    html = inside.get_data(as_text=True)
+    assert inside.status_code == 404
+    assert 'aria-label="Admin"' in html and "Go to the dashboard" in html and "Page not found" in html
+    outside = admin.get("/no-such-page")
+    public = outside.get_data(as_text=True)
+    assert outside.status_code == 404 and 'aria-label="Admin"' not in public and "Go to the home page" in public
