@@ -103,7 +103,8 @@ class Member(Model):
     status: Mapped[MemberStatus] = mapped_column(enum_column(MemberStatus), default=MemberStatus.PENDING, index=True)
     social_media: Mapped[SocialMedia] = mapped_column(enum_column(SocialMedia), default=SocialMedia.PREFER_NOT_TO_SAY)
     social_media_question: Mapped[SocialMediaQuestion] = mapped_column(
-        enum_column(SocialMediaQuestion), default=CURRENT_SOCIAL_MEDIA_QUESTION
+        # Written by this code: the current wording. Written without it (old code during a deploy): the old one.
+        enum_column(SocialMediaQuestion), default=CURRENT_SOCIAL_MEDIA_QUESTION, server_default="follows_forum"
     )
     token_version: Mapped[int] = mapped_column(Integer, default=1)
     bounce_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -176,7 +177,8 @@ class JoinRequest(Model):
     name: Mapped[str] = mapped_column(String(100), default="")
     social_media: Mapped[SocialMedia] = mapped_column(enum_column(SocialMedia))
     social_media_question: Mapped[SocialMediaQuestion] = mapped_column(
-        enum_column(SocialMediaQuestion), default=CURRENT_SOCIAL_MEDIA_QUESTION
+        # Written by this code: the current wording. Written without it (old code during a deploy): the old one.
+        enum_column(SocialMediaQuestion), default=CURRENT_SOCIAL_MEDIA_QUESTION, server_default="follows_forum"
     )
     group_ids: Mapped[list[int]] = mapped_column(JSON)
     ip_address: Mapped[str | None] = mapped_column(String(45))

@@ -182,8 +182,9 @@
   if (form.getAttribute("data-autosave") !== "on") { return; }
   var saveStatus = document.getElementById("autosave-status");
   var dirty = false, saving = false, submitting = false;
-  form.addEventListener("input", function () { dirty = true; });
-  form.addEventListener("change", function () { dirty = true; });
+  function changed() { dirty = true; form.setAttribute("data-saved", "no"); }
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
   form.addEventListener("submit", function () { submitting = true; });
   function saved(d) {
     if (!idField.value) {
@@ -202,6 +203,7 @@
       .then(json)
       .then(function (answer) {
         if (answer.data.saved) { saved(answer.data); } else { dirty = true; }
+        if (!dirty) { form.setAttribute("data-saved", "yes"); }  // everything typed so far is kept
         saveStatus.textContent = answer.data.message;
       })
       .catch(function () {

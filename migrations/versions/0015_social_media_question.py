@@ -3,9 +3,8 @@
 The join form asked "Do you follow the forum on social media?"; it now asks "Do you use social media, such as
 Facebook, Instagram or WhatsApp groups?". Answers given before this upgrade keep the old wording
 ('follows_forum'); new ones name the new wording ('uses_social_media'), set by the models. The server default
-is only there to fill the existing rows; PostgreSQL drops it again. SQLite keeps it: dropping a default there
-rebuilds the table, and rebuilding `member` would cascade-delete its group choices (alembic does not compare
-server defaults, so `db check` stays clean).
+stays 'follows_forum': a row written without naming the wording (by the code of before this upgrade, still
+running during a deploy, or by hand) was asked the old question.
 
 Revision ID: 0015
 Revises: 0013
@@ -30,12 +29,9 @@ QUESTION = sa.Enum(
 
 
 def upgrade():
-    sqlite = op.get_bind().dialect.name == 'sqlite'
     for table in ('member', 'join_request'):
         column = sa.Column('social_media_question', QUESTION, nullable=False, server_default='follows_forum')
-        op.add_column(table, column)
-        if not sqlite:
-            op.alter_column(table, 'social_media_question', server_default=None)
+        op.add_column(table, column)  # not batch: rebuilding `member` on SQLite would cascade to member_group
 
 
 def downgrade():
