@@ -105,6 +105,7 @@
   frame.src = form.getAttribute("data-frame-url");
   setText("preview-note", "As you type. The links at the bottom are examples.");
   show("preview-widths", true);
+  show("preview-frame-box", true);
   function preview() {
     var data = new FormData();
     data.append("csrf_token", csrf);
