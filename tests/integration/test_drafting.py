@@ -344,3 +344,17 @@ def test_error_pages_inside_admin_keep_the_menu_and_public_ones_do_not(app, cloc
     outside = admin.get("/no-such-page")
     public = outside.get_data(as_text=True)
     assert outside.status_code == 404 and 'aria-label="Admin"' not in public and "Go to the home page" in public
+
+
+def test_back_after_an_import_keeps_the_admin_menu(app, clock, tmp_path):
+    """A Back after an import (18.8): the applied upload is gone, so its pages say so with the admin menu, an error
+    summary and links back to importing and to the dashboard, a 400 and no bare page."""
+    admin = logged_in_admin(app, clock)
+    gone = "A" * 22
+    for response in (admin.get(f"/admin/members/import/{gone}"),
+                     admin_post(admin, "/admin/members/import", f"/admin/members/import/{gone}/apply")):
+        html = response.get_data(as_text=True)
+        assert response.status_code == 400
+        assert 'aria-label="Admin"' in html and 'class="error-summary"' in html
+        assert "That import is no longer waiting" in html
+        assert 'href="/admin/members/import">Back to importing members' in html and "Go to the dashboard" in html
