@@ -74,3 +74,29 @@ def test_write_and_see_preview_toolbar_count_and_autosave(page: Page, live_serve
     expect(page.get_by_role("checkbox", name="Local Offer working group")).to_be_checked()
     expect(preview.get_by_text("Dear parent or carer,")).to_be_visible()
     axe(page)
+
+
+def test_test_send_page_to_typed_addresses(page: Page, live_server, clock, axe):
+    """The test page (18.5): a bad address comes back in an error summary with the admin menu; two good ones are
+    accepted with the member chosen in the preview; axe-clean both times."""
+    with live_server.app.app_context():
+        add_member("zoe@example.org", clock=clock, name="Zoë Parent", groups=[2])
+    log_in(page, live_server, clock)
+    page.goto("/admin/announcements/new")
+    page.get_by_label("Subject").fill("Hello {{ name }}")
+    page.get_by_label("Message").fill("Dear {{ name }}")
+    page.get_by_role("button", name="Save draft").click()
+    page.get_by_role("link", name="Send a test to other addresses").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Send a test")
+    axe(page)
+    page.get_by_label("Email addresses").fill("one@example.org\nnot-an-address")
+    page.get_by_role("button", name="Send the test").click()
+    expect(page.get_by_role("alert")).to_contain_text("“not-an-address” is not a valid email address")
+    expect(page.get_by_role("navigation", name="Admin")).to_be_visible()
+    axe(page)
+    page.get_by_label("Email addresses").fill("one@example.org\ntwo@example.org")
+    page.get_by_label("Fill it in with the details of").select_option(label="Zoë Parent – zoe@example.org")
+    page.get_by_role("button", name="Send the test").click()
+    expect(page.get_by_role("status").first).to_contain_text(
+        "A test email is on its way to one@example.org, two@example.org, showing Zoë Parent's details"
+    )
