@@ -86,3 +86,9 @@ class StorageFull(MailerError):
         "There is not enough space on the server to keep this file, so nothing was saved. "
         "Ask whoever looks after the server to free some space, then try again."
     )
+
+
+class NotPermitted(MailerError):
+    """The admin's role does not allow this (e.g. a sender ending another admin's session). Nothing was changed."""
+
+    message = "Your role does not allow this."

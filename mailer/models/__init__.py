@@ -5,6 +5,9 @@ Every table is imported here, so `from mailer.models import Member` works and SQ
 from mailer.models.admins import (
     Admin,
     AdminRole,
+    AdminSession,
+    RecoveryCode,
+    SecurityPolicy,
 )
 from mailer.models.announcements import (
     Announcement,
@@ -15,6 +18,7 @@ from mailer.models.announcements import (
     Document,
     announcement_group,
 )
+from mailer.models.audit import AuditEvent
 from mailer.models.bounces import (
     BounceEvent,
     BounceKind,
@@ -31,6 +35,7 @@ from mailer.models.members import (
     Group,
     JoinRequest,
     Member,
+    MemberDeparture,
     MemberStatus,
     SocialMedia,
     SocialMediaQuestion,
@@ -58,9 +63,11 @@ __all__ = [
     "SOCIAL_MEDIA_QUESTIONS",
     "Admin",
     "AdminRole",
+    "AdminSession",
     "Announcement",
     "AnnouncementState",
     "AnnouncementTemplate",
+    "AuditEvent",
     "BounceEvent",
     "BounceKind",
     "BounceMessage",
@@ -76,10 +83,13 @@ __all__ = [
     "JoinRequest",
     "MailKind",
     "Member",
+    "MemberDeparture",
     "MemberStatus",
     "OutboxMessage",
     "OutboxState",
     "RateLimitCounter",
+    "RecoveryCode",
+    "SecurityPolicy",
     "SocialMedia",
     "SocialMediaQuestion",
     "Suppression",

@@ -17,6 +17,7 @@ from mailer.errors import (
     InvalidInput,
     MailerError,
     NotPending,
+    NotPermitted,
     StorageFull,
     TokenExpired,
     TokenInvalid,
@@ -36,6 +37,7 @@ PAGES: dict[type[MailerError], tuple[int, str]] = {
     TransitionRefused: (409, "errors/transition_refused.html"),  # before WrongState: the first match wins
     WrongState: (409, "errors/bad_request.html"),
     StorageFull: (507, "errors/storage_full.html"),
+    NotPermitted: (403, "errors/bad_request.html"),
 }
 
 HTTP_TITLES = {
