@@ -230,6 +230,7 @@ class Settings:
     forum_name: str = setting("MAILER_FORUM_NAME", text())
     contact_address: str = setting("MAILER_CONTACT_ADDRESS", text())
     privacy_notice_url: str = setting("MAILER_PRIVACY_NOTICE_URL", text())
+    footer_line: str = setting("MAILER_FOOTER_LINE", text())  # owners may change it on /admin/settings (V6)
     configured_message_id_domain: str = setting("MAILER_MESSAGE_ID_DOMAIN", text())
     configured_reply_to: str = setting("MAILER_REPLY_TO", text())
     configured_list_id: str = setting("MAILER_LIST_ID", text())
@@ -237,6 +238,7 @@ class Settings:
     confirmation_interval_minutes: float = setting("MAILER_CONFIRMATION_INTERVAL_MINUTES", number())
     configured_suppression_key: str = setting("MAILER_SUPPRESSION_KEY", text(secret=True), secret=True)
     unconfirmed_retention_days: float = setting("MAILER_UNCONFIRMED_RETENTION_DAYS", number())
+    confirm_reminder_days: int = setting("MAILER_CONFIRM_REMINDER_DAYS", whole(minimum=0))  # 0: no reminder
     outbox_retention_days: float = setting("MAILER_OUTBOX_RETENTION_DAYS", number())
     delivery_retention_days: float = setting("MAILER_DELIVERY_RETENTION_DAYS", number())
     audit_retention_days: float = setting("MAILER_AUDIT_RETENTION_DAYS", number(minimum=1))
@@ -417,6 +419,11 @@ class Settings:
         return timedelta(days=self.confirm_max_age_days)
 
     @property
+    def confirm_reminder(self) -> timedelta | None:
+        """How long after joining an unconfirmed signup gets its one reminder (issue 20.7); None: off."""
+        return timedelta(days=self.confirm_reminder_days) if self.confirm_reminder_days else None
+
+    @property
     def admin_idle(self) -> timedelta:
         return timedelta(minutes=self.admin_idle_minutes)
 
@@ -443,6 +450,7 @@ class Settings:
             from_address=from_address,
             reply_to=self.reply_to,
             contact_address=self.contact_address,
+            footer_line=self.footer_line,
             message_id_domain=self.message_id_domain,
             list_id=f"{header_safe(self.forum_name)} <{self.list_id}>",
             base_url=self.base_url.rstrip("/"),

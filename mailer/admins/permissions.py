@@ -132,6 +132,16 @@ PERMISSIONS: dict[str, Permission] = {
     # settings and records
     "admin.consent_wording": Permission(OWNERS, audit="consent wording changed", creates="consent_wording"),
     "admin.audit_log": Permission(OWNERS),
+    # the forum: groups, details, posters (issue 20)
+    "admin.groups": Permission(OWNERS),
+    "admin.groups_add": Permission(OWNERS, audit="group added", creates="group"),
+    "admin.groups_edit": Permission(OWNERS, audit="group renamed"),
+    "admin.groups_move": Permission(OWNERS, audit="group moved"),
+    "admin.groups_retire": Permission(OWNERS, audit="group retired"),
+    "admin.groups_restore": Permission(OWNERS, audit="group brought back"),
+    "admin.forum_settings": Permission(OWNERS, audit="forum details changed"),
+    "admin.reach": Permission(SENDERS),
+    "admin.reach_lines": Permission(SENDERS, audit="poster lines changed"),
 }
 
 # The view argument that names the object an action is about, most specific first, and the type recorded.

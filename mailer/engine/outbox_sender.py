@@ -6,7 +6,7 @@ are dropped because nobody is left to send them to."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,16 @@ from mailer.logs.redact import redact
 from mailer.mail.announcement import AnnouncementContent, AnnouncementMail
 from mailer.mail.transactional import TransactionalMail
 from mailer.mail.verp import VerpKind
-from mailer.models import Announcement, MailKind, Member, MemberStatus, OutboxMessage, OutboxState
+from mailer.models import (
+    Announcement,
+    Group,
+    MailKind,
+    Member,
+    MemberStatus,
+    OutboxMessage,
+    OutboxState,
+    member_group,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ class _Job:
     token_version: int
     announcement: AnnouncementContent | None = None
     sample_groups: tuple[str, ...] = ()  # a test send: the groups of the member chosen in the preview
+    group_names: tuple[str, ...] | None = None  # the welcome mail lists the member's groups (issue 20.6)
 
 
 class OutboxSummary(QueueSummary):
@@ -76,7 +86,8 @@ class OutboxQueue(QueueKind[_Job]):
                                                      outbox_id=item.id, sample_name=item.to_name,
                                                      sample_groups=item.sample_groups)
         return self.mail.build(item.kind, to_address=item.address, to_name=item.to_name, link_key=item.link_key,
-                               token_version=item.token_version, now=now, outbox_id=item.id)
+                               token_version=item.token_version, now=now, outbox_id=item.id,
+                               group_names=item.group_names)
 
     def dispose(
         self, session: Session, item: _Job, failure: SendFailure, *, attempts: int, settings: EngineSettings,
@@ -132,10 +143,23 @@ def _load_jobs(session: Session, ids: list[int]) -> list[_Job]:
         .where(in_ids(session, OutboxMessage.id, ids))
         .order_by(OutboxMessage.id)
     ).all()
-    return [
+    jobs = [
         _job_for(session, _Row(*row[:5]), None if row[5] is None else _Recipient(*row[5:]))
         for row in rows
     ]
+    welcomed = {row.id: row.member_id for row in rows if row.kind is MailKind.WELCOME and row.member_id is not None}
+    return [_with_group_names(session, job, welcomed[job.id]) if job.id in welcomed else job for job in jobs]
+
+
+def _with_group_names(session: Session, job: _Job, member_id: int) -> _Job:
+    """A welcome mail's job with the groups the member chose, in the join form's order (issue 20.6)."""
+    names = session.scalars(
+        select(Group.name)
+        .join(member_group, member_group.c.group_id == Group.id)
+        .where(member_group.c.member_id == member_id)
+        .order_by(Group.position, Group.id)
+    )
+    return replace(job, group_names=tuple(names))
 
 
 def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
@@ -168,6 +192,8 @@ def _sample_values(session: Session, member_id: object) -> tuple[str, tuple[str,
 
 
 def _still_wanted(kind: MailKind, member: _Recipient) -> bool:
+    if kind is MailKind.CONFIRM_REMINDER:  # issue 20.7: only while they have still not confirmed
+        return member.status is MemberStatus.PENDING
     if kind is MailKind.CONFIRM:
         return member.status in (MemberStatus.PENDING, MemberStatus.UNSUBSCRIBED)
     return member.status is MemberStatus.MEMBER

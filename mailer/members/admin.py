@@ -210,7 +210,9 @@ def unsubscribe_on_behalf(session: Session, member_id: int, admin_id: int, *, cl
         .where(
             OutboxMessage.member_id == member.id,
             OutboxMessage.state == OutboxState.PENDING,
-            OutboxMessage.kind.in_([MailKind.CONFIRM, MailKind.WELCOME, MailKind.ALREADY_MEMBER]),
+            OutboxMessage.kind.in_(
+                [MailKind.CONFIRM, MailKind.CONFIRM_REMINDER, MailKind.WELCOME, MailKind.ALREADY_MEMBER]
+            ),
         )
         .values(state=OutboxState.DROPPED, last_error=f"unsubscribed by admin {admin_id}")
         .execution_options(synchronize_session=False)

@@ -43,9 +43,11 @@ def update_preferences(
 ) -> bool:
     """Change name, groups and the social-media answer; record what changed. Returns False if nothing did.
 
-    Raises InvalidInput for a bad name or an unknown group."""
+    Raises InvalidInput for a bad name or an unknown group. Retired groups are not on the page, so the
+    member keeps the ones they are in (V6)."""
     name = clean_name(preferences.name)
     groups = chosen_groups(session, preferences.group_ids)
+    groups += [g for g in member.groups if g.retired_at is not None]
     before = _snapshot(member)
     member.name, member.social_media, member.groups = name, preferences.social_media, groups
     member.social_media_question = CURRENT_SOCIAL_MEDIA_QUESTION  # the preferences page asks the current wording

@@ -25,6 +25,10 @@ from mailer.models.bounces import (
     BounceMessage,
     BounceOutcome,
 )
+from mailer.models.forum import (
+    FORUM_DETAILS_ROW_ID,
+    ForumDetailsRow,
+)
 from mailer.models.members import (
     CURRENT_SOCIAL_MEDIA_QUESTION,
     SOCIAL_MEDIA_QUESTIONS,
@@ -60,6 +64,7 @@ from mailer.models.types import (
 
 __all__ = [
     "CURRENT_SOCIAL_MEDIA_QUESTION",
+    "FORUM_DETAILS_ROW_ID",
     "SOCIAL_MEDIA_QUESTIONS",
     "Admin",
     "AdminRole",
@@ -79,6 +84,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Document",
+    "ForumDetailsRow",
     "Group",
     "JoinRequest",
     "MailKind",

@@ -78,13 +78,17 @@ member_group = Table(
 
 
 class Group(Model):
-    """A topic members choose on the join form; announcements can target groups."""
+    """A topic members choose on the join form; announcements can target groups.
+
+    Owners add, rename, reorder and retire groups (V6). A retired group is hidden from the join form,
+    the preferences page and the audience picker; its members and past announcements keep it."""
 
     __tablename__ = "group"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(String(300), default="")
     position: Mapped[int] = mapped_column(Integer, default=0)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Member(Model):
@@ -113,6 +117,8 @@ class Member(Model):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the one reminder to confirm was queued (issue 20.7): set, it is never sent again.
+    confirm_reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     groups: Mapped[list[Group]] = relationship(secondary=member_group, order_by=Group.position)
 

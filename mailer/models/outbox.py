@@ -19,6 +19,7 @@ class MailKind(enum.StrEnum):
     WELCOME = "welcome"
     TEST = "test"
     PREFERENCES_LINK = "preferences_link"
+    CONFIRM_REMINDER = "confirm_reminder"  # the one reminder to a signup not confirmed after N days (issue 20.7)
 
 
 class OutboxState(enum.StrEnum):

@@ -41,10 +41,11 @@ def register_web(app: Flask) -> None:
 
 
 def _page_settings() -> dict[str, Any]:
-    """Pages show the forum's name, contact address and limits from `settings`, never from config."""
-    from mailer.web.context import current_settings
+    """Pages show the forum's name, contact address and limits from `settings`, never from config; the forum's
+    details an owner set on /admin/settings are laid over the configured ones (V6)."""
+    from mailer.web.context import forum_settings
 
-    return {"settings": current_settings()}
+    return {"settings": forum_settings()}
 
 
 def _unsubscribe_token(member: Any) -> str:

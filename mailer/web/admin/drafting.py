@@ -26,7 +26,7 @@ from mailer.web.admin import bp
 from mailer.web.admin.forms import AudienceForm, AutosaveForm, DraftPreviewForm
 from mailer.web.context import announcement_mail, clock
 from mailer.web.libs import SelectChoice, current_user
-from mailer.web.numbers import parse_int
+from mailer.web.numbers import MAX_ID, parse_int
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def drafting_preview() -> ResponseReturnValue:
         return jsonify(problem=str(exc), reading=reading)
     announcement_id = _optional_id(form.announcement_id.data)
     documents = find_document_links(db.session(), [announcement_id]).get(announcement_id, ()) if announcement_id else ()
-    content = AnnouncementContent(announcement_id or 0, subject, body, clock().now(), documents)
+    # An unsaved draft has no id yet; its "View in your browser" link in the preview names one no row has.
+    content = AnnouncementContent(announcement_id or MAX_ID, subject, body, clock().now(), documents)
     shown_subject, html, text = announcement_mail().sample(content, to_name="")
     return jsonify(subject=shown_subject, html=html, text=text, problem=None, reading=reading)
 

@@ -165,3 +165,35 @@ class LoginCodeForm(FlaskForm):
 
 class SecurityPolicyForm(FlaskForm):
     require_two_step = BooleanField("Every admin must use two-step login")
+
+
+class GroupForm(FlaskForm):
+    """Add or change a group (V6); mailer.members.groups checks the values and says what is wrong."""
+
+    name = StringField("Name")
+    description = TextAreaField("Description (optional)")
+
+
+class MoveGroupForm(FlaskForm):
+    direction = SelectField(
+        "Direction",
+        choices=[SelectChoice("up", "Move up"), SelectChoice("down", "Move down")],  # type: ignore[list-item]
+    )
+
+
+class ForumSettingsForm(FlaskForm):
+    """The forum's details (V6); mailer.members.forum_details checks the values and says what is wrong."""
+
+    forum_name = StringField("Forum name")
+    contact_address = StringField("Contact email address")
+    privacy_notice_url = StringField("Privacy notice link (optional)")
+    footer_line = StringField("Footer line (optional)")
+    undo_seconds = StringField("How long you have to stop a send")
+
+
+class JoiningLinesForm(FlaskForm):
+    """The poster's and leaflet's three lines on what joining gives (R1)."""
+
+    line_1 = StringField("First line")
+    line_2 = StringField("Second line")
+    line_3 = StringField("Third line")

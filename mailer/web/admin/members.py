@@ -64,6 +64,7 @@ KIND_WORDS = {
     MailKind.WELCOME: "Welcome",
     MailKind.TEST: "Test announcement",
     MailKind.PREFERENCES_LINK: "Link to change their details",
+    MailKind.CONFIRM_REMINDER: "Reminder to confirm",
 }
 OUTBOX_WORDS = {
     OutboxState.PENDING: "Waiting to go",
@@ -91,7 +92,7 @@ def _template_words() -> dict[str, object]:
 
 @bp.get("/members")
 def members() -> ResponseReturnValue:
-    groups = list_groups(db.session())
+    groups = list_groups(db.session(), include_retired=True)  # their members keep retired groups (V6)
     form = MemberFilterForm(formdata=request.args)
     form.group.choices = (
         [SelectChoice("", "Any group")]  # type: ignore[assignment]  # types-WTForms predates SelectChoice
