@@ -50,7 +50,7 @@ def test_write_and_see_preview_toolbar_count_and_autosave(page: Page, live_serve
     expect(message).to_be_focused()
     page.keyboard.type("It is free")
     expect(message).to_have_value(TYPED)
-    expect(preview.get_by_text("Dear parent or carer,")).to_be_visible()
+    expect(preview.get_by_text("Dear parent or carer,", exact=True)).to_be_visible()
     expect(preview.locator("strong", has_text="It is free")).to_be_visible()
     expect(page.locator("#reading-message")).to_have_text(re.compile("Write a little more"))
 
@@ -72,7 +72,7 @@ def test_write_and_see_preview_toolbar_count_and_autosave(page: Page, live_serve
     expect(page.get_by_role("heading", level=1)).to_have_text("Edit announcement")
     expect(page.get_by_label("Message")).to_have_value(TYPED)
     expect(page.get_by_role("checkbox", name="Local Offer working group")).to_be_checked()
-    expect(preview.get_by_text("Dear parent or carer,")).to_be_visible()
+    expect(preview.get_by_text("Dear parent or carer,", exact=True)).to_be_visible()
     axe(page)
 
 
