@@ -83,6 +83,7 @@ class Defaults:
     MAILER_LOG_SETUP: bool | None = None  # None: key=value lines on stderr unless TESTING; False: leave logging alone
     MAILER_JOIN_RATE_LIMIT = "20 per hour"  # join form posts per IP
     MAILER_JOIN_RATE_LIMIT_PER_ADDRESS = "5 per hour"  # join form posts per email address, from any IP
+    MAILER_EMBED_ORIGINS = ""  # web origins (space-separated) whose pages may show /join/embed in a frame (R2)
     MAILER_LOGIN_RATE_LIMIT_IP = "20 per 10 minutes"
     MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts for one account from one IP address
     MAILER_TEST_SEND_RATE_LIMIT = "30 per hour"  # test emails per admin (a test to five addresses counts five)

@@ -206,6 +206,46 @@ def sender() -> Parser:
     return parse
 
 
+_ORIGIN_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def origins() -> Parser:
+    """Web origins separated by spaces, like "https://www.forum.example https://forum.example:8443": a scheme
+    (http or https), a host and an optional port, nothing else (no path, query, wildcard or quote), so each can
+    go into a Content-Security-Policy as it is. Empty: none."""
+    wanted = 'web origins separated by spaces, like "https://www.forum.example"'
+
+    def parse(key: str, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, str):
+            raise _refuse(key, wanted, value)
+        found: list[str] = []
+        for item in value.split():
+            parts = urlsplit(item.lower().removesuffix("/")) if item.isascii() else None
+            try:
+                port = parts.port if parts else None
+            except ValueError:
+                parts = None
+            if (
+                parts is None
+                or parts.scheme not in ("http", "https")
+                or not _ORIGIN_HOST.fullmatch(parts.hostname or "")
+                or parts.netloc != (parts.hostname or "") + (f":{port}" if port is not None else "")
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or "?" in item
+                or "#" in item
+                or port == 0
+            ):
+                raise _refuse(key, wanted, item)
+            found.append(f"{parts.scheme}://{parts.netloc}")
+        return tuple(dict.fromkeys(found))
+
+    return parse
+
+
 def setting(key: str, parse: Parser, *, secret: bool = False) -> Any:
     """A field read from configuration key `key`; secrets stay out of repr (and so out of logs)."""
     return field(metadata={"key": key, "parse": parse}, repr=not secret)
@@ -287,6 +327,7 @@ class Settings:
     log_setup: bool | None = setting("MAILER_LOG_SETUP", optional_flag())
     join_rate_limit: str = setting("MAILER_JOIN_RATE_LIMIT", rate_limit())
     join_rate_limit_per_address: str = setting("MAILER_JOIN_RATE_LIMIT_PER_ADDRESS", rate_limit())
+    embed_origins: tuple[str, ...] = setting("MAILER_EMBED_ORIGINS", origins())  # may frame /join/embed (R2)
     login_rate_limit_ip: str = setting("MAILER_LOGIN_RATE_LIMIT_IP", rate_limit())
     login_rate_limit_account: str = setting("MAILER_LOGIN_RATE_LIMIT_ACCOUNT", rate_limit())
     test_send_rate_limit: str = setting("MAILER_TEST_SEND_RATE_LIMIT", rate_limit())

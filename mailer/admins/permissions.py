@@ -123,6 +123,9 @@ PERMISSIONS: dict[str, Permission] = {
     "admin.unsubscribe_member": Permission(SENDERS, audit="member unsubscribed by an admin"),
     "admin.bounces_page": Permission(SENDERS),  # names members by address
     "admin.erase_member": Permission(OWNERS, audit="member erased by an admin"),
+    "admin.member_new": Permission(SENDERS, audit="member added", creates="member"),
+    "admin.member_edit": Permission(SENDERS, audit="member edited"),
+    "admin.member_change_address": Permission(SENDERS, audit="address change requested"),
     "admin.export_members": Permission(OWNERS, audit="members exported", audit_get=True),
     "admin.import_members": Permission(OWNERS),  # the upload changes nothing yet: apply records the import
     "admin.import_preview": Permission(OWNERS),
@@ -142,6 +145,7 @@ PERMISSIONS: dict[str, Permission] = {
     "admin.forum_settings": Permission(OWNERS, audit="forum details changed"),
     "admin.reach": Permission(SENDERS),
     "admin.reach_lines": Permission(SENDERS, audit="poster lines changed"),
+    "admin.reach_embed": Permission(SENDERS),
 }
 
 # The view argument that names the object an action is about, most specific first, and the type recorded.

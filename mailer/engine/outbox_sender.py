@@ -177,6 +177,14 @@ def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
         return _Job(row.id, row.kind, row.to_address or "", "", "", 0)
     if member is None or not _still_wanted(row.kind, member):
         return _Job(row.id, row.kind, "", "", "", 0)
+    if row.kind in (MailKind.ADDRESS_CONFIRM, MailKind.ADDRESS_CHANGED):
+        # To the address in the row (the new one to confirm, or the old one being told), not the member's (V7).
+        change_key = (row.payload or {}).get("change_key")
+        if row.kind is MailKind.ADDRESS_CONFIRM:
+            if not isinstance(change_key, str) or not change_key:
+                return _Job(row.id, row.kind, "", "", "", 0)
+            return _Job(row.id, row.kind, row.to_address or "", member.name, change_key, 1)
+        return _Job(row.id, row.kind, row.to_address or "", member.name, member.link_key, member.token_version)
     return _Job(row.id, row.kind, member.email, member.name, member.link_key, member.token_version)
 
 

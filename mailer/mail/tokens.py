@@ -25,6 +25,7 @@ class Purpose(enum.StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    ADDRESS_CHANGE = "change-address"  # the payload's key is an address change's, not a member's (V7)
 
 
 def _serializer(secret_key: str, purpose: Purpose, clock: Clock) -> URLSafeTimedSerializer:

@@ -92,7 +92,9 @@ class TransactionalMail:
             values["groups"] = groups_value(group_names) if any(group_names) else NO_GROUPS
         if kind in CONFIRM_KINDS:
             values["confirm_url"] = self.link(Purpose.CONFIRM, link_key, version)
-        if kind in (MailKind.WELCOME, MailKind.ALREADY_MEMBER, MailKind.PREFERENCES_LINK):
+        if kind is MailKind.ADDRESS_CONFIRM:  # link_key is the address change's key (V7)
+            values["confirm_url"] = self.link(Purpose.ADDRESS_CHANGE, link_key, version)
+        if kind in (MailKind.WELCOME, MailKind.WELCOME_ADDED, MailKind.ALREADY_MEMBER, MailKind.PREFERENCES_LINK):
             values["unsubscribe_url"] = self.link(Purpose.UNSUBSCRIBE, link_key, version)
             values["preferences_url"] = self.link(Purpose.PREFERENCES, link_key, version)
         return values

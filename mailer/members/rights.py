@@ -19,6 +19,7 @@ from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
     CURRENT_SOCIAL_MEDIA_QUESTION,
     SOCIAL_MEDIA_QUESTIONS,
+    AddressChange,
     Announcement,
     ConsentAction,
     ConsentEvent,
@@ -97,6 +98,8 @@ def export_member_data(session: Session, member: Member) -> dict[str, Any]:
                 "wording": e.wording.text if e.wording else None,
                 "privacy_notice_version": e.wording.privacy_notice_version if e.wording else None,
                 "detail": e.detail,
+                "agreed_on": _iso(e.agreed_on),
+                "note": e.note,
             }
             for e in events
         ],
@@ -124,6 +127,9 @@ def erase_member(session: Session, member: Member, *, suppression_key: bytes, cl
     )
     session.execute(
         delete(ConsentEvent).where(ConsentEvent.member_id == member.id).execution_options(synchronize_session=False)
+    )
+    session.execute(  # a new address waiting to be confirmed is theirs too
+        delete(AddressChange).where(AddressChange.member_id == member.id).execution_options(synchronize_session=False)
     )
     member.groups = []
     session.delete(member)

@@ -32,6 +32,7 @@ from mailer.models.forum import (
 from mailer.models.members import (
     CURRENT_SOCIAL_MEDIA_QUESTION,
     SOCIAL_MEDIA_QUESTIONS,
+    AddressChange,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -48,6 +49,7 @@ from mailer.models.members import (
     new_link_key,
 )
 from mailer.models.outbox import (
+    OTHER_ADDRESS_KINDS,
     MailKind,
     OutboxMessage,
     OutboxState,
@@ -65,7 +67,9 @@ from mailer.models.types import (
 __all__ = [
     "CURRENT_SOCIAL_MEDIA_QUESTION",
     "FORUM_DETAILS_ROW_ID",
+    "OTHER_ADDRESS_KINDS",
     "SOCIAL_MEDIA_QUESTIONS",
+    "AddressChange",
     "Admin",
     "AdminRole",
     "AdminSession",

@@ -15,6 +15,7 @@ from mailer.clock import Clock
 from mailer.mail.outbox import QueuedMail, enqueue_mails
 from mailer.members.addresses import address_hash
 from mailer.members.csv.uploads import UPLOAD_KEEP, remove_stale_uploads
+from mailer.members.one_member import purge_address_changes
 from mailer.models import (
     AuditEvent,
     Delivery,
@@ -77,6 +78,7 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
     )
     if stale:
         session.execute(delete(Member).where(Member.id.in_(stale)).execution_options(synchronize_session=False))
+    purge_address_changes(session, before=now - retention.unconfirmed)
     finished = cast("CursorResult[Any]", session.execute(  # DML runs on a cursor: rowcount is there
         delete(OutboxMessage)
         .where(

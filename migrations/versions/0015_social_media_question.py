@@ -7,7 +7,7 @@ stays 'follows_forum': a row written without naming the wording (by the code of 
 running during a deploy, or by hand) was asked the old question.
 
 Revision ID: 0015
-Revises: 0019
+Revises: 0021
 Create Date: 2026-12-04 09:00:00.000000
 
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0015'
-down_revision = '0019'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 

@@ -87,6 +87,9 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_LOG_SETUP": ("false", False),
     "MAILER_JOIN_RATE_LIMIT": ("10 per hour", "10 per hour"),
     "MAILER_JOIN_RATE_LIMIT_PER_ADDRESS": ("3/hour", "3/hour"),
+    "MAILER_EMBED_ORIGINS": (
+        "https://www.Forum.example  http://127.0.0.1:8080/", ("https://www.forum.example", "http://127.0.0.1:8080")
+    ),
     "MAILER_LOGIN_RATE_LIMIT_IP": ("10 per 10 minutes", "10 per 10 minutes"),
     "MAILER_LOGIN_RATE_LIMIT_ACCOUNT": ("3 per 15 minutes; 10 per day", "3 per 15 minutes; 10 per day"),
     "MAILER_TEST_SEND_RATE_LIMIT": ("10 per hour", "10 per hour"),

@@ -7,6 +7,7 @@ from wtforms import (
     DateField,
     HiddenField,
     PasswordField,
+    RadioField,
     SearchField,
     SelectField,
     StringField,
@@ -19,7 +20,13 @@ from mailer.members import admin as member_admin
 from mailer.models import MemberStatus
 from mailer.web.libs import FileField, FileRequired, FlaskForm, SelectChoice
 from mailer.web.numbers import database_id
-from mailer.web.public.forms import CheckboxesField
+from mailer.web.public.forms import (
+    CheckboxesField,
+    email_field,
+    groups_field,
+    name_field,
+    social_media_field,
+)
 
 
 class LoginForm(FlaskForm):
@@ -197,3 +204,40 @@ class JoiningLinesForm(FlaskForm):
     line_1 = StringField("First line")
     line_2 = StringField("Second line")
     line_3 = StringField("Third line")
+
+
+# --- one member at a time (V7) ---------------------------------------------------------------------------------
+
+SEND_CONFIRMATION = "email"
+HOW_THEY_AGREED = [
+    SelectChoice(SEND_CONFIRMATION, "Send them a confirmation email"),
+    SelectChoice("phone", "They agreed by phone"),
+    SelectChoice("paper_form", "They agreed on a paper form"),
+    SelectChoice("in_person", "They agreed in person"),
+]
+
+
+class MemberDetailsForm(FlaskForm):
+    """A member's name, groups and social media answer, as an admin changes them: the join form's fields."""
+
+    name = name_field()
+    groups = groups_field()
+    social_media = social_media_field()
+
+
+class NewMemberForm(MemberDetailsForm):
+    """Add one member (V7): the join form's fields, and how they agreed."""
+
+    email = email_field()
+    how = RadioField(
+        "How did they agree to get our emails?",
+        choices=HOW_THEY_AGREED,  # type: ignore[arg-type]  # types-WTForms predates SelectChoice
+        default=SEND_CONFIRMATION,
+        validators=[InputRequired("Choose how they agreed.")],
+    )
+    agreed_on = DateField("The date they agreed", validators=[Optional()])
+    wording = RadioField("The wording they were told", coerce=database_id, validators=[Optional()])
+    note = TextAreaField(
+        "Note (optional)", validators=[Length(max=500, message="The note must be 500 characters or fewer.")]
+    )
+

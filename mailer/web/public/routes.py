@@ -48,6 +48,13 @@ def _join_address_key() -> str:
     return "join-address:" + address_hash(membership_policy().suppression_key, typed)
 
 
+# The join form's limits, shared by every page that takes a join (/join and /join/embed count together).
+join_limit = limiter.shared_limit(_join_rate_limit, scope="join", methods=["POST"])
+join_address_limit = limiter.shared_limit(
+    _join_address_rate_limit, scope="join-address", methods=["POST"], key_func=_join_address_key
+)
+
+
 @bp.get("/")
 def home() -> ResponseReturnValue:
     return render_template("public/home.html")
@@ -59,35 +66,47 @@ def privacy() -> ResponseReturnValue:
     return render_template("public/privacy.html", wording=wording)
 
 
-@bp.route("/join", methods=["GET", "POST"])
-@limiter.limit(_join_rate_limit, methods=["POST"])
-@limiter.limit(_join_address_rate_limit, methods=["POST"], key_func=_join_address_key)
-def join() -> ResponseReturnValue:
-    groups = membership.list_groups(db.session())
-    wording = consent.current_wording(db.session())
-    form = JoinForm()
+def prepare_join_form(form: JoinForm) -> str:
+    """Give a join form its groups; returns the consent wording as the form shows it (J1)."""
     form.groups.choices = [
-        SelectChoice(g.id, g.name) for g in groups  # type: ignore[misc]  # types-WTForms predates SelectChoice
+        SelectChoice(g.id, g.name)  # type: ignore[misc]  # types-WTForms predates SelectChoice
+        for g in membership.list_groups(db.session())
     ]
-    if form.validate_on_submit():
-        if form.website.data:
-            log.info("join: honeypot filled in; answered like a success, nothing sent")
-            return redirect(url_for(".join_done"), 303)
-        details = membership.JoinDetails(
-            email=form.email.data or "",
-            name=form.name.data or "",
-            social_media=SocialMedia(form.social_media.data),
-            group_ids=list(form.groups.data or []),
-        )
-        try:
-            with transaction(db.session()):
-                membership.queue_join(db.session(), details, evidence(ConsentMethod.FORM), clock=clock())
-        except InvalidInput as exc:
-            getattr(form, exc.field or "email").errors.append(str(exc))
-        else:
-            return redirect(url_for(".join_done"), 303)
+    return consent.wording_as_shown(consent.current_wording(db.session()), forum_settings().forum_name)
+
+
+def accept_join(form: JoinForm) -> bool:
+    """Check a posted join form and queue it (J1): True when the page should say 'check your email' (also for a
+    filled-in honeypot, so a bot learns nothing), False with the form's errors set."""
+    if not form.validate_on_submit():
+        return False
+    if form.website.data:
+        log.info("join: honeypot filled in; answered like a success, nothing sent")
+        return True
+    details = membership.JoinDetails(
+        email=form.email.data or "",
+        name=form.name.data or "",
+        social_media=SocialMedia(form.social_media.data),
+        group_ids=list(form.groups.data or []),
+    )
+    try:
+        with transaction(db.session()):
+            membership.queue_join(db.session(), details, evidence(ConsentMethod.FORM), clock=clock())
+    except InvalidInput as exc:
+        getattr(form, exc.field or "email").errors.append(str(exc))
+        return False
+    return True
+
+
+@bp.route("/join", methods=["GET", "POST"])
+@join_limit
+@join_address_limit
+def join() -> ResponseReturnValue:
+    form = JoinForm()
+    wording_text = prepare_join_form(form)
+    if accept_join(form):
+        return redirect(url_for(".join_done"), 303)
     status = 400 if form.is_submitted() else 200
-    wording_text = consent.wording_as_shown(wording, forum_settings().forum_name)
     return render_template("public/join.html", form=form, wording_text=wording_text), status
 
 
