@@ -22,7 +22,7 @@ SENDERS = frozenset({AdminRole.OWNER, AdminRole.SENDER})
 EVERYONE = frozenset(AdminRole)
 
 # An audit action: a fixed text, or worked out from the view's arguments and the posted form.
-AuditAction = str | Callable[[Mapping[str, Any], Mapping[str, str]], str]
+AuditAction = str | Callable[[Mapping[str, Any], Mapping[str, str]], str | None]  # None: nothing to record
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,11 @@ def _publish(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
     return "announcement published" if form.get("public") == "1" else "announcement taken out of the archive"
 
 
+def _autosave(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str | None:
+    """Autosave's first save makes the draft (recorded); the saves every few seconds after it are not."""
+    return None if form.get("announcement_id") else "announcement created"
+
+
 def _security_policy(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
     return "two-step login required for everyone" if form.get("require_two_step") else "two-step login not required"
 
@@ -92,6 +97,12 @@ PERMISSIONS: dict[str, Permission] = {
     "admin.preview_html": Permission(EVERYONE),
     "admin.progress_json": Permission(EVERYONE),
     "admin.send_test": Permission(EVERYONE, audit="test sent"),
+    # write and see (issue 18.4): preview and count change nothing; the send_test view lets writers test to
+    # themselves only
+    "admin.drafting_preview": Permission(EVERYONE),
+    "admin.drafting_frame": Permission(EVERYONE),
+    "admin.drafting_audience": Permission(EVERYONE),  # a count only, no member data
+    "admin.drafting_autosave": Permission(EVERYONE, audit=_autosave, creates="announcement"),
     "admin.upload_document": Permission(EVERYONE, audit="document added", creates="document"),
     "admin.delete_document": Permission(EVERYONE, audit="document deleted"),
     "admin.schedule": Permission(SENDERS, audit="announcement scheduled"),

@@ -52,6 +52,7 @@ class _Job:
     link_key: str
     token_version: int
     announcement: AnnouncementContent | None = None
+    sample_groups: tuple[str, ...] = ()  # a test send: the groups of the member chosen in the preview
     group_names: tuple[str, ...] | None = None  # the welcome mail lists the member's groups (issue 20.6)
 
 
@@ -82,7 +83,8 @@ class OutboxQueue(QueueKind[_Job]):
     def build(self, item: _Job, *, now: datetime) -> bytes:
         if item.kind is MailKind.TEST and item.announcement is not None:
             return self.announcement_mail.build_test(item.announcement, to_address=item.address, now=now,
-                                                     outbox_id=item.id)
+                                                     outbox_id=item.id, sample_name=item.to_name,
+                                                     sample_groups=item.sample_groups)
         return self.mail.build(item.kind, to_address=item.address, to_name=item.to_name, link_key=item.link_key,
                                token_version=item.token_version, now=now, outbox_id=item.id,
                                group_names=item.group_names)
@@ -169,7 +171,8 @@ def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
             return _Job(row.id, row.kind, "", "", "", 0)
         documents = find_document_links(session, [item.id]).get(item.id, ())
         content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at, documents)
-        return _Job(row.id, row.kind, row.to_address or "", "", "", 0, content)
+        name, groups = _sample_values(session, (row.payload or {}).get("sample_member_id"))
+        return _Job(row.id, row.kind, row.to_address or "", name, "", 0, content, groups)
     if row.member_id is None:
         return _Job(row.id, row.kind, row.to_address or "", "", "", 0)
     if member is None or not _still_wanted(row.kind, member):
@@ -183,6 +186,17 @@ def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
             return _Job(row.id, row.kind, row.to_address or "", member.name, change_key, 1)
         return _Job(row.id, row.kind, row.to_address or "", member.name, member.link_key, member.token_version)
     return _Job(row.id, row.kind, member.email, member.name, member.link_key, member.token_version)
+
+
+def _sample_values(session: Session, member_id: object) -> tuple[str, tuple[str, ...]]:
+    """The name and groups of the member a test send shows (issue 18.5), read now: one who has left or
+    was erased since shows as a member with no name and no groups."""
+    if not isinstance(member_id, int):
+        return "", ()
+    member = session.get(Member, member_id)
+    if member is None or member.status is not MemberStatus.MEMBER:
+        return "", ()
+    return member.name, tuple(g.name for g in member.groups)
 
 
 def _still_wanted(kind: MailKind, member: _Recipient) -> bool:

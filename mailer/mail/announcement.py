@@ -164,11 +164,19 @@ class AnnouncementMail:
         )
 
     def build_test(
-        self, content: AnnouncementContent, *, to_address: str, now: datetime, outbox_id: int | None = None
+        self,
+        content: AnnouncementContent,
+        *,
+        to_address: str,
+        now: datetime,
+        outbox_id: int | None = None,
+        sample_name: str = "",
+        sample_groups: Sequence[str] = (),
     ) -> bytes:
-        """A test send to an admin: marked as a test, links are examples that change nothing. With the
-        outbox row's id, its Message-ID is the same each time that row is sent (E8)."""
-        subject, html_body, text_body = self.sample(content, to_name="")
+        """A test send: marked as a test, links are examples that change nothing, filled in with the values of
+        the member chosen in the preview (none: a member with no name and no groups). With the outbox row's id,
+        its Message-ID is the same each time that row is sent (E8)."""
+        subject, html_body, text_body = self.sample(content, to_name=sample_name, group_names=sample_groups)
         return self._for_tests.render(
             to_address=to_address,
             to_name="",

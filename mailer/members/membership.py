@@ -19,7 +19,18 @@ from mailer.mail.outbox import enqueue_mail
 from mailer.members import consent
 from mailer.members.addresses import normalise_address
 from mailer.members.consent import Evidence
-from mailer.models import ConsentAction, ConsentMethod, Group, JoinRequest, MailKind, Member, MemberStatus, SocialMedia
+from mailer.models import (
+    CURRENT_SOCIAL_MEDIA_QUESTION,
+    ConsentAction,
+    ConsentMethod,
+    Group,
+    JoinRequest,
+    MailKind,
+    Member,
+    MemberStatus,
+    SocialMedia,
+    SocialMediaQuestion,
+)
 from mailer.text import has_control_characters, without_control_characters
 
 MAX_NAME_LENGTH = 100
@@ -41,6 +52,7 @@ class JoinDetails:
     name: str
     social_media: SocialMedia
     group_ids: list[int] = field(default_factory=list)
+    social_media_question: SocialMediaQuestion = CURRENT_SOCIAL_MEDIA_QUESTION  # the wording they answered
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ def request_join(
         # their details; unsubscribe links keep working (find_member_to_unsubscribe).
         member.token_version += 1
     member.email, member.name, member.social_media, member.groups = email, name, details.social_media, groups
+    member.social_media_question = details.social_media_question
     member.updated_at = now
     session.flush()
     consent.record_agreement(
@@ -128,6 +141,7 @@ def queue_join(session: Session, details: JoinDetails, evidence: Evidence, *, cl
         email=email,
         name=name,
         social_media=details.social_media,
+        social_media_question=details.social_media_question,
         group_ids=[g.id for g in groups],
         ip_address=(evidence.ip_address or None) and evidence.ip_address[:45],
         user_agent=without_control_characters(evidence.user_agent or "")[:300] or None,  # PostgreSQL holds no NUL
@@ -152,7 +166,11 @@ def process_join_requests(
     ).all()
     for request in requests:
         details = JoinDetails(
-            email=request.email, name=request.name, social_media=request.social_media, group_ids=request.group_ids
+            email=request.email,
+            name=request.name,
+            social_media=request.social_media,
+            group_ids=request.group_ids,
+            social_media_question=request.social_media_question,
         )
         evidence = Evidence(method=ConsentMethod.FORM, ip_address=request.ip_address, user_agent=request.user_agent)
         try:

@@ -17,6 +17,8 @@ from mailer.members import consent
 from mailer.members.consent import Evidence
 from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
+    CURRENT_SOCIAL_MEDIA_QUESTION,
+    SOCIAL_MEDIA_QUESTIONS,
     AddressChange,
     Announcement,
     ConsentAction,
@@ -49,6 +51,7 @@ def update_preferences(
     groups += [g for g in member.groups if g.retired_at is not None]
     before = _snapshot(member)
     member.name, member.social_media, member.groups = name, preferences.social_media, groups
+    member.social_media_question = CURRENT_SOCIAL_MEDIA_QUESTION  # the preferences page asks the current wording
     after = _snapshot(member)
     if before == after:
         return False
@@ -75,6 +78,7 @@ def export_member_data(session: Session, member: Member) -> dict[str, Any]:
             "name": member.name,
             "status": member.status.value,
             "social_media": member.social_media.value,
+            "social_media_question": SOCIAL_MEDIA_QUESTIONS[member.social_media_question],
             "groups": [g.name for g in member.groups],
             "joined_at": _iso(member.created_at),
             "confirmed_at": _iso(member.confirmed_at),
@@ -135,6 +139,7 @@ def _snapshot(member: Member) -> dict[str, Any]:
     return {
         "name": member.name,
         "social_media": member.social_media.value,
+        "social_media_question": member.social_media_question.value,
         "groups": sorted(g.name for g in member.groups),
     }
 

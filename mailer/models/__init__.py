@@ -30,6 +30,8 @@ from mailer.models.forum import (
     ForumDetailsRow,
 )
 from mailer.models.members import (
+    CURRENT_SOCIAL_MEDIA_QUESTION,
+    SOCIAL_MEDIA_QUESTIONS,
     AddressChange,
     ConsentAction,
     ConsentEvent,
@@ -41,6 +43,7 @@ from mailer.models.members import (
     MemberDeparture,
     MemberStatus,
     SocialMedia,
+    SocialMediaQuestion,
     Suppression,
     member_group,
     new_link_key,
@@ -62,8 +65,10 @@ from mailer.models.types import (
 )
 
 __all__ = [
+    "CURRENT_SOCIAL_MEDIA_QUESTION",
     "FORUM_DETAILS_ROW_ID",
     "OTHER_ADDRESS_KINDS",
+    "SOCIAL_MEDIA_QUESTIONS",
     "AddressChange",
     "Admin",
     "AdminRole",
@@ -96,6 +101,7 @@ __all__ = [
     "RecoveryCode",
     "SecurityPolicy",
     "SocialMedia",
+    "SocialMediaQuestion",
     "Suppression",
     "UTCDateTime",
     "WorkerHeartbeat",

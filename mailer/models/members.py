@@ -27,11 +27,28 @@ class MemberStatus(enum.StrEnum):
 
 
 class SocialMedia(enum.StrEnum):
-    """The join form's question: does this person follow the forum on social media?"""
+    """The answer to the join form's social-media question (SocialMediaQuestion says which wording)."""
 
     YES = "yes"
     NO = "no"
     PREFER_NOT_TO_SAY = "prefer_not_to_say"
+
+
+class SocialMediaQuestion(enum.StrEnum):
+    """Which wording of the social-media question an answer was given to (issue 18.9).
+
+    The first wording asked whether they follow the forum on social media: a Facebook user who does not
+    follow the forum answered "No". From 0015 the form asks whether they use social media at all."""
+
+    FOLLOWS_FORUM = "follows_forum"
+    USES_SOCIAL_MEDIA = "uses_social_media"
+
+
+CURRENT_SOCIAL_MEDIA_QUESTION = SocialMediaQuestion.USES_SOCIAL_MEDIA
+SOCIAL_MEDIA_QUESTIONS = {
+    SocialMediaQuestion.FOLLOWS_FORUM: "Do you follow the forum on social media?",
+    SocialMediaQuestion.USES_SOCIAL_MEDIA: "Do you use social media, such as Facebook, Instagram or WhatsApp groups?",
+}
 
 
 class ConsentAction(enum.StrEnum):
@@ -93,6 +110,10 @@ class Member(Model):
     name: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[MemberStatus] = mapped_column(enum_column(MemberStatus), default=MemberStatus.PENDING, index=True)
     social_media: Mapped[SocialMedia] = mapped_column(enum_column(SocialMedia), default=SocialMedia.PREFER_NOT_TO_SAY)
+    social_media_question: Mapped[SocialMediaQuestion] = mapped_column(
+        # Written by this code: the current wording. Written without it (old code during a deploy): the old one.
+        enum_column(SocialMediaQuestion), default=CURRENT_SOCIAL_MEDIA_QUESTION, server_default="follows_forum"
+    )
     token_version: Mapped[int] = mapped_column(Integer, default=1)
     bounce_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -202,6 +223,10 @@ class JoinRequest(Model):
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(100), default="")
     social_media: Mapped[SocialMedia] = mapped_column(enum_column(SocialMedia))
+    social_media_question: Mapped[SocialMediaQuestion] = mapped_column(
+        # Written by this code: the current wording. Written without it (old code during a deploy): the old one.
+        enum_column(SocialMediaQuestion), default=CURRENT_SOCIAL_MEDIA_QUESTION, server_default="follows_forum"
+    )
     group_ids: Mapped[list[int]] = mapped_column(JSON)
     ip_address: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(300))

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 FORUM = "Test Parent Carer Forum"
 GROUPS = ["Forum news", "Local Offer working group", "Voice and Influence group"]
-SOCIAL_MEDIA = "Do you follow the forum on social media?"
+SOCIAL_MEDIA = "Do you use social media, such as Facebook, Instagram or WhatsApp groups?"
 
 
 def consent_box(page: Page) -> Any:
@@ -98,7 +98,7 @@ def test_empty_join_form_shows_errors_tied_to_fields(page: Page, live_server, ax
     expect(links).to_have_text([
         "Enter your name.",
         "Enter your email address.",
-        "Tell us whether you follow the forum on social media.",
+        "Tell us whether you use social media.",
         "Tick the box to say you want to get our emails.",
     ])
     assert [links.nth(i).get_attribute("href") for i in range(4)] == ["#name", "#email", "#social_media", "#consent"]
@@ -111,7 +111,7 @@ def test_empty_join_form_shows_errors_tied_to_fields(page: Page, live_server, ax
         expect(field).to_have_attribute("aria-invalid", "true")
         expect(field).to_have_accessible_description(re.compile(re.escape(message)))
     expect(page.get_by_role("group", name=SOCIAL_MEDIA)).to_have_accessible_description(
-        re.compile("Tell us whether you follow the forum on social media.")
+        re.compile("Tell us whether you use social media.")
     )
     # Following a summary link puts the cursor in that field.
     links.first.click()

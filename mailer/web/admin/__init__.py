@@ -12,6 +12,7 @@ from mailer.web.admin import (  # noqa: E402  the views register on bp, so it mu
     audit,  # noqa: F401
     bounces,  # noqa: F401
     documents,  # noqa: F401
+    drafting,  # noqa: F401
     forum_settings,  # noqa: F401
     groups,  # noqa: F401
     member_new,  # noqa: F401

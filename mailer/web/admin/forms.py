@@ -5,6 +5,7 @@ from __future__ import annotations
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     PasswordField,
     RadioField,
     SearchField,
@@ -38,6 +39,40 @@ class AnnouncementForm(FlaskForm):
     body = TextAreaField("Message", validators=[DataRequired("Write the announcement.")])
     groups = CheckboxesField("Who should get it?", coerce=database_id, validate_choice=True)
     only_without_social_media = BooleanField("Only members who said they do not use social media")
+
+
+class AutosaveForm(AnnouncementForm):
+    """The compose form as autosave posts it (issue 18.4): no id yet means a new draft is made."""
+
+    announcement_id = HiddenField()
+
+
+class DraftPreviewForm(FlaskForm):
+    """What the live preview and the reading-age hint need: the text as typed, not yet saved."""
+
+    subject = StringField("Subject", validators=[Length(max=1000)])
+    body = TextAreaField("Message", validators=[Length(max=200_000)])
+    announcement_id = HiddenField()
+
+
+class AudienceForm(FlaskForm):
+    """The audience boxes as the compose page's script sends them (a GET: no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    groups = CheckboxesField("Who should get it?", coerce=database_id, validate_choice=True)
+    only_without_social_media = BooleanField("Only members who said they do not use social media")
+
+
+class TestSendForm(FlaskForm):
+    """A test send (issue 18.5): up to five addresses typed in, and whose data fills it in."""
+
+    addresses = TextAreaField(
+        "Email addresses",
+        validators=[Length(max=2000, message="Enter at most five email addresses.")],
+    )
+    sample = SelectField("Fill it in with the details of", choices=[], validate_choice=True)
 
 
 class ScheduleForm(FlaskForm):

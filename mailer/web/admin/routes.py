@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, time
 from typing import cast
 
@@ -23,23 +24,30 @@ from sqlalchemy import select
 from mailer.admins.accounts import authenticate
 from mailer.admins.sessions import end_session_by_key
 from mailer.admins.two_step import is_on as is_two_step_on
+from mailer.announcements import drafts
 from mailer.announcements import lifecycle as domain
 from mailer.announcements.documents import document_path, find_document_links, list_documents
 from mailer.announcements.states import EDITABLE, allowed_actions
 from mailer.errors import InvalidInput, WrongState
 from mailer.extensions import db, limiter
 from mailer.logs.redact import address_tag
-from mailer.mail.announcement import AnnouncementContent
+from mailer.mail.announcement import TEST_PREFIX, AnnouncementContent
 from mailer.mail.document_links import human_size
-from mailer.mail.outbox import enqueue_mail
 from mailer.members import consent
 from mailer.members.addresses import address_hash
 from mailer.members.admin import find_dashboard
 from mailer.members.membership import list_groups
-from mailer.models import Announcement, Delivery, MailKind, Member
+from mailer.models import Announcement, Delivery, Member
 from mailer.transaction import transaction
 from mailer.web.admin import bp
-from mailer.web.admin.forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
+from mailer.web.admin.forms import (
+    ActionForm,
+    AnnouncementForm,
+    ConsentWordingForm,
+    LoginForm,
+    ScheduleForm,
+    TestSendForm,
+)
 from mailer.web.auth import audit_login, begin_session, current_session_key, may_use, set_pending
 from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
 from mailer.web.libs import SelectChoice, current_user, login_required, logout_user, unauthorized
@@ -209,19 +217,55 @@ def preview_html(announcement_id: int) -> ResponseReturnValue:
     return response
 
 
-@bp.post("/announcements/<int:announcement_id>/test")
+def _test_send_cost() -> int:
+    """A test to five addresses counts five against MAILER_TEST_SEND_RATE_LIMIT (issue 18.5)."""
+    typed = [part for part in re.split(r"[\s,;]+", request.form.get("addresses", "")) if part]
+    return min(max(len(typed), 1), drafts.MAX_TEST_ADDRESSES)
+
+
+def _test_send_key() -> str:
+    return f"test-send:{current_user.id}"
+
+
+@bp.route("/announcements/<int:announcement_id>/test", methods=["GET", "POST"])
+@limiter.limit(
+    lambda: current_settings().test_send_rate_limit, methods=["POST"], key_func=_test_send_key, cost=_test_send_cost
+)
 def send_test(announcement_id: int) -> ResponseReturnValue:
+    """A test email to up to five addresses typed in (none: to me), marked "[Test]" in its subject, filled in
+    with the data of the member chosen in the preview (issue 18.5). Errors come back on this page."""
     item = db.get_or_404(Announcement, announcement_id)
-    with transaction(db.session()):
-        enqueue_mail(
-            db.session(),
-            MailKind.TEST,
-            to_address=current_user.email,
-            payload={"announcement_id": item.id},
-            clock=clock(),
-        )
-    flash(f"A test email is on its way to {current_user.email}. It usually arrives within a minute.")
-    return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+    to_anyone = may_use("admin.members")  # writers test to themselves only, and see no member data (V4)
+    samples, _ = _sample_member(item)
+    form = TestSendForm(data={"sample": request.args.get("sample", "")})
+    form.sample.choices = [SelectChoice("", "A member with no name and no groups")] + [  # type: ignore[assignment]
+        SelectChoice(str(m.id), f"{m.name or '(no name)'} – {m.email}") for m in samples
+    ]
+    if form.validate_on_submit():
+        chosen = next((m for m in samples if str(m.id) == form.sample.data), None)
+        try:
+            typed = form.addresses.data or "" if to_anyone else ""
+            addresses = drafts.parse_test_addresses(typed, default=current_user.email)
+            with transaction(db.session()):
+                drafts.queue_test_sends(
+                    db.session(), item, addresses, sample_member_id=chosen.id if chosen else None, clock=clock()
+                )
+        except InvalidInput as exc:
+            form.addresses.errors = [str(exc)]
+        else:
+            log.info("admin %d: test of announcement %d queued to %d address(es)", current_user.id, item.id,
+                     len(addresses))
+            flash(
+                f"A test email is on its way to {', '.join(addresses)}"
+                + (f", showing {chosen.name or 'the member chosen'}'s details" if chosen else "")
+                + ". It usually arrives within a minute."
+            )
+            return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+    status = 400 if form.is_submitted() else 200
+    subject, _, _ = announcement_mail().sample(_content(item), to_name="")
+    return render_template(
+        "admin/test_send.html", item=item, form=form, subject=TEST_PREFIX + subject, to_anyone=to_anyone
+    ), status
 
 
 @bp.post("/announcements/<int:announcement_id>/schedule")

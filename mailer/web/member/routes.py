@@ -12,7 +12,7 @@ from mailer.errors import InvalidInput, NotPending, TokenInvalid
 from mailer.extensions import db, limiter
 from mailer.mail.tokens import Purpose, make_token, read_token
 from mailer.members import membership, one_member, rights
-from mailer.models import ConsentMethod, Member, SocialMedia
+from mailer.models import CURRENT_SOCIAL_MEDIA_QUESTION, SOCIAL_MEDIA_QUESTIONS, ConsentMethod, Member, SocialMedia
 from mailer.transaction import transaction
 from mailer.web.context import clock, current_settings, evidence, membership_policy
 from mailer.web.libs import SelectChoice
@@ -63,9 +63,17 @@ def preferences(token: str) -> ResponseReturnValue:
             getattr(form, exc.field or "name").errors.append(str(exc))
         else:
             return render_template("member/preferences.html", form=_form(member), member=member, token=token,
-                                   saved=True, changed=saved)
+                                   saved=True, changed=saved, earlier_question=_earlier_question(member))
     status = 400 if form.is_submitted() else 200
-    return render_template("member/preferences.html", form=form, member=member, token=token, saved=False), status
+    return render_template("member/preferences.html", form=form, member=member, token=token, saved=False,
+                           earlier_question=_earlier_question(member)), status
+
+
+def _earlier_question(member: Member) -> str | None:
+    """The wording their answer was given to, when it is not the one the page asks now (issue 18.9)."""
+    if member.social_media_question is CURRENT_SOCIAL_MEDIA_QUESTION:
+        return None
+    return SOCIAL_MEDIA_QUESTIONS[member.social_media_question]
 
 
 @bp.get("/preferences/<token>/data.json")

@@ -6,7 +6,7 @@ from wtforms import BooleanField, HiddenField, RadioField, SelectMultipleField, 
 from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from mailer.models import SocialMedia
+from mailer.models import CURRENT_SOCIAL_MEDIA_QUESTION, SOCIAL_MEDIA_QUESTIONS, SocialMedia
 from mailer.web.libs import FlaskForm, SelectChoice
 from mailer.web.numbers import database_id
 
@@ -50,9 +50,9 @@ def groups_field() -> CheckboxesField:
 
 def social_media_field() -> RadioField:
     return RadioField(
-        "Do you follow the forum on social media?",
+        SOCIAL_MEDIA_QUESTIONS[CURRENT_SOCIAL_MEDIA_QUESTION],  # issue 18.9: the filter's question, asked plainly
         choices=SOCIAL_MEDIA_CHOICES,  # type: ignore[arg-type]  # types-WTForms predates SelectChoice
-        validators=[InputRequired("Tell us whether you follow the forum on social media.")],
+        validators=[InputRequired("Tell us whether you use social media.")],
     )
 
 
