@@ -32,7 +32,15 @@ from mailer.members.csv.uploads import (
 )
 from mailer.members.membership import list_groups
 from mailer.members.one_member import pending_address_change
-from mailer.models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
+from mailer.models import (
+    SOCIAL_MEDIA_QUESTIONS,
+    ConsentAction,
+    ConsentMethod,
+    MailKind,
+    Member,
+    MemberStatus,
+    OutboxState,
+)
 from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import STATUS_WORDS, ActionForm, ImportUploadForm, MemberFilterForm
@@ -149,6 +157,7 @@ def member(member_id: int) -> ResponseReturnValue:
         ),
         now=clock().now(),
         action_form=ActionForm(),
+        social_media_question=SOCIAL_MEDIA_QUESTIONS[item.social_media_question],
         **_template_words(),
     )
 
