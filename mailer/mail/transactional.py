@@ -12,14 +12,20 @@ from jinja2 import Environment
 from mailer.clock import Clock
 from mailer.mail.emails import MailSettings, MailTemplate, render_template
 from mailer.mail.prebuilt import PrebuiltMessage, row_message_id
-from mailer.mail.tokens import Purpose, TokenMaker
+from mailer.mail.tokens import ADMIN_LINK_LIFETIMES, Purpose, TokenMaker
 from mailer.models import MailKind
 
 if TYPE_CHECKING:
     from mailer.settings import Settings
 
-SLOTS = ["name", "confirm_url", "unsubscribe_url", "preferences_url"]
+SLOTS = ["name", "confirm_url", "unsubscribe_url", "preferences_url", "action_url"]
 NAME_FALLBACK = "parent or carer"
+# Mail to admins (V4) carrying one link: the token names the link's row key (mailer.admins.links), version 0.
+ADMIN_LINK_MAIL = {
+    MailKind.ADMIN_INVITATION: Purpose.ADMIN_INVITATION,
+    MailKind.PASSWORD_RESET: Purpose.PASSWORD_RESET,
+    MailKind.EMAIL_CHANGE: Purpose.EMAIL_CHANGE,
+}
 
 
 class TransactionalMail:
@@ -78,6 +84,8 @@ class TransactionalMail:
 
     def _values(self, kind: MailKind, name: str, link_key: str, version: int) -> dict[str, str]:
         values = {"name": name or NAME_FALLBACK}
+        if kind in ADMIN_LINK_MAIL:
+            values["action_url"] = self.link(ADMIN_LINK_MAIL[kind], link_key, 0)
         if kind is MailKind.CONFIRM:
             values["confirm_url"] = self.link(Purpose.CONFIRM, link_key, version)
         if kind in (MailKind.WELCOME, MailKind.ALREADY_MEMBER, MailKind.PREFERENCES_LINK):
@@ -93,6 +101,7 @@ class TransactionalMail:
                 self._settings,
                 SLOTS,
                 confirm_days=self._confirm_days,
+                link_hours={p.value: int(d.total_seconds() // 3600) for p, d in ADMIN_LINK_LIFETIMES.items()},
                 join_url=f"{self._settings.base_url}/join",
                 footer=self._jinja.get_template("email/transactional_footer.md").render(
                     settings=self._settings, kind=kind.value

@@ -4,6 +4,9 @@ Every table is imported here, so `from mailer.models import Member` works and SQ
 
 from mailer.models.admins import (
     Admin,
+    AdminInvitation,
+    AdminLink,
+    AdminLinkPurpose,
     AdminRole,
 )
 from mailer.models.announcements import (
@@ -52,6 +55,9 @@ from mailer.models.types import (
 
 __all__ = [
     "Admin",
+    "AdminInvitation",
+    "AdminLink",
+    "AdminLinkPurpose",
     "AdminRole",
     "Announcement",
     "AnnouncementState",

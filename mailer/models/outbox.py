@@ -19,6 +19,12 @@ class MailKind(enum.StrEnum):
     WELCOME = "welcome"
     TEST = "test"
     PREFERENCES_LINK = "preferences_link"
+    # Admin accounts (V4): to an address, with the link's row id in the payload.
+    ADMIN_INVITATION = "admin_invitation"
+    PASSWORD_RESET = "password_reset"
+    EMAIL_CHANGE = "admin_email_change"
+    # To an admin's old address, after they confirmed a new one: no link.
+    EMAIL_CHANGED = "admin_email_changed"
 
 
 class OutboxState(enum.StrEnum):

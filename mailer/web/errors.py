@@ -9,7 +9,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from mailer.errors import (
+    AdminGone,
     InvalidInput,
+    LastOwner,
+    LinkUnusable,
     MailerError,
     NotPending,
     StorageFull,
@@ -31,6 +34,9 @@ PAGES: dict[type[MailerError], tuple[int, str]] = {
     TransitionRefused: (409, "errors/transition_refused.html"),  # before WrongState: the first match wins
     WrongState: (409, "errors/bad_request.html"),
     StorageFull: (507, "errors/storage_full.html"),
+    LinkUnusable: (410, "errors/admin_link.html"),
+    LastOwner: (409, "errors/bad_request.html"),
+    AdminGone: (404, "errors/bad_request.html"),
 }
 
 HTTP_TITLES = {

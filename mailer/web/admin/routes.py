@@ -36,7 +36,7 @@ from mailer.members.admin import find_dashboard
 from mailer.members.membership import list_groups
 from mailer.models import Announcement, Delivery, MailKind, Member
 from mailer.transaction import transaction
-from mailer.web.admin import bp
+from mailer.web.admin import PUBLIC_ENDPOINTS, bp
 from mailer.web.admin.forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
 from mailer.web.auth import mark_seen
 from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
@@ -69,7 +69,7 @@ def _failed_login(response: Response) -> bool:
 
 @bp.before_request
 def require_login() -> ResponseReturnValue | None:
-    if request.endpoint in ("admin.login",) or current_user.is_authenticated:
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
     return unauthorized()
 
