@@ -547,6 +547,7 @@ def sample_arguments(app: Any, clock: Any) -> dict[str, Any]:
         "confirm": make_token(secret, Purpose.CONFIRM, link_key_of(app, member_id), 1, clock=clock),
         "unsubscribe": make_token(secret, Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock),
         "preferences": make_token(secret, Purpose.PREFERENCES, link_key_of(app, member_id), 1, clock=clock),
+        "admin": "not-a-real-token",  # /admin/invitation/<token> and the other emailed admin links: a 410 page
     }
 
 
