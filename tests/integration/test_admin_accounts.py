@@ -289,3 +289,46 @@ def test_an_email_change_is_confirmed_at_the_new_address_and_the_old_one_told(ap
     assert log_in(app, "moved@example.org", ADMIN_PASSWORD)[1] == 303
     assert log_in(app, ADMIN_EMAIL, ADMIN_PASSWORD)[1] == 400
     assert visitor.get(path).status_code == 410
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, clock):
+    """V4: two owners demote each other in overlapping transactions: the second waits for the first (row locks on
+    PostgreSQL, the write lock on SQLite), then sees it and is refused with LastOwner; one owner remains."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from mailer.admins.team import change_role
+    from mailer.errors import LastOwner
+
+    first = add_admin(app, clock, "first.owner@example.org", AdminRole.OWNER)
+    second = add_admin(app, clock, "second.owner@example.org", AdminRole.OWNER)
+    outcome: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    one, other = Session(engine), Session(engine)
+    try:
+        change_role(one, second, AdminRole.WRITER)  # not committed yet: holds its locks
+
+        def demote_the_first() -> None:
+            try:
+                change_role(other, first, AdminRole.WRITER)
+                other.commit()
+                outcome.append("changed")
+            except LastOwner:
+                other.rollback()
+                outcome.append("refused")
+
+        thread = threading.Thread(target=demote_the_first)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive(), "the second change waits for the first transaction"
+        one.commit()
+        thread.join(20)
+        assert outcome == ["refused"]
+    finally:
+        one.close()
+        other.close()
+    with app.app_context():
+        owners = db.session.scalars(select(Admin.email).where(Admin.role == AdminRole.OWNER)).all()
+        assert owners == ["first.owner@example.org"]

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from mailer.admins import invitations, self_service, team
@@ -293,7 +293,7 @@ def forgot_password() -> ResponseReturnValue:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         with transaction(db.session()):
-            g.reset_queued = self_service.request_password_reset(db.session(), form.email.data or "", clock=clock())
+            self_service.request_password_reset(db.session(), form.email.data or "", clock=clock())
         return redirect(url_for("admin.forgot_password_sent"), 303)
     status = 400 if form.is_submitted() else 200
     return render_template("admin/admins/forgot.html", form=form), status
