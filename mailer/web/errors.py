@@ -35,8 +35,8 @@ PAGES: dict[type[MailerError], tuple[int, str]] = {
     WrongState: (409, "errors/bad_request.html"),
     StorageFull: (507, "errors/storage_full.html"),
     LinkUnusable: (410, "errors/admin_link.html"),
-    LastOwner: (409, "errors/bad_request.html"),
-    AdminGone: (404, "errors/bad_request.html"),
+    LastOwner: (409, "errors/admin_refused.html"),
+    AdminGone: (404, "errors/admin_refused.html"),
 }
 
 HTTP_TITLES = {
