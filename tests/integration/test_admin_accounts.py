@@ -332,3 +332,20 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, clock):
     with app.app_context():
         owners = db.session.scalars(select(Admin.email).where(Admin.role == AdminRole.OWNER)).all()
         assert owners == ["first.owner@example.org"]
+
+
+def test_bad_invitations_get_a_clear_400_and_change_nothing(app, clock, smtp):
+    """V4, bad input: an invalid address, an existing admin's address or an unknown role gets the form back with
+    the problem named (400); no invitation is made and no mail queued."""
+    owner = logged_in_admin(app, clock)
+    for data, problem in (
+        ({"email": "not an address", "role": "sender"}, "Enter a valid email address"),
+        ({"email": ADMIN_EMAIL.upper(), "role": "writer"}, "already an admin with this email address"),
+        ({"email": NEW_EMAIL, "role": "superuser"}, "Not a valid choice"),
+        ({"email": NEW_EMAIL}, "Choose a role"),
+    ):
+        response = admin_post(owner, "/admin/admins", "/admin/admins/invite", data)
+        assert response.status_code == 400, data
+        assert problem in response.get_data(as_text=True), data
+    assert "None at the moment." in owner.get("/admin/admins").get_data(as_text=True)
+    assert run_tick_for_app(app).outbox.sent == 0
