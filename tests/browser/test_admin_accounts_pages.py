@@ -19,8 +19,9 @@ INVITEE = "helper@example.org"
 
 
 def test_invite_an_admin_and_accept_the_invitation(page: Page, live_server, clock, smtp, axe):
-    """Issue 19: an owner invites from /admin/admins; the invitee opens the emailed link, a common password is
-    refused with an error summary, a good one accepted, and they log in. Every page and error state axe-clean."""
+    """Issue 19: an owner invites from /admin/admins (the withdraw, role and password pages looked at on the way; the
+    last owner's demotion refused); the invitee opens the emailed link, a common password is refused with an error
+    summary, a good one accepted, and they log in. Every page and error state axe-clean."""
     log_in(page, live_server, clock)
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Admins").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Admins")
@@ -38,9 +39,28 @@ def test_invite_an_admin_and_accept_the_invitation(page: Page, live_server, cloc
     expect(waiting.get_by_role("row").nth(1)).to_contain_text(INVITEE)
     axe(page)
 
+    # The confirmation steps and the account pages, as they look (each left without doing anything).
+    waiting.get_by_role("link", name=f"Withdraw the invitation to {INVITEE}").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Withdraw the invitation to {INVITEE}?")
+    axe(page)
+    page.get_by_role("link", name="No, go back").click()
+    page.get_by_role("link", name="Change role of admin@forum.example").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Change the role of admin@forum.example")
+    axe(page)
+    page.get_by_label(re.compile("^Writer")).check()
+    page.get_by_role("button", name="Change the role").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("This cannot be done")  # the only owner
+    axe(page)
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Your account").click()
+    page.get_by_role("link", name="Change your password").click()
+    axe(page)
+
     run_tick_for_app(live_server.app)
     link = link_to(smtp.wait_for(1)[0].message, "/admin/invitation/")
     page.get_by_role("button", name="Log out").click()
+    page.get_by_role("link", name="Forgot your password?").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Forgot your password?")
+    axe(page)
 
     page.goto(link)
     expect(page.get_by_role("heading", level=1)).to_have_text("Accept your invitation")
