@@ -8,8 +8,10 @@ member), claims batches, renders each message from the announcement rendered onc
 reused connection and marks rows sent. Timed from the tick's start until every row is sent; imports
 and template compiling happen before (warm_up), as in a running worker. Baseline: the same N
 messages built beforehand (outside the timing) sent by a bare smtplib loop over one connection to
-the same sink. With TEST_POSTGRES_URL (or --postgres) it also times two engine processes sharing one
-announcement on PostgreSQL. The sink is Postfix's smtp-sink when it can be fetched (bench/sinks.py),
+the same sink. Third contestant: the engine without the look for members who left before each write
+(J4, engine/departures.py), so the output gives what that check costs. With TEST_POSTGRES_URL (or
+--postgres) it also times two engine processes sharing one announcement on PostgreSQL, with and without
+the check. The sink is Postfix's smtp-sink when it can be fetched (bench/sinks.py),
 else aiosmtpd, and the output says which. Rounds alternate which contestant goes first; medians are
 reported."""
 
@@ -110,9 +112,17 @@ def sent_count(app: Any) -> int:
         return n
 
 
-def engine_once(database_uri: str, sink: Any, count: int) -> tuple[float, float]:
+def without_departure_check(app: Any) -> None:
+    """The engine as it was before issue 17: no look for members who left before each write (J4), so the
+    check's cost can be measured in the same run."""
+    app.extensions["mailer.departures"] = (os.getpid(), None)
+
+
+def engine_once(database_uri: str, sink: Any, count: int, check: bool = True) -> tuple[float, float]:
     """(wall seconds, this process's CPU seconds) for one send; the sink's CPU is its own process's."""
     app = make_app(database_uri, sink)
+    if not check:
+        without_departure_check(app)
     seed(app, count)
     announce(app)
     warm_up(app)
@@ -169,7 +179,8 @@ def drop_postgres(uri: str) -> None:
     admin.dispose()
 
 
-def engine_processes(database_uri: str, sink: Any, count: int, processes: int, batch_size: int = 100) -> float:
+def engine_processes(database_uri: str, sink: Any, count: int, processes: int, batch_size: int = 100,
+                     check: bool = True) -> float:
     """N worker processes share one announcement on PostgreSQL; timed from 'go' until the last
     worker saw every row sent (not including the processes' exit)."""
     app = make_app(database_uri, sink)
@@ -180,7 +191,7 @@ def engine_processes(database_uri: str, sink: Any, count: int, processes: int, b
         subprocess.Popen(
             [sys.executable, __file__, "--worker", database_uri, sink.host, str(sink.port), str(i)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "BENCH_BATCH_SIZE": str(batch_size)},
+            env={**os.environ, "BENCH_BATCH_SIZE": str(batch_size), "BENCH_CHECK": "1" if check else "0"},
         )
         for i in range(processes)
     ]
@@ -216,6 +227,8 @@ def worker_main(database_uri: str, host: str, port: str, index: str) -> None:
         MAILER_WORKER_ID=f"bench-{index}",
         MAILER_BATCH_SIZE=int(os.environ.get("BENCH_BATCH_SIZE", "100")),
     )
+    if os.environ.get("BENCH_CHECK") == "0":
+        without_departure_check(app)
     warm_up(app)
     print("ready", flush=True)
     sys.stdin.readline()
@@ -247,7 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     baseline: list[float] = []
     engine_cpu: list[float] = []
     baseline_cpu: list[float] = []
+    unchecked: list[float] = []
+    unchecked_cpu: list[float] = []
     two: list[float] = []
+    two_unchecked: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             template = migrated_sqlite(Path(tmp), "template.db")
@@ -257,18 +273,23 @@ def main(argv: list[str] | None = None) -> None:
                     target.write_bytes(template.read_bytes())
                     return f"sqlite:///{target}"
 
-                order = [("engine", engine, engine_cpu), ("baseline", baseline, baseline_cpu)]
+                order = [("engine", engine, engine_cpu), ("baseline", baseline, baseline_cpu),
+                         ("unchecked", unchecked, unchecked_cpu)]
                 for name, results, cpu_times in order if round_number % 2 == 0 else reversed(order):
-                    runner = engine_once if name == "engine" else baseline_once
-                    elapsed, cpu = runner(fresh(name), sink, args.count)
+                    if name == "baseline":
+                        elapsed, cpu = baseline_once(fresh(name), sink, args.count)
+                    else:
+                        elapsed, cpu = engine_once(fresh(name), sink, args.count, check=name == "engine")
                     results.append(elapsed)
                     cpu_times.append(cpu)
                 if args.postgres:
-                    uri = postgres_database(args.postgres)
-                    try:
-                        two.append(engine_processes(uri, sink, args.count, 2))
-                    finally:
-                        drop_postgres(uri)
+                    for check in (True, False) if round_number % 2 == 0 else (False, True):
+                        uri = postgres_database(args.postgres)
+                        try:
+                            (two if check else two_unchecked).append(
+                                engine_processes(uri, sink, args.count, 2, check=check))
+                        finally:
+                            drop_postgres(uri)
     finally:
         sink.stop()
     engine_rate, baseline_rate = rate(args.count, median(engine)), rate(args.count, median(baseline))
@@ -279,10 +300,16 @@ def main(argv: list[str] | None = None) -> None:
         # CPU of the sending process per message (the sink's is not in it): the figure the machine's load moves least.
         "engine_cpu_us_per_message": round(median(engine_cpu) / args.count * 1e6, 1),
         "baseline_cpu_us_per_message": round(median(baseline_cpu) / args.count * 1e6, 1),
+        # The same engine without the look for members who left before each write (J4): what that look costs.
+        "unchecked_ratio": round(rate(args.count, median(unchecked)) / baseline_rate, 2),
+        "unchecked_cpu_us_per_message": round(median(unchecked_cpu) / args.count * 1e6, 1),
+        "check_keeps": round(median(unchecked) / median(engine), 3),
     }
     if two:
         result["two_processes_postgres_per_second"] = round(rate(args.count, median(two)))
         result["two_process_ratio"] = round(rate(args.count, median(two)) / baseline_rate, 2)
+        result["two_process_unchecked_ratio"] = round(rate(args.count, median(two_unchecked)) / baseline_rate, 2)
+        result["two_process_check_keeps"] = round(median(two_unchecked) / median(two), 3)
     if args.json:
         print(json.dumps(result))
         return
@@ -291,9 +318,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{result['baseline_cpu_us_per_message']} us bare loop (N={args.count}, median of {args.rounds}, "
             f"sink: {sink.name})")
     print(line)
+    print(f"send: without the check for members who left (J4) ratio {result['unchecked_ratio']}, CPU per message "
+          f"{result['unchecked_cpu_us_per_message']} us: the check keeps {result['check_keeps']:.1%} of the speed")
     if two:
         print(f"send: two engine processes on PostgreSQL {result['two_processes_postgres_per_second']} msg/s, "
-              f"ratio {result['two_process_ratio']} against the one-connection bare loop")
+              f"ratio {result['two_process_ratio']} against the one-connection bare loop; without the check "
+              f"{result['two_process_unchecked_ratio']} (the check keeps {result['two_process_check_keeps']:.1%})")
     else:
         print("send: two-process figure skipped (no PostgreSQL: run under scripts/with-postgres.sh)")
 

@@ -34,6 +34,7 @@ class Defaults:
     MAILER_UNCONFIRMED_RETENTION_DAYS = 30
     MAILER_OUTBOX_RETENTION_DAYS = 30
     MAILER_DELIVERY_RETENTION_DAYS = 365  # then a delivery keeps its outcome but not who it was for
+    MAILER_AUDIT_RETENTION_DAYS = 730  # audit log rows (V5) older than this are deleted by the daily housekeeping
     MAILER_TICK_SECONDS = 5.0
     MAILER_BATCH_SIZE = 100
     MAILER_OUTBOX_MAX_ATTEMPTS = 8

@@ -108,3 +108,8 @@ class AdminGone(MailerError):
     """The admin or invitation named no longer exists (another owner removed it first)."""
 
     message = "That admin or invitation no longer exists. Someone may have removed it a moment ago."
+
+class NotPermitted(MailerError):
+    """The admin's role does not allow this (e.g. a sender ending another admin's session). Nothing was changed."""
+
+    message = "Your role does not allow this."

@@ -239,6 +239,7 @@ class Settings:
     unconfirmed_retention_days: float = setting("MAILER_UNCONFIRMED_RETENTION_DAYS", number())
     outbox_retention_days: float = setting("MAILER_OUTBOX_RETENTION_DAYS", number())
     delivery_retention_days: float = setting("MAILER_DELIVERY_RETENTION_DAYS", number())
+    audit_retention_days: float = setting("MAILER_AUDIT_RETENTION_DAYS", number(minimum=1))
     tick_seconds: float = setting("MAILER_TICK_SECONDS", number(above=True))
     batch_size: int = setting("MAILER_BATCH_SIZE", whole(minimum=1))
     outbox_max_attempts: int = setting("MAILER_OUTBOX_MAX_ATTEMPTS", whole(minimum=1))
@@ -506,6 +507,7 @@ class Settings:
             unconfirmed=timedelta(days=self.unconfirmed_retention_days),
             outbox=timedelta(days=self.outbox_retention_days),
             deliveries=timedelta(days=self.delivery_retention_days),
+            audit=timedelta(days=self.audit_retention_days),
         )
 
     @property

@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Delete, Update, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from mailer.admins.two_step import is_on as is_two_step_on
 from mailer.errors import AdminGone, LastOwner
 from mailer.models import Admin, AdminRole
 
@@ -42,12 +43,12 @@ class AdminSummary:
 
 
 def list_admins(session: Session) -> list[AdminSummary]:
-    """Every admin, owners first, then by address. Two-step login is shown when the Admin model records it."""
+    """Every admin, owners first, then by address, with whether two-step login is on."""
     admins = session.scalars(select(Admin).order_by(Admin.email))
     rows = [
         AdminSummary(
             a.id, a.email, a.role, a.created_at, a.last_login_at,
-            cast(bool | None, getattr(a, "totp_enabled", None)),
+            is_two_step_on(a),
         )
         for a in admins
     ]

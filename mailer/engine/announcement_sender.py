@@ -151,6 +151,7 @@ class DeliveryQueue(QueueKind[_Recipient]):
     states = States.of(DeliveryState)
     verp = VerpKind.DELIVERY
     noun = "delivery(ies)"
+    departed = _LEFT
 
     def __init__(self, mail: AnnouncementMail) -> None:
         self.mail = mail
@@ -181,6 +182,9 @@ class DeliveryQueue(QueueKind[_Recipient]):
 
     def set_aside(self, item: _Recipient) -> SetAside | None:
         return None if item.wanted else _LEFT
+
+    def watched_member(self, item: _Recipient) -> int | None:
+        return item.member_id
 
     def recheck(self, session: Session, rest: Sequence[_Recipient]) -> Mapping[int, SetAside]:
         """Someone may have left, or an admin paused, since the batch was read (S5)."""

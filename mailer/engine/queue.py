@@ -10,6 +10,8 @@ whether the message waits for another try). The loop owns what every kind needs 
   paused) and its answer holds for the rest of the batch until the next look (S5);
 - the messages stream through `SmtpTransport.send_all` (pipelining, one message built ahead
   while the relay reads the current one);
+- just before each write to the relay, a message whose member left since the batch was read is
+  withdrawn (engine/departures.py: one cheap look at what is new, not a query a message; J4);
 - results are written in small transactions after the server answered, every `mark_every`
   messages or `mark_seconds`, whichever comes first (EngineSettings.time_to_mark), so a crash
   sends again at most that many (at-least-once);
@@ -22,7 +24,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,9 +35,10 @@ from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
 from mailer.engine.claims import claim_due, release_expired, release_stopped
+from mailer.engine.departures import Departures, DepartureWatch, left_among
 from mailer.engine.idsets import in_ids
 from mailer.engine.settings import EngineSettings
-from mailer.engine.transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, unwritable
+from mailer.engine.transport import Outgoing, SendFailure, ServerUnavailable, SmtpTransport, Withdrawn, unwritable
 from mailer.logs.redact import redact
 from mailer.mail.verp import VerpKind
 from mailer.transaction import transaction
@@ -105,6 +108,7 @@ class QueueKind(ABC, Generic[Item]):
     states: ClassVar[States]
     verp: ClassVar[VerpKind]  # what a bounce to this kind's envelope sender points at
     noun: ClassVar[str]  # for log lines: "3 outbox message(s) wait"
+    departed: ClassVar[SetAside | None] = None  # what a row becomes when its member left mid-send (None: not watched)
 
     @classmethod
     def claim(cls, session: Session, *, settings: EngineSettings, clock: Clock) -> list[int]:
@@ -134,6 +138,11 @@ class QueueKind(ABC, Generic[Item]):
 
     def set_aside(self, item: Item) -> SetAside | None:
         """Whether this row, as loaded, is not to be sent (and what it becomes): by default it is sent."""
+        return None
+
+    def watched_member(self, item: Item) -> int | None:
+        """The member whose leaving withdraws this message up to the moment it is written (J4), for kinds with
+        `departed` set; None: sent regardless."""
         return None
 
     def recheck(self, session: Session, rest: Sequence[Item]) -> Mapping[int, SetAside]:
@@ -221,13 +230,19 @@ def send_batch(
     *,
     settings: EngineSettings,
     clock: Clock,
+    departures: Departures | None = None,
 ) -> tuple[int, QueueSummary]:
-    """Claim one batch of `kind`, send it, record each result. Returns (rows claimed, summary)."""
+    """Claim one batch of `kind`, send it, record each result. Returns (rows claimed, summary).
+
+    With `departures`, a kind that watches its members withdraws a message whose member left, up to the
+    moment it is written to the relay (J4)."""
     summary = QueueSummary()
     ids = kind.claim(session, settings=settings, clock=clock)
     if not ids:
         return 0, summary
     started = time.monotonic()
+    # Before the rows are read: every departure the read does not see, the watch does.
+    watch = departures.watch() if departures is not None and kind.departed is not None else None
     with transaction(session):
         items = kind.load(session, ids)
     results: _Results[Item] = _Results()
@@ -252,10 +267,14 @@ def send_batch(
             yield Outgoing(item, settings.envelope_for(kind.verp, item.id), item.address, raw)
 
     last_marked = time.monotonic()
+    withdrawn = _withdrawals(session, kind, watch) if watch is not None else None
     try:
-        with closing(transport.send_all(messages())) as outcomes:
+        with closing(transport.send_all(messages(), withdrawn=withdrawn)) as outcomes:
             for key, failure in outcomes:
-                results.add(cast(Item, key), failure)
+                if isinstance(failure, Withdrawn):
+                    results.add_set_aside(cast(Item, key), failure.why)
+                else:
+                    results.add(cast(Item, key), failure)
                 if settings.time_to_mark(results.unwritten, last_marked):
                     _record(session, kind, results, settings=settings, clock=clock, summary=summary)
                     last_marked = time.monotonic()
@@ -275,6 +294,28 @@ def send_batch(
         summary.sent / elapsed,
     )
     return len(ids), summary
+
+
+def _withdrawals(
+    session: Session, kind: QueueKind[Item], watch: DepartureWatch
+) -> Callable[[list[Any]], Mapping[Any, SetAside]]:
+    """The check `send_all` makes before each write: which of these messages' members left (J4).
+
+    Usually one look at what is new since the batch was read (engine/departures.py); when the watch cannot
+    say, the kind's own look at the database (`recheck`), which also hands back rows of a paused send."""
+    departed = cast(SetAside, kind.departed)
+
+    def withdrawn(keys: list[Any]) -> Mapping[Any, SetAside]:
+        items = cast(list[Item], keys)
+        left = left_among(watch, (kind.watched_member(item) for item in items))
+        if left is None:
+            rechecked = kind.recheck(session, items)
+            return {item: rechecked[item.id] for item in items if item.id in rechecked}
+        if not left:
+            return {}
+        return {item: departed for item in items if kind.watched_member(item) in left}
+
+    return withdrawn
 
 
 def _record(

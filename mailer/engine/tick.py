@@ -16,6 +16,7 @@ from mailer.engine.announcement_sender import (
     finish_announcements,
     start_due_announcements,
 )
+from mailer.engine.departures import Departures
 from mailer.engine.outbox_sender import OutboxQueue, OutboxSummary
 from mailer.engine.queue import release_expired_claims, send_batch
 from mailer.engine.settings import EngineSettings
@@ -65,6 +66,7 @@ def run_tick(
     clock: Clock,
     on_batch: Callable[[TickSummary], None] | None = None,
     take_new_work: Callable[[], None] | None = None,
+    departures: Departures | None = None,
 ) -> TickSummary:
     """Start due announcements and take back rows claimed by workers that stopped (engine/claims.py),
     then send outbox mail and deliveries in turn over one connection.
@@ -72,7 +74,8 @@ def run_tick(
     During a long send the outbox is looked at between delivery batches at most every
     outbox_check_seconds: a confirmation email never waits behind the send for longer.
     `take_new_work` runs just before each look at the outbox (the worker carries out queued join
-    form posts there), so what it queues goes out in the same look."""
+    form posts there), so what it queues goes out in the same look. With `departures`, a delivery
+    whose member left is withdrawn up to the moment it is written (J4, engine/departures.py)."""
     summary = TickSummary()
     outbox_queue, delivery_queue = OutboxQueue(mail, announcement_mail), DeliveryQueue(announcement_mail)
     start_due_announcements(session, clock=clock, hold_after=settings.hold_after, summary=summary.deliveries)
@@ -95,7 +98,7 @@ def run_tick(
             else:
                 outbox_claimed = 0  # not looked at this time round: a claim costs more than a batch's wait
             delivery_claimed, deliveries = send_batch(
-                session, transport, delivery_queue, settings=settings, clock=clock
+                session, transport, delivery_queue, settings=settings, clock=clock, departures=departures
             )
             summary.deliveries.add(deliveries)
             if on_batch is not None and (outbox_claimed or delivery_claimed):

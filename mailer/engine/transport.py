@@ -14,7 +14,7 @@ import re
 import smtplib
 import socket
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,20 @@ class PermanentFailure(SendFailure):
 
 class ServerUnavailable(TransientFailure):
     """No connection could be made; no message is to blame."""
+
+
+class Withdrawn(SendFailure):
+    """Not written to the relay after all: the sender's `withdrawn` check said so just before (J4).
+
+    `why` is the caller's own answer for this message, handed back with the outcome."""
+
+    def __init__(self, why: Any) -> None:
+        super().__init__(None, "withdrawn before it was written")
+        self.why = why
+
+
+Withdrawals = Callable[[list[Any]], Mapping[Any, Any]]
+"""Given the keys of the messages about to be written, those not to write after all, each with its reason."""
 
 
 def unwritable(exc: ValueError) -> PermanentFailure:
@@ -165,6 +179,7 @@ class SmtpTransport:
         self._open: _InFlight | None = None  # DATA accepted (354), content not yet written
         self._needs_reset = False
         self._started_on_connection = 0
+        self._withdrawn: Withdrawals | None = None
         self.connections_opened = 0
 
     def send(self, envelope_from: str, recipient: str, raw: bytes) -> None:
@@ -173,7 +188,9 @@ class SmtpTransport:
             if failure is not None:
                 raise failure
 
-    def send_all(self, messages: Iterable[Outgoing]) -> Generator[Outcome, None, None]:
+    def send_all(
+        self, messages: Iterable[Outgoing], *, withdrawn: Withdrawals | None = None
+    ) -> Generator[Outcome, None, None]:
         """Send a stream of messages; yield (key, None) once the server accepted one and (key, failure)
         when it did not, as each outcome becomes known (a refused envelope can be known before the
         previous message's content is answered).
@@ -183,8 +200,14 @@ class SmtpTransport:
         Raises ServerUnavailable when no connection can be made: a message with no outcome by then
         has not been accepted as far as we know; send it again later (at-least-once). Stopping
         early (closing the generator, or an error) hangs up on a message still open in DATA, so the
-        server never delivers it."""
+        server never delivers it.
+
+        `withdrawn` is asked just before every write which of the messages it carries must not go (the
+        member left while the batch was on its way, J4): such an envelope is not sent, and such a content
+        is not written (the connection is hung up on, which makes the server drop that open DATA, and the
+        rest goes on a new one). Those messages come back with a `Withdrawn` outcome."""
         source = iter(messages)
+        self._withdrawn = withdrawn
         ahead: list[Outgoing | Exception] = []  # at most one message, taken while the server worked
 
         def look_ahead() -> None:
@@ -213,6 +236,7 @@ class SmtpTransport:
                                          look_ahead)
             yield from self._advance(None, look_ahead)
         finally:
+            self._withdrawn = None
             if self._open is not None:
                 self._drop()
 
@@ -250,8 +274,20 @@ class SmtpTransport:
         between the two, while the server reads."""
         assert self._smtp is not None
         ended = self._open
-        in_flight = [m for m in (ended, message) if m is not None]
         outcomes: list[Outcome] = []
+        if self._withdrawn is not None:
+            gone = self._withdrawn([m.key for m in (ended, message) if m is not None])
+            if gone:
+                if message is not None and message.key in gone:
+                    outcomes.append((message.key, Withdrawn(gone[message.key])))
+                    message = None
+                if ended is not None and ended.key in gone:
+                    self._drop()  # hanging up in DATA is the only way to take a message back
+                    outcomes.append((ended.key, Withdrawn(gone[ended.key])))
+                    return outcomes, [] if message is None else [message]
+                if ended is None and message is None:
+                    return outcomes, []
+        in_flight = [m for m in (ended, message) if m is not None]
         parts: list[bytes] = []
         if ended is not None:
             parts.append(_content(ended.raw))
@@ -327,6 +363,9 @@ class SmtpTransport:
 
     def _step_by_step(self, smtp: smtplib.SMTP, message: _InFlight) -> tuple[list[Outcome], list[_InFlight]]:
         """A server without PIPELINING: smtplib's sendmail, which also sends RSET after a refusal."""
+        gone = self._withdrawn([message.key]) if self._withdrawn is not None else {}
+        if message.key in gone:
+            return [(message.key, Withdrawn(gone[message.key]))], []
         message.on_used_connection = self._started_on_connection > 0
         self._started_on_connection += 1
         try:

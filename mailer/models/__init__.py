@@ -8,6 +8,9 @@ from mailer.models.admins import (
     AdminLink,
     AdminLinkPurpose,
     AdminRole,
+    AdminSession,
+    RecoveryCode,
+    SecurityPolicy,
 )
 from mailer.models.announcements import (
     Announcement,
@@ -18,6 +21,7 @@ from mailer.models.announcements import (
     Document,
     announcement_group,
 )
+from mailer.models.audit import AuditEvent
 from mailer.models.bounces import (
     BounceEvent,
     BounceKind,
@@ -32,6 +36,7 @@ from mailer.models.members import (
     Group,
     JoinRequest,
     Member,
+    MemberDeparture,
     MemberStatus,
     SocialMedia,
     Suppression,
@@ -59,9 +64,11 @@ __all__ = [
     "AdminLink",
     "AdminLinkPurpose",
     "AdminRole",
+    "AdminSession",
     "Announcement",
     "AnnouncementState",
     "AnnouncementTemplate",
+    "AuditEvent",
     "BounceEvent",
     "BounceKind",
     "BounceMessage",
@@ -77,10 +84,13 @@ __all__ = [
     "JoinRequest",
     "MailKind",
     "Member",
+    "MemberDeparture",
     "MemberStatus",
     "OutboxMessage",
     "OutboxState",
     "RateLimitCounter",
+    "RecoveryCode",
+    "SecurityPolicy",
     "SocialMedia",
     "Suppression",
     "UTCDateTime",

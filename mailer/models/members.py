@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, Text, event
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, Text, event, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.extensions import db
@@ -94,6 +94,21 @@ class Member(Model):
     last_confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     groups: Mapped[list[Group]] = relationship(secondary=member_group, order_by=Group.position)
+
+
+class MemberDeparture(Model):
+    """A member who stopped being one (unsubscribed, suppressed or erased), one row each time.
+
+    Written only by database triggers (migration 0022) in the transaction that ends the membership, so
+    a send in progress learns of it before its next write, whatever code path ended it (J4). On
+    PostgreSQL the trigger also sends a NOTIFY, read by the sender without a round trip. Ids only grow
+    (AUTOINCREMENT): a send remembers the last one it saw. Rows older than a day are purged."""
+
+    __tablename__ = "member_departure"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(Integer)  # no foreign key: the member row may be gone (erased)
+    left_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now(), index=True)
 
 
 class ConsentWording(Model):

@@ -35,6 +35,7 @@ def _app() -> Flask:
 def register_cli(app: Flask) -> None:
     for command in (
         create_admin_command,
+        reset_two_step_command,
         worker_command,
         send_due_command,
         purge_command,
@@ -172,6 +173,37 @@ def create_admin_command(email: str) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Admin {admin.email} is an owner (may do everything) and can log in at "
                f"{_settings().base_url}/admin/login")
+
+
+@click.command("reset-two-step")
+@with_appcontext
+@click.argument("email")
+def reset_two_step_command(email: str) -> None:
+    """Turn two-step login off for an admin who lost their phone, and log them out everywhere (issue 19)."""
+    from mailer.admins import two_step
+    from mailer.admins.accounts import end_admin_sessions
+    from mailer.admins.audit import record_audit
+    from mailer.admins.sessions import end_all_sessions
+    from mailer.errors import InvalidInput
+
+    clock = current_app.extensions["mailer.clock"]
+    try:
+        with transaction(db.session()):
+            admin = two_step.reset(db.session(), email)
+            ended = end_all_sessions(db.session(), admin, clock=clock)
+            end_admin_sessions(db.session(), admin.id)
+            required = two_step.get_policy(db.session()).require_two_step
+            record_audit(db.session(), actor=None, action="two-step login turned off on the server",
+                         object_type="admin", object_id=admin.id, ip=None, user_agent="flask reset-two-step",
+                         clock=clock)
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Two-step login is now off for {admin.email}, and their recovery codes are deleted.")
+    click.echo(f"They were logged out everywhere ({ended} session{'' if ended == 1 else 's'} ended).")
+    if required:
+        click.echo("Two-step login is required for everyone, so they will set it up again when they next log in.")
+    else:
+        click.echo("They can log in with their password alone, then turn two-step login on again.")
 
 
 @click.command("seed-dev")

@@ -15,6 +15,7 @@ from mailer.errors import (
     LinkUnusable,
     MailerError,
     NotPending,
+    NotPermitted,
     StorageFull,
     TokenExpired,
     TokenInvalid,
@@ -37,6 +38,8 @@ PAGES: dict[type[MailerError], tuple[int, str]] = {
     LinkUnusable: (410, "errors/admin_link.html"),
     LastOwner: (409, "errors/admin_refused.html"),
     AdminGone: (404, "errors/admin_refused.html"),
+
+    NotPermitted: (403, "errors/bad_request.html"),
 }
 
 HTTP_TITLES = {

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
 from mailer.members.csv.uploads import UPLOAD_KEEP, remove_stale_uploads
-from mailer.models import Delivery, DeliveryState, Member, MemberStatus, OutboxMessage, OutboxState
+from mailer.models import (
+    AuditEvent,
+    Delivery,
+    DeliveryState,
+    Member,
+    MemberDeparture,
+    MemberStatus,
+    OutboxMessage,
+    OutboxState,
+)
 from mailer.rate_limits import purge_rate_limits
 
 log = logging.getLogger(__name__)
@@ -25,11 +34,14 @@ class PurgeCounts:
     outbox_messages: int
     deliveries_anonymised: int = 0
     rate_limit_windows: int = 0
+    departures: int = 0
+    audit_events: int = 0
 
     def describe(self) -> str:
         return (
             f"purged {self.unconfirmed_members} unconfirmed signup(s), {self.outbox_messages} old outbox "
-            f"message(s), {self.rate_limit_windows} ended rate-limit window(s); anonymised "
+            f"message(s), {self.rate_limit_windows} ended rate-limit window(s), {self.audit_events} old audit "
+            f"event(s), {self.departures} departure note(s) older than a day; anonymised "
             f"{self.deliveries_anonymised} old delivery record(s)"
         )
 
@@ -39,12 +51,13 @@ class Retention:
     unconfirmed: timedelta = timedelta(days=30)
     outbox: timedelta = timedelta(days=30)
     deliveries: timedelta = timedelta(days=365)
+    audit: timedelta = timedelta(days=730)
 
 
 
 def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCounts:
-    """Delete signups never confirmed within the retention period, finished outbox rows and
-    rate-limit windows that have ended.
+    """Delete signups never confirmed within the retention period, finished outbox rows,
+    rate-limit windows that have ended and audit events past their retention period.
 
     A pending member who was once a member (re-joining after leaving) is kept: their
     consent history is evidence we must not lose."""
@@ -78,11 +91,23 @@ def purge(session: Session, *, clock: Clock, retention: Retention) -> PurgeCount
         .values(member_id=None, last_error=None)
         .execution_options(synchronize_session=False)
     ))
+    # A departure matters only to a send that was under way when it happened (engine/departures.py).
+    departures = cast("CursorResult[Any]", session.execute(
+        delete(MemberDeparture).where(MemberDeparture.left_at < now - timedelta(days=1))
+        .execution_options(synchronize_session=False)
+    ))
+    # The one place audit rows are deleted (V5): past the retention period, never one by one.
+    old_audit = cast("CursorResult[Any]", session.execute(
+        delete(AuditEvent).where(AuditEvent.created_at < now - retention.audit).execution_options(
+            synchronize_session=False)
+    ))
     return PurgeCounts(
+        departures=departures.rowcount or 0,
         unconfirmed_members=len(stale),
         outbox_messages=finished.rowcount or 0,
         deliveries_anonymised=anonymised.rowcount or 0,
         rate_limit_windows=purge_rate_limits(session, now=now),
+        audit_events=old_audit.rowcount or 0,
     )
 
 

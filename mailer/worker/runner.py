@@ -5,16 +5,19 @@ The worker, `send-due` and tests all come through here, so they send the same wa
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 from flask import Flask
 
 from mailer.bounces.imap import poll_bounce_mailbox
 from mailer.bounces.records import BounceSummary, process_bounce_messages
 from mailer.engine.announcement_sender import DeliveryQueue
+from mailer.engine.departures import Departures, departures_for
 from mailer.engine.outbox_sender import OutboxQueue
 from mailer.engine.queue import release_expired_claims
 from mailer.engine.rate_limit import RateLimiter
@@ -42,6 +45,17 @@ def rate_limiter_for(app: Flask, per_minute: int) -> RateLimiter | None:
         limiter = RateLimiter(per_minute, app.extensions["mailer.clock"], sleep)
         app.extensions["mailer.rate_limiter"] = limiter
     return limiter
+
+
+def departures_of(app: Flask) -> Departures | None:
+    """The process's departure source (J4): made once per process (its connection is not shared with a
+    forked child) and kept while the app lives."""
+    held = app.extensions.get("mailer.departures")
+    if held is not None and held[0] == os.getpid():
+        return cast(Departures | None, held[1])
+    departures = departures_for(db.engine.url)
+    app.extensions["mailer.departures"] = (os.getpid(), departures)
+    return departures
 
 
 def smtp_opener_for(app: Flask, settings: Settings, timeout: float | None = None) -> Callable[[], smtplib.SMTP]:
@@ -83,6 +97,7 @@ def run_tick_for_app(
                 # Before each look at the outbox, also the first (the transport connects only when it
                 # sends, so this runs with the mail server down too): the confirmations go out with it.
                 take_new_work=partial(_carry_out_join_requests, settings.membership_policy),
+                departures=departures_of(app),
             )
         finally:
             db.session.remove()

@@ -547,7 +547,8 @@ def _sweep_arguments(app: Any, client: Any, smtp: Any) -> dict[str, Any]:
         db.session.commit()
         return {"member_id": member_id, "announcement_id": announcement_id, "document_id": document.id,
                 "template_id": template_id, "public_id": document.public_id, "name": "letter.pdf",
-                "import_id": "A" * 22, "links": links, "admin_id": admin_id, "invitation_id": invitation.id}
+                "import_id": "A" * 22, "links": links, "admin_id": admin_id, "invitation_id": invitation.id,
+                "session_id": 999_999}  # a session that does not exist: ending the sweep's own would log it out
 
 
 def test_generated_sweep_numbers_no_column_holds_are_never_a_500(make_app, clock, smtp, tmp_path):

@@ -264,7 +264,7 @@ def test_upgrade_keeps_announcements_deliveries_and_outbox_and_their_ids_are_nev
         db.session.remove()
 
 
-AUTOINCREMENT_TABLES = ("member", "announcement", "delivery", "outbox")
+AUTOINCREMENT_TABLES = ("member", "announcement", "delivery", "outbox", "member_departure")
 
 
 def constraint_names(table: Table) -> dict[tuple[str, tuple[str, ...]], str | None]:

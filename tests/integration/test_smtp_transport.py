@@ -24,6 +24,7 @@ from mailer.engine.transport import (
     ServerUnavailable,
     SmtpTransport,
     TransientFailure,
+    Withdrawn,
 )
 from mailer.worker.runner import run_tick_for_app
 from mailer.worker.smtp_connection import flask_mail_opener
@@ -234,6 +235,37 @@ def test_stream_sends_each_content_with_the_next_envelope(start_sink, pipelining
     ends_pipelined = [c for c, what in sink.pipelined if what == "END"]
     assert ends_pipelined == ([1] * 4 if pipelining else [])
     assert sink.verbs(1) == ["EHLO", *["MAIL", "RCPT", "DATA"] * 5, "QUIT"]
+
+
+def test_stream_withdraws_an_open_message_and_an_envelope_before_they_are_written(start_sink, pipelining):
+    """Issue 17 (J4): the `withdrawn` check runs before every write. A message whose envelope is open in DATA when
+    its member leaves is never delivered (the transport hangs up, the rest go on a new connection); one withdrawn
+    before its envelope is written never reaches the server at all. Both come back as Withdrawn with the reason."""
+    sink = start_sink(pipelining=pipelining)
+    asked: list[int] = []
+
+    def withdrawn(keys: list[int]) -> dict[int, str]:
+        # 3 has left before anything of theirs goes; 2 leaves just after the first check of 2 said "still here".
+        gone = {k: "left" if k == 2 else "left too" for k in keys if k == 3 or (k == 2 and 2 in asked)}
+        asked.extend(keys)
+        return gone
+
+    with SmtpTransport(opener_for(sink)) as transport:
+        outcomes = list(transport.send_all((outgoing(n) for n in range(6)), withdrawn=withdrawn))
+    failures = {key: failure for key, failure in outcomes if failure is not None}
+    assert all(isinstance(f, Withdrawn) for f in failures.values())
+    rcpts = [verb for c in range(1, sink.connections + 1) for verb in sink.verbs(c) if verb == "RCPT"]
+    if pipelining:
+        # 2's envelope went with 1's content; before 2's content was written, 2 had left: hung up on.
+        assert {k: f.why for k, f in failures.items()} == {2: "left", 3: "left too"}
+        assert [r.rcpt_tos[0] for r in sink.received] == [f"member{n}@example.org" for n in (0, 1, 4, 5)]
+        assert sink.connections == 2, "the open DATA of message 2 was hung up on, the rest went on a new connection"
+        assert len(rcpts) == 5, "message 3's envelope was never written"
+    else:
+        # Step by step a message is written whole right after its one check: only 3 is withdrawn.
+        assert {k: f.why for k, f in failures.items()} == {3: "left too"}
+        assert [r.rcpt_tos[0] for r in sink.received] == [f"member{n}@example.org" for n in (0, 1, 2, 4, 5)]
+        assert sink.connections == 1 and len(rcpts) == 5
 
 
 def test_stream_refusals_fail_their_own_message_only(start_sink, pipelining):

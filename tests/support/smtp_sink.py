@@ -37,6 +37,7 @@ class Received:
     connection: int = 0  # which connection (1, 2, ...) carried it, see SmtpSink.commands
     tls: bool = False  # the connection was encrypted (STARTTLS or implicit TLS)
     login: str | None = None  # the AUTH user of the connection, if any
+    arrived_at: float = 0.0  # time.time() when its end of data had arrived, before any slow-down
 
     @property
     def message(self) -> EmailMessage:
@@ -95,6 +96,10 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        arrived_at = time.time()
+        with self.sink._cond:
+            self.sink.arrivals.append(list(envelope.rcpt_tos))
+            self.sink._cond.notify_all()
         if getattr(server, "_reader", None) is not None and getattr(server._reader, "_buffer", b""):
             # The next commands came in the same write as this message's end of data.
             with self.sink._lock:
@@ -118,7 +123,7 @@ class _Handler:
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content),
                         connection=getattr(server, "mailer_connection", 0),
                         tls=server.transport is not None and server.transport.get_extra_info("ssl_object") is not None,
-                        login=login)
+                        login=login, arrived_at=arrived_at)
         with self.sink._cond:
             self.sink.received.append(item)
             self.sink._cond.notify_all()
@@ -178,6 +183,7 @@ class SmtpSink:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.received: list[Received] = []
+        self.arrivals: list[list[str]] = []  # each message's recipients as its data arrives, before any slow-down
         self.dropped = 0
         self.pipelining = pipelining
         self.commands: list[tuple[int, str]] = []  # (connection number, verb) in the order handled
@@ -281,6 +287,17 @@ class SmtpSink:
                 self._cond.wait(left)
             return list(self.received)
 
+    def wait_for_arrival(self, count: int, timeout: float = 10.0) -> list[list[str]]:
+        """Block until the data of `count` messages has arrived (before a slow-down delays their answer)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.arrivals) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} message(s) to arrive, got {len(self.arrivals)}")
+                self._cond.wait(left)
+            return list(self.arrivals)
+
     def to(self, address: str) -> list[Received]:
         with self._cond:
             return [r for r in self.received if address.lower() in (a.lower() for a in r.rcpt_tos)]
@@ -288,6 +305,7 @@ class SmtpSink:
     def clear(self) -> None:
         with self._cond:
             self.received.clear()
+            self.arrivals.clear()
 
     def __enter__(self) -> SmtpSink:
         return self.start()

@@ -8,6 +8,7 @@ import pickle
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_UNCONFIRMED_RETENTION_DAYS": ("14", 14.0),
     "MAILER_OUTBOX_RETENTION_DAYS": ("7.5", 7.5),
     "MAILER_DELIVERY_RETENTION_DAYS": ("400", 400.0),
+    "MAILER_AUDIT_RETENTION_DAYS": ("365", 365.0),
     "MAILER_TICK_SECONDS": ("0.5", 0.5),
     "MAILER_BATCH_SIZE": ("250", 250),
     "MAILER_OUTBOX_MAX_ATTEMPTS": ("4", 4),
@@ -169,6 +171,7 @@ def test_flask_mail_sees_the_parsed_values_not_the_strings(clean_env):
         ("MAILER_TICK_SECONDS", "0", "a number more than 0"),
         ("MAILER_RETRY_BASE_SECONDS", "-1", "a number at least 0"),
         ("MAILER_OUTBOX_RETENTION_DAYS", "nan", "a number"),
+        ("MAILER_AUDIT_RETENTION_DAYS", "0", "a number at least 1"),  # V5: 0 would empty the audit log daily
         ("MAILER_ADMIN_IDLE_MINUTES", "an hour", "a number"),
         ("MAILER_VERP", "maybe", "true or false"),  # a flag that is neither on nor off
         ("MAIL_USE_TLS", "2", "true or false"),
@@ -326,3 +329,10 @@ def test_no_module_reads_mailer_keys_from_app_config():
         if reads.search(line)
     ]
     assert offenders == []
+
+
+def test_the_audit_log_is_kept_two_years_by_default(tmp_path):
+    """V5 (issue 19): MAILER_AUDIT_RETENTION_DAYS defaults to 730 days, and the daily purge keeps that long."""
+    settings = settings_of(create_app(config_for(tmp_path)))
+    assert settings.audit_retention_days == 730.0
+    assert settings.retention.audit == timedelta(days=730)

@@ -4,10 +4,7 @@ change is one domain call (mailer.admins) in a transaction; the links emailed ar
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -19,7 +16,7 @@ from mailer.extensions import db, limiter
 from mailer.members.addresses import address_hash
 from mailer.models import Admin, AdminRole
 from mailer.transaction import transaction
-from mailer.web.admin import PUBLIC_ENDPOINTS, bp
+from mailer.web.admin import bp
 from mailer.web.admin.forms import (
     ActionForm,
     ChangeEmailForm,
@@ -29,31 +26,11 @@ from mailer.web.admin.forms import (
     NewPasswordForm,
     RoleForm,
 )
-from mailer.web.auth import mark_seen
+from mailer.web.auth import audit_action, begin_session
 from mailer.web.context import clock, current_settings, membership_policy
-from mailer.web.libs import FlaskForm, current_user, login_user, logout_user
+from mailer.web.libs import FlaskForm, current_user, logout_user
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
-
-PUBLIC_ENDPOINTS.update(
-    {"admin.accept_invitation", "admin.forgot_password", "admin.forgot_password_sent", "admin.reset_password",
-     "admin.confirm_email"}
-)
-
-
-def owner_only(view: Callable[P, R]) -> Callable[P, R]:
-    """Only owners manage admins (V4). The permission table (issue 19, roles) may take this over."""
-
-    @functools.wraps(view)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        if current_user.role is not AdminRole.OWNER:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return checked
-
 
 def _field_error(form: FlaskForm, exc: InvalidInput) -> None:
     field = getattr(form, exc.field or "", None)
@@ -70,7 +47,6 @@ def _secret_key() -> str:
 
 
 @bp.get("/admins")
-@owner_only
 def admins() -> ResponseReturnValue:
     return _admins_page(InviteAdminForm(formdata=None))
 
@@ -89,7 +65,6 @@ def _admins_page(invite_form: InviteAdminForm) -> str:
 
 
 @bp.post("/admins/invite")
-@owner_only
 def admins_invite() -> ResponseReturnValue:
     form = InviteAdminForm()
     if form.validate_on_submit():
@@ -110,7 +85,6 @@ def admins_invite() -> ResponseReturnValue:
 
 
 @bp.post("/admins/invitations/<int:invitation_id>/resend")
-@owner_only
 def admins_resend_invitation(invitation_id: int) -> ResponseReturnValue:
     form = ActionForm()
     if not form.validate_on_submit():
@@ -123,7 +97,6 @@ def admins_resend_invitation(invitation_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/admins/invitations/<int:invitation_id>/withdraw", methods=["GET", "POST"])
-@owner_only
 def admins_withdraw_invitation(invitation_id: int) -> ResponseReturnValue:
     pending = {i.id: i for i in invitations.list_pending_invitations(db.session(), clock=clock())}
     if invitation_id not in pending:
@@ -139,7 +112,6 @@ def admins_withdraw_invitation(invitation_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/admins/<int:admin_id>/role", methods=["GET", "POST"])
-@owner_only
 def admins_change_role(admin_id: int) -> ResponseReturnValue:
     admin = db.get_or_404(Admin, admin_id)
     form = RoleForm(data={"role": admin.role.value})
@@ -157,7 +129,6 @@ def admins_change_role(admin_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/admins/<int:admin_id>/remove", methods=["GET", "POST"])
-@owner_only
 def admins_remove(admin_id: int) -> ResponseReturnValue:
     admin = db.get_or_404(Admin, admin_id)
     form = ActionForm()
@@ -197,12 +168,11 @@ def account_password() -> ResponseReturnValue:
                     db.session(), current_user.id, form.current_password.data or "", form.password.data or "",
                     clock=clock(),
                 )
+                # The version went up, so every session has ended: this browser gets a new one.
+                begin_session(admin)
         except InvalidInput as exc:
             _field_error(form, exc)
         else:
-            # The version went up: log this browser in again with it; every other session has ended.
-            login_user(admin)
-            mark_seen(clock().now())
             log.info("admin %d: changed their password", admin.id)
             flash("Your password has been changed. You have been logged out everywhere else.")
             return redirect(url_for("admin.account"), 303)
@@ -236,6 +206,7 @@ def confirm_email(token: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         with transaction(db.session()):
             admin = self_service.confirm_email_change(db.session(), _secret_key(), token, clock=clock())
+            audit_action(admin, "email address changed")
             log.info("admin %d: confirmed a new email address", admin.id)
         return render_template("admin/admins/email_confirmed.html", email=admin.email)
     new_email = self_service.check_email_link(db.session(), _secret_key(), token, clock=clock())
@@ -255,12 +226,11 @@ def accept_invitation(token: str) -> ResponseReturnValue:
                 admin = invitations.accept_invitation(
                     db.session(), _secret_key(), token, form.password.data or "", clock=clock()
                 )
+                audit_action(admin, "invitation accepted")
         except InvalidInput as exc:
             _field_error(form, exc)
         else:
             log.info("admin %d: accepted an invitation", admin.id)
-            if current_user.is_authenticated:
-                logout_user()
             flash("Your admin account is ready. Log in with your email address and new password.")
             return redirect(url_for("admin.login"), 303)
     status = 400 if form.is_submitted() else 200
@@ -315,6 +285,7 @@ def reset_password(token: str) -> ResponseReturnValue:
                 admin = self_service.reset_password(
                     db.session(), _secret_key(), token, form.password.data or "", clock=clock()
                 )
+                audit_action(admin, "password reset by email")
         except InvalidInput as exc:
             _field_error(form, exc)
         else:

@@ -150,3 +150,35 @@ class MemberFilterForm(FlaskForm):
 
 class ImportUploadForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose the CSV file to upload.")])
+
+
+class AuditFilterForm(FlaskForm):
+    """The audit log's filters (V5): a GET form, so no CSRF token and the URL can be bookmarked.
+    The choices of `who` and `what` are the admins and actions the log holds, set by the view."""
+
+    class Meta:
+        csrf = False
+
+    who = SelectField("Who", choices=[], default="", validate_choice=True)
+    what = SelectField("What", choices=[], default="", validate_choice=True)
+    since = DateField("From (UK date)", validators=[Optional()])
+    until = DateField("To (UK date, included)", validators=[Optional()])
+
+
+class TwoStepCodeForm(FlaskForm):
+    """A six-digit code from the authenticator app (setting up or turning off), or a recovery code."""
+
+    code = StringField("Code from your authenticator app", validators=[DataRequired("Enter the code."), Length(max=40)])
+
+
+class LoginCodeForm(FlaskForm):
+    """The second page of a two-step log-in."""
+
+    code = StringField(
+        "Code from your authenticator app, or a recovery code",
+        validators=[DataRequired("Enter the code from your authenticator app."), Length(max=40)],
+    )
+
+
+class SecurityPolicyForm(FlaskForm):
+    require_two_step = BooleanField("Every admin must use two-step login")

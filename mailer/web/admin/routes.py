@@ -20,7 +20,10 @@ from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from mailer.admins.accounts import authenticate, end_admin_sessions
+from mailer.admins.accounts import authenticate
+from mailer.admins.permissions import permission_for
+from mailer.admins.sessions import end_session_by_key
+from mailer.admins.two_step import is_on as is_two_step_on
 from mailer.announcements import lifecycle as domain
 from mailer.announcements.documents import document_path, find_document_links, list_documents
 from mailer.announcements.states import EDITABLE, allowed_actions
@@ -36,11 +39,11 @@ from mailer.members.admin import find_dashboard
 from mailer.members.membership import list_groups
 from mailer.models import Announcement, Delivery, MailKind, Member
 from mailer.transaction import transaction
-from mailer.web.admin import PUBLIC_ENDPOINTS, bp
+from mailer.web.admin import bp
 from mailer.web.admin.forms import ActionForm, AnnouncementForm, ConsentWordingForm, LoginForm, ScheduleForm
-from mailer.web.auth import mark_seen
+from mailer.web.auth import audit_login, begin_session, current_session_key, may_use, set_pending
 from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
-from mailer.web.libs import SelectChoice, current_user, login_required, login_user, logout_user, unauthorized
+from mailer.web.libs import SelectChoice, current_user, login_required, logout_user, unauthorized
 from mailer.web.numbers import int_arg
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,8 @@ def _failed_login(response: Response) -> bool:
 
 @bp.before_request
 def require_login() -> ResponseReturnValue | None:
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+    permission = permission_for(request.endpoint)
+    if (permission is not None and permission.public) or current_user.is_authenticated:
         return None
     return unauthorized()
 
@@ -89,9 +93,15 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         with transaction(db.session()):
             admin = authenticate(db.session(), form.email.data or "", form.password.data or "", clock=clock())
+            if admin is None or not is_two_step_on(admin):
+                audit_login(admin, form.email.data or "")  # with two-step, the code page records the log-in
+        if admin is not None and is_two_step_on(admin):
+            set_pending(admin)  # the password alone does not log in: the code page finishes it (issue 19)
+            log.info("admin %d: password accepted, asking for the two-step code", admin.id)
+            return redirect(url_for("admin.login_code"), 303)
         if admin is not None:
-            login_user(admin)
-            mark_seen(clock().now())
+            with transaction(db.session()):
+                begin_session(admin)
             log.info("admin %d: logged in", admin.id)
             return redirect(url_for("admin.dashboard"), 303)
         failed = g.login_failed = True
@@ -104,9 +114,10 @@ def login() -> ResponseReturnValue:
 @bp.post("/logout")
 @login_required
 def logout() -> ResponseReturnValue:
-    """Ends the session on the server too: the cookie, even a copy of it, no longer logs anyone in."""
+    """Ends the session on the server too: the cookie, even a copy of it, no longer logs anyone in.
+    The admin's sessions on other devices go on (they can be ended from the sessions page, issue 19)."""
     with transaction(db.session()):
-        end_admin_sessions(db.session(), current_user.id)
+        end_session_by_key(db.session(), current_session_key(), clock=clock())
     log.info("admin %d: logged out", current_user.id)
     logout_user()
     return redirect(url_for("admin.login"), 303)
@@ -340,7 +351,10 @@ def _field_error(form: AnnouncementForm, exc: InvalidInput) -> None:
 
 def _sample_member(item: Announcement) -> tuple[list[domain.SampleMember], domain.SampleMember | None]:
     """The preview's member (?sample=<id>, one of a few in the audience); none: the test email's
-    values, a member with no name and no groups, so the default preview is exactly the test send."""
+    values, a member with no name and no groups, so the default preview is exactly the test send.
+    A role that may not see members (writers, issue 19) gets no samples: the preview is the test send."""
+    if not may_use("admin.members"):
+        return [], None
     samples = domain.list_sample_members(db.session(), [g.id for g in item.groups], item.only_without_social_media)
     wanted = int_arg("sample")
     return samples, next((s for s in samples if s.id == wanted), None)
