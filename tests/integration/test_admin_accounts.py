@@ -349,3 +349,37 @@ def test_bad_invitations_get_a_clear_400_and_change_nothing(app, clock, smtp):
         assert problem in response.get_data(as_text=True), data
     assert "None at the moment." in owner.get("/admin/admins").get_data(as_text=True)
     assert run_tick_for_app(app).outbox.sent == 0
+
+
+def test_account_changes_are_on_the_audit_log_with_their_actor(app, clock, smtp):
+    """V5/issue 19: invitation, acceptance, role change, removal and a password reset are each recorded with who
+    did it and the object; the removed admin's rows stay."""
+    from mailer.models import AuditEvent
+
+    owner = logged_in_admin(app, clock)
+    invite(owner)
+    path = mailed_link(app, smtp, "/admin/invitation/", NEW_EMAIL)
+    assert choose_password(app.test_client(), path, GOOD_PASSWORD).status_code == 303
+    with app.app_context():
+        new_id = db.session.scalar(select(Admin.id).where(Admin.email == NEW_EMAIL))
+    admin_post(owner, f"/admin/admins/{new_id}/role", f"/admin/admins/{new_id}/role", {"role": "writer"})
+    admin_post(owner, f"/admin/admins/{new_id}/remove", f"/admin/admins/{new_id}/remove")
+    client = app.test_client()
+    token = csrf_token(client.get("/admin/forgot-password").get_data(as_text=True))
+    client.post("/admin/forgot-password", data={"csrf_token": token, "email": ADMIN_EMAIL})
+    reset = mailed_link(app, smtp, "/admin/reset-password/", ADMIN_EMAIL)
+    assert choose_password(client, reset, GOOD_PASSWORD).status_code == 303
+
+    with app.app_context():
+        rows = [
+            (e.admin_email, e.action, e.object_type, e.object_id)
+            for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+            if e.action not in ("logged in", "failed log-in")
+        ]
+    assert rows == [
+        (ADMIN_EMAIL, "admin invited", "admin_invitation", rows[0][3]),
+        (NEW_EMAIL, "invitation accepted", None, None),
+        (ADMIN_EMAIL, "admin role changed to writer", "admin", str(new_id)),
+        (ADMIN_EMAIL, "admin removed", "admin", str(new_id)),
+        (ADMIN_EMAIL, "password reset by email", None, None),
+    ]
