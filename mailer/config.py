@@ -25,6 +25,7 @@ class Defaults:
     MAILER_FORUM_NAME = "Parent Carer Forum"
     MAILER_CONTACT_ADDRESS = "hello@forum.example"
     MAILER_PRIVACY_NOTICE_URL = ""  # empty: the built-in /privacy page
+    MAILER_FOOTER_LINE = ""  # e.g. "Registered charity number 1234567"; shown under every page and email
     MAILER_MESSAGE_ID_DOMAIN = ""  # empty: the domain of MAIL_DEFAULT_SENDER
     MAILER_REPLY_TO = ""  # empty: MAILER_CONTACT_ADDRESS
     MAILER_LIST_ID = ""  # empty: "members.<message-id domain>"
@@ -32,6 +33,7 @@ class Defaults:
     MAILER_CONFIRMATION_INTERVAL_MINUTES = 60  # at most one confirmation mail per address per period
     MAILER_SUPPRESSION_KEY = ""  # empty: derived from SECRET_KEY; set its own value in production
     MAILER_UNCONFIRMED_RETENTION_DAYS = 30
+    MAILER_CONFIRM_REMINDER_DAYS = 0  # N > 0: one reminder to confirm, N days after joining (issue 20.7)
     MAILER_OUTBOX_RETENTION_DAYS = 30
     MAILER_DELIVERY_RETENTION_DAYS = 365  # then a delivery keeps its outcome but not who it was for
     MAILER_AUDIT_RETENTION_DAYS = 730  # audit log rows (V5) older than this are deleted by the daily housekeeping
@@ -81,6 +83,7 @@ class Defaults:
     MAILER_LOG_SETUP: bool | None = None  # None: key=value lines on stderr unless TESTING; False: leave logging alone
     MAILER_JOIN_RATE_LIMIT = "20 per hour"  # join form posts per IP
     MAILER_JOIN_RATE_LIMIT_PER_ADDRESS = "5 per hour"  # join form posts per email address, from any IP
+    MAILER_EMBED_ORIGINS = ""  # web origins (space-separated) whose pages may show /join/embed in a frame (R2)
     MAILER_LOGIN_RATE_LIMIT_IP = "20 per 10 minutes"
     MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts for one account from one IP address
     MAILER_RESET_RATE_LIMIT_IP = "10 per hour"  # "Forgot your password?" requests from one IP address

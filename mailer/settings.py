@@ -206,6 +206,46 @@ def sender() -> Parser:
     return parse
 
 
+_ORIGIN_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def origins() -> Parser:
+    """Web origins separated by spaces, like "https://www.forum.example https://forum.example:8443": a scheme
+    (http or https), a host and an optional port, nothing else (no path, query, wildcard or quote), so each can
+    go into a Content-Security-Policy as it is. Empty: none."""
+    wanted = 'web origins separated by spaces, like "https://www.forum.example"'
+
+    def parse(key: str, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, str):
+            raise _refuse(key, wanted, value)
+        found: list[str] = []
+        for item in value.split():
+            parts = urlsplit(item.lower().removesuffix("/")) if item.isascii() else None
+            try:
+                port = parts.port if parts else None
+            except ValueError:
+                parts = None
+            if (
+                parts is None
+                or parts.scheme not in ("http", "https")
+                or not _ORIGIN_HOST.fullmatch(parts.hostname or "")
+                or parts.netloc != (parts.hostname or "") + (f":{port}" if port is not None else "")
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or "?" in item
+                or "#" in item
+                or port == 0
+            ):
+                raise _refuse(key, wanted, item)
+            found.append(f"{parts.scheme}://{parts.netloc}")
+        return tuple(dict.fromkeys(found))
+
+    return parse
+
+
 def setting(key: str, parse: Parser, *, secret: bool = False) -> Any:
     """A field read from configuration key `key`; secrets stay out of repr (and so out of logs)."""
     return field(metadata={"key": key, "parse": parse}, repr=not secret)
@@ -230,6 +270,7 @@ class Settings:
     forum_name: str = setting("MAILER_FORUM_NAME", text())
     contact_address: str = setting("MAILER_CONTACT_ADDRESS", text())
     privacy_notice_url: str = setting("MAILER_PRIVACY_NOTICE_URL", text())
+    footer_line: str = setting("MAILER_FOOTER_LINE", text())  # owners may change it on /admin/settings (V6)
     configured_message_id_domain: str = setting("MAILER_MESSAGE_ID_DOMAIN", text())
     configured_reply_to: str = setting("MAILER_REPLY_TO", text())
     configured_list_id: str = setting("MAILER_LIST_ID", text())
@@ -237,6 +278,7 @@ class Settings:
     confirmation_interval_minutes: float = setting("MAILER_CONFIRMATION_INTERVAL_MINUTES", number())
     configured_suppression_key: str = setting("MAILER_SUPPRESSION_KEY", text(secret=True), secret=True)
     unconfirmed_retention_days: float = setting("MAILER_UNCONFIRMED_RETENTION_DAYS", number())
+    confirm_reminder_days: int = setting("MAILER_CONFIRM_REMINDER_DAYS", whole(minimum=0))  # 0: no reminder
     outbox_retention_days: float = setting("MAILER_OUTBOX_RETENTION_DAYS", number())
     delivery_retention_days: float = setting("MAILER_DELIVERY_RETENTION_DAYS", number())
     audit_retention_days: float = setting("MAILER_AUDIT_RETENTION_DAYS", number(minimum=1))
@@ -285,6 +327,7 @@ class Settings:
     log_setup: bool | None = setting("MAILER_LOG_SETUP", optional_flag())
     join_rate_limit: str = setting("MAILER_JOIN_RATE_LIMIT", rate_limit())
     join_rate_limit_per_address: str = setting("MAILER_JOIN_RATE_LIMIT_PER_ADDRESS", rate_limit())
+    embed_origins: tuple[str, ...] = setting("MAILER_EMBED_ORIGINS", origins())  # may frame /join/embed (R2)
     login_rate_limit_ip: str = setting("MAILER_LOGIN_RATE_LIMIT_IP", rate_limit())
     login_rate_limit_account: str = setting("MAILER_LOGIN_RATE_LIMIT_ACCOUNT", rate_limit())
     reset_rate_limit_ip: str = setting("MAILER_RESET_RATE_LIMIT_IP", rate_limit())
@@ -418,6 +461,11 @@ class Settings:
         return timedelta(days=self.confirm_max_age_days)
 
     @property
+    def confirm_reminder(self) -> timedelta | None:
+        """How long after joining an unconfirmed signup gets its one reminder (issue 20.7); None: off."""
+        return timedelta(days=self.confirm_reminder_days) if self.confirm_reminder_days else None
+
+    @property
     def admin_idle(self) -> timedelta:
         return timedelta(minutes=self.admin_idle_minutes)
 
@@ -444,6 +492,7 @@ class Settings:
             from_address=from_address,
             reply_to=self.reply_to,
             contact_address=self.contact_address,
+            footer_line=self.footer_line,
             message_id_domain=self.message_id_domain,
             list_id=f"{header_safe(self.forum_name)} <{self.list_id}>",
             base_url=self.base_url.rstrip("/"),

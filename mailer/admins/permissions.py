@@ -117,6 +117,9 @@ PERMISSIONS: dict[str, Permission] = {
     "admin.unsubscribe_member": Permission(SENDERS, audit="member unsubscribed by an admin"),
     "admin.bounces_page": Permission(SENDERS),  # names members by address
     "admin.erase_member": Permission(OWNERS, audit="member erased by an admin"),
+    "admin.member_new": Permission(SENDERS, audit="member added", creates="member"),
+    "admin.member_edit": Permission(SENDERS, audit="member edited"),
+    "admin.member_change_address": Permission(SENDERS, audit="address change requested"),
     "admin.export_members": Permission(OWNERS, audit="members exported", audit_get=True),
     "admin.import_members": Permission(OWNERS),  # the upload changes nothing yet: apply records the import
     "admin.import_preview": Permission(OWNERS),
@@ -142,6 +145,18 @@ PERMISSIONS: dict[str, Permission] = {
     "admin.forgot_password": Permission(EVERYONE, public=True),
     "admin.forgot_password_sent": Permission(EVERYONE, public=True),
     "admin.reset_password": Permission(EVERYONE, public=True),
+
+    # the forum: groups, details, posters (issue 20)
+    "admin.groups": Permission(OWNERS),
+    "admin.groups_add": Permission(OWNERS, audit="group added", creates="group"),
+    "admin.groups_edit": Permission(OWNERS, audit="group renamed"),
+    "admin.groups_move": Permission(OWNERS, audit="group moved"),
+    "admin.groups_retire": Permission(OWNERS, audit="group retired"),
+    "admin.groups_restore": Permission(OWNERS, audit="group brought back"),
+    "admin.forum_settings": Permission(OWNERS, audit="forum details changed"),
+    "admin.reach": Permission(SENDERS),
+    "admin.reach_lines": Permission(SENDERS, audit="poster lines changed"),
+    "admin.reach_embed": Permission(SENDERS),
 }
 
 # The view argument that names the object an action is about, most specific first, and the type recorded.

@@ -32,6 +32,7 @@ from mailer.mail.verp import VerpKind, VerpTarget, read_token, tokens_in
 from mailer.members import consent
 from mailer.members.consent import Evidence
 from mailer.models import (
+    OTHER_ADDRESS_KINDS,
     Announcement,
     BounceEvent,
     BounceKind,
@@ -370,7 +371,7 @@ def _apply(
         row.delivery_id = delivery.id if delivery else None
     else:
         outbox = session.get(OutboxMessage, parsed.target.row_id)
-        member_id = outbox.member_id if outbox else None
+        member_id = outbox.member_id if outbox and outbox.kind not in OTHER_ADDRESS_KINDS else None
         row.outbox_id = outbox.id if outbox else None
     if row.delivery_id is None and row.outbox_id is None:
         return None, BounceOutcome.UNMATCHED, f"the message it names no longer exists; {parsed.reason}".rstrip("; ")

@@ -6,7 +6,7 @@ are dropped because nobody is left to send them to."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,16 @@ from mailer.logs.redact import redact
 from mailer.mail.announcement import AnnouncementContent, AnnouncementMail
 from mailer.mail.transactional import ADMIN_LINK_MAIL, TransactionalMail
 from mailer.mail.verp import VerpKind
-from mailer.models import Announcement, MailKind, Member, MemberStatus, OutboxMessage, OutboxState
+from mailer.models import (
+    Announcement,
+    Group,
+    MailKind,
+    Member,
+    MemberStatus,
+    OutboxMessage,
+    OutboxState,
+    member_group,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ class _Job:
     link_key: str
     token_version: int
     announcement: AnnouncementContent | None = None
+    group_names: tuple[str, ...] | None = None  # the welcome mail lists the member's groups (issue 20.6)
 
 
 class OutboxSummary(QueueSummary):
@@ -75,7 +85,8 @@ class OutboxQueue(QueueKind[_Job]):
             return self.announcement_mail.build_test(item.announcement, to_address=item.address, now=now,
                                                      outbox_id=item.id)
         return self.mail.build(item.kind, to_address=item.address, to_name=item.to_name, link_key=item.link_key,
-                               token_version=item.token_version, now=now, outbox_id=item.id)
+                               token_version=item.token_version, now=now, outbox_id=item.id,
+                               group_names=item.group_names)
 
     def dispose(
         self, session: Session, item: _Job, failure: SendFailure, *, attempts: int, settings: EngineSettings,
@@ -131,10 +142,23 @@ def _load_jobs(session: Session, ids: list[int]) -> list[_Job]:
         .where(in_ids(session, OutboxMessage.id, ids))
         .order_by(OutboxMessage.id)
     ).all()
-    return [
+    jobs = [
         _job_for(session, _Row(*row[:5]), None if row[5] is None else _Recipient(*row[5:]))
         for row in rows
     ]
+    welcomed = {row.id: row.member_id for row in rows if row.kind is MailKind.WELCOME and row.member_id is not None}
+    return [_with_group_names(session, job, welcomed[job.id]) if job.id in welcomed else job for job in jobs]
+
+
+def _with_group_names(session: Session, job: _Job, member_id: int) -> _Job:
+    """A welcome mail's job with the groups the member chose, in the join form's order (issue 20.6)."""
+    names = session.scalars(
+        select(Group.name)
+        .join(member_group, member_group.c.group_id == Group.id)
+        .where(member_group.c.member_id == member_id)
+        .order_by(Group.position, Group.id)
+    )
+    return replace(job, group_names=tuple(names))
 
 
 def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
@@ -157,10 +181,20 @@ def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
         return _Job(row.id, row.kind, row.to_address or "", "", "", 0)
     if member is None or not _still_wanted(row.kind, member):
         return _Job(row.id, row.kind, "", "", "", 0)
+    if row.kind in (MailKind.ADDRESS_CONFIRM, MailKind.ADDRESS_CHANGED):
+        # To the address in the row (the new one to confirm, or the old one being told), not the member's (V7).
+        change_key = (row.payload or {}).get("change_key")
+        if row.kind is MailKind.ADDRESS_CONFIRM:
+            if not isinstance(change_key, str) or not change_key:
+                return _Job(row.id, row.kind, "", "", "", 0)
+            return _Job(row.id, row.kind, row.to_address or "", member.name, change_key, 1)
+        return _Job(row.id, row.kind, row.to_address or "", member.name, member.link_key, member.token_version)
     return _Job(row.id, row.kind, member.email, member.name, member.link_key, member.token_version)
 
 
 def _still_wanted(kind: MailKind, member: _Recipient) -> bool:
+    if kind is MailKind.CONFIRM_REMINDER:  # issue 20.7: only while they have still not confirmed
+        return member.status is MemberStatus.PENDING
     if kind is MailKind.CONFIRM:
         return member.status in (MemberStatus.PENDING, MemberStatus.UNSUBSCRIBED)
     return member.status is MemberStatus.MEMBER

@@ -15,7 +15,7 @@ from mailer.mail.document_links import DocumentLink, markdown_section
 from mailer.mail.emails import MailSettings, MailTemplate, compose_template
 from mailer.mail.personal_fields import mark_placeholders, member_values
 from mailer.mail.prebuilt import PrebuiltMessage, row_message_id
-from mailer.mail.tokens import Purpose, TokenMaker
+from mailer.mail.tokens import Purpose, TokenMaker, make_web_view_token
 
 if TYPE_CHECKING:
     from mailer.settings import Settings
@@ -50,6 +50,7 @@ class AnnouncementMail:
     ) -> None:
         self._jinja = jinja
         self._settings = settings
+        self._secret_key = secret_key
         self._tokens = TokenMaker(secret_key, clock)
         self._mailto = unsubscribe_mailto
         self._feedback_id = feedback_id
@@ -97,8 +98,16 @@ class AnnouncementMail:
                 self._settings,
                 slots,
                 footer=footer,
+                lead=("View in your browser", self.web_view_url(content)),
+                preheader=True,
             )
         return self._templates[key]
+
+    def web_view_url(self, content: AnnouncementContent) -> str:
+        """Where "View in your browser" goes (issue 17.4): the announcement's signed web view, the same for
+        every member, with nothing of theirs in it. An announcement is only put in the public archive once
+        it has been sent (J7), so the link cannot name the archive page; it redirects there once it is public."""
+        return f"{self._settings.base_url}/archive/view/{make_web_view_token(self._secret_key, content.id)}"
 
     def links(self, link_key: str, token_version: int) -> dict[str, str]:
         base = self._settings.base_url

@@ -22,6 +22,7 @@ from mailer.mail.compose import Slots, block_end, fit_block, render_parts
 # 998 limit so a long List-Unsubscribe URL stays one plain header line (STACK.md s.3).
 BUILD_POLICY = policy.SMTP
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&.-])")
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 # Plain rules go into style="" (what most mail programs read); @media rules (narrow screens, dark mode)
 # cannot be inlined and stay in the <style> block (E7).
@@ -45,6 +46,12 @@ class MailSettings:
     message_id_domain: str
     list_id: str
     base_url: str
+    footer_line: str = ""  # e.g. a charity number, under the contact line of every email (V6)
+
+    @property
+    def footer_markdown(self) -> str:
+        """The footer line as Markdown that shows exactly what the owner typed (no links, no formatting)."""
+        return _MARKDOWN_SPECIAL.sub(r"\\\1", header_safe(self.footer_line))
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,48 @@ def with_button(body_html: str, href: str) -> str:
     return body_html[: match.start()] + button + body_html[match.end():]
 
 
+PREHEADER_MAX = 140
+# After the preheader's sentence: combining grapheme joiners (invisible, and not format characters, which
+# the checks on names and mail refuse) and no-break spaces, so an inbox preview shows nothing more (no
+# "View in your browser" or footer text pulled in after it).
+PREHEADER_PADDING = "&#847;&nbsp;" * 90
+_PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p>", re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+
+
+def preheader_text(body_html: str, limit: int = PREHEADER_MAX) -> str:
+    """The first sentence of a body's paragraphs as plain text (headings left out), for the inbox preview
+    (E8, issue 17.3); a greeting without a full stop ("Dear Pat,") runs on into the next paragraph.
+    Cut at a word with an ellipsis when longer than `limit`; empty when the body has no paragraph."""
+    words = " ".join(html.unescape(_TAG.sub("", p)) for p in _PARAGRAPH.findall(body_html))
+    words = " ".join(words.split())
+    end = _SENTENCE_END.search(words)
+    sentence = words[: end.end()] if end else words
+    if len(sentence) > limit:
+        sentence = sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"
+    return sentence
+
+
+def with_preheader(document: str, text: str) -> str:
+    """The preheader as the first thing in the layout's <body> (whatever layout the operator has): hidden
+    from view (display: none and zero size, mso-hide for Outlook) and from screen readers (aria-hidden),
+    which read the same sentence in the body, and padded so previews stop after it."""
+    if not text:
+        return document
+    block = (
+        '<div class="preheader" aria-hidden="true" style="display: none; font-size: 1px; line-height: 1px;'
+        " max-height: 0; max-width: 0; opacity: 0; overflow: hidden; mso-hide: all; color: transparent;\">"
+        # The padding on a line of its own: a sentence with a member's name is filled per member, the padding not.
+        f"{html.escape(text, quote=False)}\n{PREHEADER_PADDING}</div>"
+    )
+    match = _BODY_TAG.search(document)
+    if match is None:
+        return block + document
+    return document[: match.end()] + "\n" + block + document[match.end():]
+
+
 def compose_template(
     jinja: Environment,
     subject: str,
@@ -139,9 +188,16 @@ def compose_template(
     slots: dict[str, str],
     footer: str = "",
     button: str | None = None,
+    *,
+    lead: tuple[str, str] | None = None,
+    preheader: bool = False,
 ) -> MailTemplate:
     """Markdown -> sanitised HTML in the accessible layout, plus the same words as text (E1, E5).
-    `button`: the href whose link paragraph is shown as a button (see with_button); the text is unchanged."""
+    `button`: the href whose link paragraph is shown as a button (see with_button); the text is unchanged.
+    `lead`: (label, URL) of a link shown above the body ("View in your browser", issue 17.4); in the text
+    part the URL is on a line of its own under the label, as the members' own links are (E1).
+    `preheader`: the body's first sentence hidden at the top of the HTML for the inbox preview (issue 17.3);
+    the text part is unchanged (its first lines are the preview there)."""
     # Markers of links (names ending in _url) go on a line of their own in the text part, and room is kept
     # for the other values, so no filled line is over 78 characters but a URL alone (E1).
     laid_out = Slots(
@@ -152,10 +208,19 @@ def compose_template(
     body_html, body_text = render_parts(markdown, laid_out)
     if button is not None:
         body_html = with_button(body_html, button)
+    hidden_preview = preheader_text(body_html) if preheader else ""
+    if lead is not None:
+        label, href = lead
+        body_html = (
+            f'<p class="web-view"><a href="{html.escape(href, quote=True)}" rel="noopener noreferrer">'
+            f"{html.escape(label)}</a></p>\n" + body_html
+        )
+        body_text = f"{label}\n{href}\n\n" + body_text
     footer_html, footer_text = render_parts(footer, laid_out) if footer else ("", "")
     document = jinja.get_template("email/layout.html").render(
         subject=subject, body=Markup(body_html), footer=Markup(footer_html), settings=settings
     )
+    document = with_preheader(document, hidden_preview)
     text = settings.forum_name + "\n\n" + body_text.rstrip("\n") + "\n"  # the masthead, as in the HTML
     if footer_text:
         text += "\n-- \n" + footer_text

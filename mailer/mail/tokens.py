@@ -13,7 +13,7 @@ import hmac
 import re
 from datetime import timedelta
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from mailer.clock import Clock
@@ -26,6 +26,7 @@ class Purpose(enum.StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    ADDRESS_CHANGE = "change-address"  # the payload's key is an address change's, not a member's (V7)
     # Admin accounts (V4): the value is also the link's path under the base URL.
     ADMIN_INVITATION = "admin/invitation"
     PASSWORD_RESET = "admin/reset-password"
@@ -119,3 +120,28 @@ def _parse(payload: object) -> tuple[str, int]:
     ):
         return payload[0], payload[1]
     raise TokenInvalid()
+
+
+# "View in your browser" (issue 17.4): a link to one announcement's web version, the same for every member
+# (no member data in it or on the page), so it never expires; the page checks the announcement still stands.
+_WEB_VIEW_SALT = "mailer.web-view"
+
+
+def make_web_view_token(secret_key: str, announcement_id: int) -> str:
+    """The signed part of an announcement's web-view link: its id and a signature, no timestamp."""
+    if type(announcement_id) is not int or announcement_id < 1:
+        raise TypeError("an announcement id (a positive int) is needed")
+    return str(URLSafeSerializer(secret_key, salt=_WEB_VIEW_SALT).dumps(announcement_id))
+
+
+def read_web_view_token(secret_key: str, token: str) -> int:
+    """The announcement id a web-view token names. Raises TokenInvalid for anything tampered or truncated."""
+    if len(token) > 200:
+        raise TokenInvalid()
+    try:
+        payload = URLSafeSerializer(secret_key, salt=_WEB_VIEW_SALT).loads(token)
+    except BadSignature:
+        raise TokenInvalid() from None
+    if type(payload) is not int or payload < 1:
+        raise TokenInvalid()
+    return payload

@@ -177,7 +177,7 @@ def find_member_history(session: Session, member_id: int) -> MemberHistory:
         for e in events
         for name in ("admin_id", "imported_by_admin_id")
         if isinstance(value := (e.detail or {}).get(name), int)
-    }
+    } | {e.admin_id for e in events if e.admin_id is not None}
     admin_emails = (
         dict(session.execute(select(Admin.id, Admin.email).where(Admin.id.in_(admin_ids))).all()) if admin_ids else {}
     )
@@ -210,7 +210,9 @@ def unsubscribe_on_behalf(session: Session, member_id: int, admin_id: int, *, cl
         .where(
             OutboxMessage.member_id == member.id,
             OutboxMessage.state == OutboxState.PENDING,
-            OutboxMessage.kind.in_([MailKind.CONFIRM, MailKind.WELCOME, MailKind.ALREADY_MEMBER]),
+            OutboxMessage.kind.in_(
+                [MailKind.CONFIRM, MailKind.CONFIRM_REMINDER, MailKind.WELCOME, MailKind.ALREADY_MEMBER]
+            ),
         )
         .values(state=OutboxState.DROPPED, last_error=f"unsubscribed by admin {admin_id}")
         .execution_options(synchronize_session=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select
@@ -30,6 +31,9 @@ class Evidence:
     method: ConsentMethod
     ip_address: str | None = None
     user_agent: str | None = None
+    admin_id: int | None = None  # the admin who recorded it, for them or on the person's behalf (V7)
+    agreed_on: date | None = None  # the day they agreed by phone, on paper or in person (V7)
+    note: str | None = None  # the admin's note on how they agreed (V7)
 
 
 def current_wording(session: Session) -> ConsentWording:
@@ -79,6 +83,9 @@ def record_consents(session: Session, records: Sequence[ConsentRecord], *, clock
                 "ip_address": (record.evidence.ip_address or None) and record.evidence.ip_address[:45],
                 "user_agent": _printable(record.evidence.user_agent)[:300] or None,
                 "detail": record.detail,
+                "admin_id": record.evidence.admin_id,
+                "agreed_on": record.evidence.agreed_on,
+                "note": _printable(record.evidence.note)[:500] or None,
             }
             for record in records
         ],

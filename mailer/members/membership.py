@@ -254,8 +254,12 @@ def find_member_for_link(session: Session, link_key: str, version: int) -> Membe
     return _member_for_link(session, link_key, version)
 
 
-def list_groups(session: Session) -> list[Group]:
-    return list(session.scalars(select(Group).order_by(Group.position, Group.id)))
+def list_groups(session: Session, *, include_retired: bool = False) -> list[Group]:
+    """The groups in the join form's order; retired ones only when asked (V6: admin lists of members)."""
+    query = select(Group).order_by(Group.position, Group.id)
+    if not include_retired:
+        query = query.where(Group.retired_at.is_(None))
+    return list(session.scalars(query))
 
 
 def _member_for_link(session: Session, link_key: str, version: int) -> Member:
@@ -288,11 +292,16 @@ def queue_link_mail(
 
 
 def chosen_groups(session: Session, group_ids: list[int]) -> list[Group]:
-    """The groups with these ids, in list order. Raises InvalidInput (field groups) for an unknown id."""
+    """The groups with these ids, in list order. Raises InvalidInput (field groups) for an unknown or retired id
+    (a retired group is on no form, V6)."""
     wanted = set(group_ids)
     if not wanted:
         return []
-    groups = list(session.scalars(select(Group).where(Group.id.in_(wanted)).order_by(Group.position)))
+    groups = list(
+        session.scalars(
+            select(Group).where(Group.id.in_(wanted), Group.retired_at.is_(None)).order_by(Group.position)
+        )
+    )
     if len(groups) != len(wanted):
         raise InvalidInput("Choose groups from the list.", field="groups")
     return groups

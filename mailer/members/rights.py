@@ -17,6 +17,7 @@ from mailer.members import consent
 from mailer.members.consent import Evidence
 from mailer.members.membership import chosen_groups, clean_name
 from mailer.models import (
+    AddressChange,
     Announcement,
     ConsentAction,
     ConsentEvent,
@@ -41,9 +42,11 @@ def update_preferences(
 ) -> bool:
     """Change name, groups and the social-media answer; record what changed. Returns False if nothing did.
 
-    Raises InvalidInput for a bad name or an unknown group."""
+    Raises InvalidInput for a bad name or an unknown group. Retired groups are not on the page, so the
+    member keeps the ones they are in (V6)."""
     name = clean_name(preferences.name)
     groups = chosen_groups(session, preferences.group_ids)
+    groups += [g for g in member.groups if g.retired_at is not None]
     before = _snapshot(member)
     member.name, member.social_media, member.groups = name, preferences.social_media, groups
     after = _snapshot(member)
@@ -91,6 +94,8 @@ def export_member_data(session: Session, member: Member) -> dict[str, Any]:
                 "wording": e.wording.text if e.wording else None,
                 "privacy_notice_version": e.wording.privacy_notice_version if e.wording else None,
                 "detail": e.detail,
+                "agreed_on": _iso(e.agreed_on),
+                "note": e.note,
             }
             for e in events
         ],
@@ -118,6 +123,9 @@ def erase_member(session: Session, member: Member, *, suppression_key: bytes, cl
     )
     session.execute(
         delete(ConsentEvent).where(ConsentEvent.member_id == member.id).execution_options(synchronize_session=False)
+    )
+    session.execute(  # a new address waiting to be confirmed is theirs too
+        delete(AddressChange).where(AddressChange.member_id == member.id).execution_options(synchronize_session=False)
     )
     member.groups = []
     session.delete(member)

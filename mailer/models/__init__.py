@@ -28,7 +28,12 @@ from mailer.models.bounces import (
     BounceMessage,
     BounceOutcome,
 )
+from mailer.models.forum import (
+    FORUM_DETAILS_ROW_ID,
+    ForumDetailsRow,
+)
 from mailer.models.members import (
+    AddressChange,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -44,6 +49,7 @@ from mailer.models.members import (
     new_link_key,
 )
 from mailer.models.outbox import (
+    OTHER_ADDRESS_KINDS,
     MailKind,
     OutboxMessage,
     OutboxState,
@@ -59,6 +65,9 @@ from mailer.models.types import (
 )
 
 __all__ = [
+    "FORUM_DETAILS_ROW_ID",
+    "OTHER_ADDRESS_KINDS",
+    "AddressChange",
     "Admin",
     "AdminInvitation",
     "AdminLink",
@@ -80,6 +89,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Document",
+    "ForumDetailsRow",
     "Group",
     "JoinRequest",
     "MailKind",

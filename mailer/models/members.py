@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import enum
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, Text, event, func
+from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, Table, Text, event, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.extensions import db
@@ -50,6 +50,10 @@ class ConsentMethod(enum.StrEnum):
     IMPORT = "import"
     ADMIN = "admin"
     SYSTEM = "system"
+    # How someone agreed when an admin adds them with evidence (V7): one method per channel.
+    PHONE = "phone"
+    PAPER_FORM = "paper_form"
+    IN_PERSON = "in_person"
 
 
 member_group = Table(
@@ -61,13 +65,17 @@ member_group = Table(
 
 
 class Group(Model):
-    """A topic members choose on the join form; announcements can target groups."""
+    """A topic members choose on the join form; announcements can target groups.
+
+    Owners add, rename, reorder and retire groups (V6). A retired group is hidden from the join form,
+    the preferences page and the audience picker; its members and past announcements keep it."""
 
     __tablename__ = "group"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(String(300), default="")
     position: Mapped[int] = mapped_column(Integer, default=0)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Member(Model):
@@ -92,6 +100,8 @@ class Member(Model):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the one reminder to confirm was queued (issue 20.7): set, it is never sent again.
+    confirm_reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     groups: Mapped[list[Group]] = relationship(secondary=member_group, order_by=Group.position)
 
@@ -136,6 +146,11 @@ class ConsentEvent(Model):
     ip_address: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Recorded by an admin (V7): who, the day the person agreed, and the admin's note. A removed admin's
+    # events keep their evidence, with the admin left blank.
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("admin.id", ondelete="SET NULL"))
+    agreed_on: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(String(500))
 
     wording: Mapped[ConsentWording | None] = relationship()
 
@@ -148,6 +163,23 @@ def _consent_events_are_append_only(mapper: Any, connection: Any, target: Consen
 @event.listens_for(ConsentWording, "before_update")
 def _consent_wording_is_never_edited(mapper: Any, connection: Any, target: ConsentWording) -> None:
     raise RuntimeError("consent wording is versioned, never edited (C1)")
+
+
+class AddressChange(Model):
+    """A new email address waiting to be confirmed at that address before it replaces the old one (V7).
+
+    Links name the random key, never the member or the address. Kept after confirming (with
+    confirmed_at) so a second press of the link is harmless; deleted with the member."""
+
+    __tablename__ = "address_change"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True, default=new_link_key)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"), index=True)
+    new_email: Mapped[str] = mapped_column(String(320))
+    new_email_key: Mapped[str] = mapped_column(String(320))
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("admin.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Suppression(Model):

@@ -26,6 +26,16 @@ class MailKind(enum.StrEnum):
     # To an admin's old address, after they confirmed a new one: no link.
     EMAIL_CHANGED = "admin_email_changed"
 
+    CONFIRM_REMINDER = "confirm_reminder"  # the one reminder to a signup not confirmed after N days (issue 20.7)
+    WELCOME_ADDED = "welcome_added"  # welcome for someone an admin added on their word (phone, paper, in person)
+    ADDRESS_CONFIRM = "address_confirm"  # to a new address: confirm it before it replaces the old (V7)
+    ADDRESS_CHANGED = "address_changed"  # to the old address: it was replaced
+
+
+# Mail to an address that is not the member's own (yet, or any more): a bounce or complaint about it must not count
+# against the member's current address (V7).
+OTHER_ADDRESS_KINDS = frozenset({MailKind.ADDRESS_CONFIRM, MailKind.ADDRESS_CHANGED})
+
 
 class OutboxState(enum.StrEnum):
     PENDING = "pending"

@@ -41,10 +41,11 @@ def register_web(app: Flask) -> None:
 
 
 def _page_settings() -> dict[str, Any]:
-    """Pages show the forum's name, contact address and limits from `settings`, never from config."""
-    from mailer.web.context import current_settings
+    """Pages show the forum's name, contact address and limits from `settings`, never from config; the forum's
+    details an owner set on /admin/settings are laid over the configured ones (V6)."""
+    from mailer.web.context import forum_settings
 
-    return {"settings": current_settings()}
+    return {"settings": forum_settings()}
 
 
 def _unsubscribe_token(member: Any) -> str:
@@ -80,7 +81,8 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    if "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]:
+        response.headers.setdefault("X-Frame-Options", "DENY")  # not on /join/embed: its CSP lists who may frame it
     if request.view_args and "token" in request.view_args:
         response.headers["Cache-Control"] = "no-store"
     return response

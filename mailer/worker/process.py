@@ -23,7 +23,7 @@ from mailer.logs.setup import set_process_fields
 from mailer.settings import MIN_HEARTBEAT_STALE_SECONDS, Settings, settings_of
 from mailer.transaction import transaction
 from mailer.worker.heartbeat import purge_heartbeats, record_tick
-from mailer.worker.housekeeping import purge, remove_old_import_files
+from mailer.worker.housekeeping import purge, remove_old_import_files, send_confirm_reminders
 from mailer.worker.lock import single_worker, sqlite_path
 from mailer.worker.runner import process_bounces_for_app, release_own_claims_for_app, run_tick_for_app
 
@@ -111,11 +111,15 @@ def housekeeping_job(app: Flask, settings: Settings) -> None:
             session = db.session()
             with transaction(session):
                 counts = purge(session, clock=clock, retention=settings.retention)
+                reminders = 0 if settings.confirm_reminder is None else send_confirm_reminders(
+                    session, clock=clock, after=settings.confirm_reminder, retention=settings.retention,
+                    suppression_key=settings.suppression_key,
+                )
                 purge_heartbeats(session, older_than=clock.now() - HEARTBEAT_RETENTION)
                 bounce_messages = purge_bounce_messages(session, older_than=clock.now() - settings.bounce_retention)
             import_files = remove_old_import_files(settings.import_dir, clock=clock)
-            log.info("housekeeping: %s; %d old bounce message(s); %d old import file(s)", counts.describe(),
-                     bounce_messages, import_files)
+            log.info("housekeeping: %s; %d old bounce message(s); %d old import file(s); %d reminder(s) to confirm",
+                     counts.describe(), bounce_messages, import_files, reminders)
         finally:
             db.session.remove()
 

@@ -26,6 +26,7 @@ from mailer.engine.transport import SmtpTransport
 from mailer.extensions import db
 from mailer.mail.announcement import AnnouncementMail
 from mailer.mail.transactional import TransactionalMail
+from mailer.members.forum_details import forum_details
 from mailer.members.membership import MembershipPolicy, process_join_requests
 from mailer.settings import Settings, settings_of
 from mailer.transaction import transaction
@@ -75,6 +76,7 @@ def run_tick_for_app(
     `settings` are the app's unless given: a worker's sending process passes its own share."""
     settings = settings or settings_of(app)
     with app.app_context():
+        settings = with_forum_details(settings)
         clock = app.extensions["mailer.clock"]
         opener = smtp_opener_for(app, settings)
         mail = TransactionalMail.from_settings(app.jinja_env, settings, clock=clock)
@@ -103,6 +105,15 @@ def run_tick_for_app(
             db.session.remove()
 
 
+def with_forum_details(settings: Settings) -> Settings:
+    """The forum's details as owners set them on /admin/settings, read at each tick, laid over `settings` (V6):
+    mail built in this tick says what the page said when it was saved. Inside an app context; ends the read."""
+    try:
+        return forum_details(db.session(), settings).overlay(settings)
+    finally:
+        db.session.rollback()  # the read's transaction ends here: the tick's own work starts fresh
+
+
 def release_own_claims_for_app(app: Flask, settings: Settings) -> int:
     """At a worker's start: rows still claimed under its worker id were claimed by an earlier run of it
     that stopped; they go back in the queue now, not after its heartbeat ages (engine/claims.py).
@@ -124,7 +135,7 @@ def process_join_requests_for_app(app: Flask) -> None:
     """Carry out the join form posts stored since the last look (J1), without sending anything."""
     with app.app_context():
         try:
-            _carry_out_join_requests(settings_of(app).membership_policy)
+            _carry_out_join_requests(with_forum_details(settings_of(app)).membership_policy)
         finally:
             db.session.remove()
 

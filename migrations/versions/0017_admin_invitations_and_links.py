@@ -9,7 +9,7 @@ new admin given a removed one's id could otherwise be logged in by the removed a
 tables are AUTOINCREMENT too: a queued mail names its link's row id. PostgreSQL sequences never reuse ids.
 
 Revision ID: 0017
-Revises: 0018
+Revises: 0021
 Create Date: 2026-12-04 08:45:53.157899
 
 """
@@ -21,7 +21,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0017'
-down_revision = '0018'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 

@@ -210,3 +210,46 @@ def test_archive_page_of_a_long_announcement_fits_a_phone(live_server: Any, cloc
             axe(page)
         finally:
             context.close()
+
+
+def test_preheader_is_hidden_and_the_web_view_fits_and_is_accessible(
+    live_server: Any, clock: Any, smtp: Any, browser: Browser, axe: Any
+) -> None:
+    """Issue 17.3 and 17.4: in the email the preheader is neither shown nor in the accessibility tree, and
+    "View in your browser" is the first link; the web view it opens is axe-clean at 320 px and 1024 px,
+    fits the phone, and shows no member's name."""
+    app = live_server.app
+    with app.app_context():
+        add_member("reader@example.org", name="Robin Reader", clock=clock)
+    admin = logged_in_admin(app, clock)
+    body = "# Council letter\n\nDear {{ name }}, the council wrote to us. " + BODIES["long-url"]
+    announcement_id = compose(admin, subject="Council letter", body=body)
+    page_path = f"/admin/announcements/{announcement_id}"
+    admin_post(admin, page_path, f"{page_path}/send-now")
+    run_tick_for_app(app)
+    text, html = parts(smtp.wait_for(1)[0].message)
+    context = browser.new_context(viewport={"width": 320, "height": 800}, is_mobile=True)
+    try:
+        email = context.new_page()
+        email.set_content(html, wait_until="load")
+        assert not email.locator(".preheader").is_visible()
+        tree = email.locator("body").aria_snapshot()  # what a screen reader gets: the sentence once
+        assert tree.count("the council wrote to us") == 1 and "\u034f" not in tree
+        first = email.get_by_role("link").first
+        assert first.inner_text() == "View in your browser"
+        url = first.get_attribute("href") or ""
+    finally:
+        context.close()
+    assert url.startswith(f"{live_server.url}/archive/view/") and url in text
+    for width in (320, 1024):
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": width, "height": 800}, is_mobile=width < 600
+        )
+        try:
+            page = context.new_page()
+            assert page.goto(path_of(url)).status == 200  # type: ignore[union-attr]
+            assert "Robin" not in page.content() and "Dear parent or carer" in page.content()
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            axe(page)
+        finally:
+            context.close()

@@ -220,6 +220,8 @@ def test_unsubscribe_page_and_unsubscribed_page(page: Page, live_server, smtp, a
 INFORMATION_AND_ERROR_PAGES = [
     ("/", 200, f"{FORUM} by email"),
     ("/privacy", 200, "Privacy notice"),
+    ("/archive", 200, "Past announcements"),  # with its feed link (R3)
+    ("/archive/view/tampered.link", 404, "Page not found"),  # a web-view link that is not ours (issue 17.4)
     ("/no-such-page", 404, "Page not found"),
     ("/confirm/not-a-real-token", 400, "This link does not work"),
 ]

@@ -546,7 +546,7 @@ def _sweep_arguments(app: Any, client: Any, smtp: Any) -> dict[str, Any]:
                                   clock=app.extensions["mailer.clock"])
         db.session.commit()
         return {"member_id": member_id, "announcement_id": announcement_id, "document_id": document.id,
-                "template_id": template_id, "public_id": document.public_id, "name": "letter.pdf",
+                "template_id": template_id, "group_id": 1, "public_id": document.public_id, "name": "letter.pdf",
                 "import_id": "A" * 22, "links": links, "admin_id": admin_id, "invitation_id": invitation.id,
                 "session_id": 999_999}  # a session that does not exist: ending the sweep's own would log it out
 

@@ -138,10 +138,10 @@ def test_the_menu_follows_the_role(app, clock):
 
     assert menu(log_in_as(app, clock, AdminRole.OWNER)) == [
         "Announcements", "Members", "Bounces", "New announcement", "Templates", "Consent wording", "Audit log",
-        "Public archive", "Admins", "Your account", "Your log-ins"]
+        "Groups", "Forum details", "Posters and leaflets", "Public archive", "Admins", "Your account", "Your log-ins"]
     assert menu(log_in_as(app, clock, AdminRole.SENDER)) == [
-        "Announcements", "Members", "Bounces", "New announcement", "Templates", "Public archive", "Your account",
-        "Your log-ins"]
+        "Announcements", "Members", "Bounces", "New announcement", "Templates", "Posters and leaflets",
+        "Public archive", "Your account", "Your log-ins"]
 
 
 def test_a_role_change_counts_from_the_next_request(app, clock):

@@ -30,6 +30,7 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_FORUM_NAME": ("Env Forum", "Env Forum"),
     "MAILER_CONTACT_ADDRESS": ("hello@env.example", "hello@env.example"),
     "MAILER_PRIVACY_NOTICE_URL": ("https://env.example/privacy", "https://env.example/privacy"),
+    "MAILER_FOOTER_LINE": ("Registered charity number 1234567", "Registered charity number 1234567"),
     "MAILER_MESSAGE_ID_DOMAIN": ("mail.env.example", "mail.env.example"),
     "MAILER_REPLY_TO": ("replies@env.example", "replies@env.example"),
     "MAILER_LIST_ID": ("news.env.example", "news.env.example"),
@@ -37,6 +38,7 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_CONFIRMATION_INTERVAL_MINUTES": ("90", 90.0),
     "MAILER_SUPPRESSION_KEY": ("123456", "123456"),  # JSON makes it a number; it is still a key
     "MAILER_UNCONFIRMED_RETENTION_DAYS": ("14", 14.0),
+    "MAILER_CONFIRM_REMINDER_DAYS": ("3", 3),
     "MAILER_OUTBOX_RETENTION_DAYS": ("7.5", 7.5),
     "MAILER_DELIVERY_RETENTION_DAYS": ("400", 400.0),
     "MAILER_AUDIT_RETENTION_DAYS": ("365", 365.0),
@@ -85,6 +87,9 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_LOG_SETUP": ("false", False),
     "MAILER_JOIN_RATE_LIMIT": ("10 per hour", "10 per hour"),
     "MAILER_JOIN_RATE_LIMIT_PER_ADDRESS": ("3/hour", "3/hour"),
+    "MAILER_EMBED_ORIGINS": (
+        "https://www.Forum.example  http://127.0.0.1:8080/", ("https://www.forum.example", "http://127.0.0.1:8080")
+    ),
     "MAILER_LOGIN_RATE_LIMIT_IP": ("10 per 10 minutes", "10 per 10 minutes"),
     "MAILER_LOGIN_RATE_LIMIT_ACCOUNT": ("3 per 15 minutes; 10 per day", "3 per 15 minutes; 10 per day"),
     "MAILER_RESET_RATE_LIMIT_IP": ("5 per hour", "5 per hour"),
@@ -166,6 +171,8 @@ def test_flask_mail_sees_the_parsed_values_not_the_strings(clean_env):
         ("MAILER_BATCH_SIZE", "abc", "a whole number"),
         ("MAILER_BATCH_SIZE", "2.5", "a whole number"),
         ("MAILER_BATCH_SIZE", "0", "at least 1"),
+        ("MAILER_CONFIRM_REMINDER_DAYS", "-1", "at least 0"),  # issue 20.7: 0 is off, never negative
+        ("MAILER_CONFIRM_REMINDER_DAYS", "2.5", "a whole number"),
         ("MAILER_BATCH_SIZE", True, "a whole number"),  # FLASK_MAILER_BATCH_SIZE=true arrives as a bool
         ("MAILER_TICK_SECONDS", "-5", "a number more than 0"),  # a negative interval
         ("MAILER_TICK_SECONDS", "0", "a number more than 0"),

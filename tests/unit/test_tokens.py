@@ -10,7 +10,14 @@ from itsdangerous.encoding import base64_decode
 
 from mailer.clock import FrozenClock
 from mailer.errors import TokenExpired, TokenInvalid
-from mailer.mail.tokens import Purpose, TokenMaker, make_token, read_token
+from mailer.mail.tokens import (
+    Purpose,
+    TokenMaker,
+    make_token,
+    make_web_view_token,
+    read_token,
+    read_web_view_token,
+)
 from mailer.models import new_link_key
 
 SECRET = "test-only-secret"
@@ -165,3 +172,17 @@ def test_token_maker_refuses_anything_but_a_link_key_and_a_version(clock):
     for who in ("parent@example.org", 42, 'a' * 21 + '"', "short"):
         with pytest.raises(TypeError):
             maker.make(Purpose.UNSUBSCRIBE, who, 1)  # type: ignore[arg-type]
+
+
+def test_web_view_tokens_name_an_announcement_and_refuse_tampering() -> None:
+    """Issue 17.4: a web-view token reads back as its announcement id, never expires, and anything
+    tampered, truncated, signed with another key or made for another purpose is TokenInvalid."""
+    token = make_web_view_token(SECRET, 42)
+    assert read_web_view_token(SECRET, token) == 42
+    unsubscribe = make_token(SECRET, Purpose.UNSUBSCRIBE, "k" * 22, 1, clock=FrozenClock())
+    for bad in (token[:-1] + ("A" if token[-1] != "A" else "B"), token[:-3], "42", "", "x" * 300, unsubscribe,
+                make_web_view_token("another-secret-key-of-enough-length", 42)):
+        with pytest.raises(TokenInvalid):
+            read_web_view_token(SECRET, bad)
+    with pytest.raises(TypeError):
+        make_web_view_token(SECRET, 0)

@@ -13,7 +13,12 @@ from mailer.web.admin import (  # noqa: E402  the views register on bp, so it mu
     audit,  # noqa: F401
     bounces,  # noqa: F401
     documents,  # noqa: F401
+    forum_settings,  # noqa: F401
+    groups,  # noqa: F401
+    member_new,  # noqa: F401
     members,  # noqa: F401
+    reach,  # noqa: F401
+    reach_embed,  # noqa: F401
     routes,  # noqa: F401  (registers the views on bp)
 )
 

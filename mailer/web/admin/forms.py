@@ -19,7 +19,13 @@ from mailer.members import admin as member_admin
 from mailer.models import AdminRole, MemberStatus
 from mailer.web.libs import FileField, FileRequired, FlaskForm, SelectChoice
 from mailer.web.numbers import database_id
-from mailer.web.public.forms import CheckboxesField
+from mailer.web.public.forms import (
+    CheckboxesField,
+    email_field,
+    groups_field,
+    name_field,
+    social_media_field,
+)
 
 
 class LoginForm(FlaskForm):
@@ -182,3 +188,72 @@ class LoginCodeForm(FlaskForm):
 
 class SecurityPolicyForm(FlaskForm):
     require_two_step = BooleanField("Every admin must use two-step login")
+
+
+class GroupForm(FlaskForm):
+    """Add or change a group (V6); mailer.members.groups checks the values and says what is wrong."""
+
+    name = StringField("Name")
+    description = TextAreaField("Description (optional)")
+
+
+class MoveGroupForm(FlaskForm):
+    direction = SelectField(
+        "Direction",
+        choices=[SelectChoice("up", "Move up"), SelectChoice("down", "Move down")],  # type: ignore[list-item]
+    )
+
+
+class ForumSettingsForm(FlaskForm):
+    """The forum's details (V6); mailer.members.forum_details checks the values and says what is wrong."""
+
+    forum_name = StringField("Forum name")
+    contact_address = StringField("Contact email address")
+    privacy_notice_url = StringField("Privacy notice link (optional)")
+    footer_line = StringField("Footer line (optional)")
+    undo_seconds = StringField("How long you have to stop a send")
+
+
+class JoiningLinesForm(FlaskForm):
+    """The poster's and leaflet's three lines on what joining gives (R1)."""
+
+    line_1 = StringField("First line")
+    line_2 = StringField("Second line")
+    line_3 = StringField("Third line")
+
+
+# --- one member at a time (V7) ---------------------------------------------------------------------------------
+
+SEND_CONFIRMATION = "email"
+HOW_THEY_AGREED = [
+    SelectChoice(SEND_CONFIRMATION, "Send them a confirmation email"),
+    SelectChoice("phone", "They agreed by phone"),
+    SelectChoice("paper_form", "They agreed on a paper form"),
+    SelectChoice("in_person", "They agreed in person"),
+]
+
+
+class MemberDetailsForm(FlaskForm):
+    """A member's name, groups and social media answer, as an admin changes them: the join form's fields."""
+
+    name = name_field()
+    groups = groups_field()
+    social_media = social_media_field()
+
+
+class NewMemberForm(MemberDetailsForm):
+    """Add one member (V7): the join form's fields, and how they agreed."""
+
+    email = email_field()
+    how = RadioField(
+        "How did they agree to get our emails?",
+        choices=HOW_THEY_AGREED,  # type: ignore[arg-type]  # types-WTForms predates SelectChoice
+        default=SEND_CONFIRMATION,
+        validators=[InputRequired("Choose how they agreed.")],
+    )
+    agreed_on = DateField("The date they agreed", validators=[Optional()])
+    wording = RadioField("The wording they were told", coerce=database_id, validators=[Optional()])
+    note = TextAreaField(
+        "Note (optional)", validators=[Length(max=500, message="The note must be 500 characters or fewer.")]
+    )
+

@@ -31,10 +31,12 @@ from mailer.members.csv.uploads import (
     upload_path,
 )
 from mailer.members.membership import list_groups
+from mailer.members.one_member import pending_address_change
 from mailer.models import ConsentAction, ConsentMethod, MailKind, Member, MemberStatus, OutboxState
 from mailer.transaction import transaction
 from mailer.web.admin import bp
 from mailer.web.admin.forms import STATUS_WORDS, ActionForm, ImportUploadForm, MemberFilterForm
+from mailer.web.auth import may_use
 from mailer.web.context import clock, current_settings, membership_policy
 from mailer.web.libs import SelectChoice, current_user
 from mailer.web.numbers import int_arg
@@ -57,6 +59,9 @@ METHOD_WORDS = {
     ConsentMethod.IMPORT: "a CSV import",
     ConsentMethod.ADMIN: "an admin, on their behalf",
     ConsentMethod.SYSTEM: "the mail system",
+    ConsentMethod.PHONE: "by phone, recorded by an admin",
+    ConsentMethod.PAPER_FORM: "on a paper form, recorded by an admin",
+    ConsentMethod.IN_PERSON: "in person, recorded by an admin",
 }
 KIND_WORDS = {
     MailKind.CONFIRM: "Please confirm",
@@ -64,6 +69,10 @@ KIND_WORDS = {
     MailKind.WELCOME: "Welcome",
     MailKind.TEST: "Test announcement",
     MailKind.PREFERENCES_LINK: "Link to change their details",
+    MailKind.CONFIRM_REMINDER: "Reminder to confirm",
+    MailKind.WELCOME_ADDED: "Welcome (added by an admin)",
+    MailKind.ADDRESS_CONFIRM: "Please confirm your new address (to the new address)",
+    MailKind.ADDRESS_CHANGED: "Your emails now go to a new address (to the old address)",
 }
 OUTBOX_WORDS = {
     OutboxState.PENDING: "Waiting to go",
@@ -91,7 +100,7 @@ def _template_words() -> dict[str, object]:
 
 @bp.get("/members")
 def members() -> ResponseReturnValue:
-    groups = list_groups(db.session())
+    groups = list_groups(db.session(), include_retired=True)  # their members keep retired groups (V6)
     form = MemberFilterForm(formdata=request.args)
     form.group.choices = (
         [SelectChoice("", "Any group")]  # type: ignore[assignment]  # types-WTForms predates SelectChoice
@@ -135,6 +144,9 @@ def member(member_id: int) -> ResponseReturnValue:
         bounce_threshold=current_settings().bounce_threshold,
         bounce_decay_days=int(current_settings().bounce_decay_days),
         next_confirmation_at=member_admin.next_confirmation_allowed_at(item, membership_policy()),
+        pending_address=pending_address_change(
+            db.session(), item.id, max_age=current_settings().confirm_max_age, now=clock().now()
+        ),
         now=clock().now(),
         action_form=ActionForm(),
         **_template_words(),
@@ -218,7 +230,7 @@ def import_upload_limit(endpoint: str | None, values: dict[str, object] | None) 
     hooks (CSRF, the NUL check) read it before any blueprint's; URL value preprocessors run
     ahead of all of them. A file over the limit gets the 413 page; every other form, and
     anyone not logged in, keeps MAX_CONTENT_LENGTH."""
-    if endpoint == "admin.import_members" and current_user.is_authenticated:
+    if endpoint == "admin.import_members" and may_use("admin.import_members"):
         request.max_content_length = current_settings().import_max_bytes
 
 

@@ -317,9 +317,11 @@ def _announcement_form(item: Announcement | None = None) -> AnnouncementForm:
             "only_without_social_media": item.only_without_social_media,
         },
     )
+    # Retired groups leave the audience list (V6), except on an announcement that already has them.
+    kept = [] if item is None else [g for g in item.groups if g.retired_at is not None]
     form.groups.choices = [
-        SelectChoice(g.id, g.name)  # type: ignore[misc]  # types-WTForms predates SelectChoice
-        for g in list_groups(db.session())
+        SelectChoice(g.id, g.name if g.retired_at is None else f"{g.name} (retired)")  # type: ignore[misc]
+        for g in list_groups(db.session()) + kept
     ]
     return form
 

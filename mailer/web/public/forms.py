@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
+from wtforms import BooleanField, HiddenField, RadioField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -68,6 +68,17 @@ class JoinForm(FlaskForm):
     )
     # Honeypot: hidden from people, filled in by bots. A hit is answered like a success.
     website = StringField("Leave this empty", validators=[Length(max=200)])
+
+
+class EmbedJoinForm(JoinForm):
+    """The join form inside another website's frame (R2): the same fields, but its protection against forged
+    posts is a signed form token and the Origin check (mailer.web.public.embed), not the session cookie that
+    browsers block in a cross-site frame."""
+
+    class Meta:
+        csrf = False
+
+    form_token = HiddenField()
 
 
 class ButtonForm(FlaskForm):

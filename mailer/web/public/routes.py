@@ -13,12 +13,19 @@ from wtforms import ValidationError
 from mailer.errors import InvalidInput
 from mailer.extensions import db, limiter
 from mailer.health import find_sending_health
-from mailer.mail.tokens import Purpose, read_token
+from mailer.mail.tokens import Purpose, make_token, read_token
 from mailer.members import consent, membership
 from mailer.members.addresses import address_hash
-from mailer.models import ConsentMethod, SocialMedia
+from mailer.models import ConsentMethod, Member, SocialMedia
 from mailer.transaction import transaction
-from mailer.web.context import clock, confirm_max_age_seconds, current_settings, evidence, membership_policy
+from mailer.web.context import (
+    clock,
+    confirm_max_age_seconds,
+    current_settings,
+    evidence,
+    forum_settings,
+    membership_policy,
+)
 from mailer.web.libs import CSRFError, SelectChoice, csrf_exempt, validate_csrf
 from mailer.web.public import bp
 from mailer.web.public.forms import ButtonForm, JoinForm
@@ -41,6 +48,13 @@ def _join_address_key() -> str:
     return "join-address:" + address_hash(membership_policy().suppression_key, typed)
 
 
+# The join form's limits, shared by every page that takes a join (/join and /join/embed count together).
+join_limit = limiter.shared_limit(_join_rate_limit, scope="join", methods=["POST"])
+join_address_limit = limiter.shared_limit(
+    _join_address_rate_limit, scope="join-address", methods=["POST"], key_func=_join_address_key
+)
+
+
 @bp.get("/")
 def home() -> ResponseReturnValue:
     return render_template("public/home.html")
@@ -52,35 +66,47 @@ def privacy() -> ResponseReturnValue:
     return render_template("public/privacy.html", wording=wording)
 
 
-@bp.route("/join", methods=["GET", "POST"])
-@limiter.limit(_join_rate_limit, methods=["POST"])
-@limiter.limit(_join_address_rate_limit, methods=["POST"], key_func=_join_address_key)
-def join() -> ResponseReturnValue:
-    groups = membership.list_groups(db.session())
-    wording = consent.current_wording(db.session())
-    form = JoinForm()
+def prepare_join_form(form: JoinForm) -> str:
+    """Give a join form its groups; returns the consent wording as the form shows it (J1)."""
     form.groups.choices = [
-        SelectChoice(g.id, g.name) for g in groups  # type: ignore[misc]  # types-WTForms predates SelectChoice
+        SelectChoice(g.id, g.name)  # type: ignore[misc]  # types-WTForms predates SelectChoice
+        for g in membership.list_groups(db.session())
     ]
-    if form.validate_on_submit():
-        if form.website.data:
-            log.info("join: honeypot filled in; answered like a success, nothing sent")
-            return redirect(url_for(".join_done"), 303)
-        details = membership.JoinDetails(
-            email=form.email.data or "",
-            name=form.name.data or "",
-            social_media=SocialMedia(form.social_media.data),
-            group_ids=list(form.groups.data or []),
-        )
-        try:
-            with transaction(db.session()):
-                membership.queue_join(db.session(), details, evidence(ConsentMethod.FORM), clock=clock())
-        except InvalidInput as exc:
-            getattr(form, exc.field or "email").errors.append(str(exc))
-        else:
-            return redirect(url_for(".join_done"), 303)
+    return consent.wording_as_shown(consent.current_wording(db.session()), forum_settings().forum_name)
+
+
+def accept_join(form: JoinForm) -> bool:
+    """Check a posted join form and queue it (J1): True when the page should say 'check your email' (also for a
+    filled-in honeypot, so a bot learns nothing), False with the form's errors set."""
+    if not form.validate_on_submit():
+        return False
+    if form.website.data:
+        log.info("join: honeypot filled in; answered like a success, nothing sent")
+        return True
+    details = membership.JoinDetails(
+        email=form.email.data or "",
+        name=form.name.data or "",
+        social_media=SocialMedia(form.social_media.data),
+        group_ids=list(form.groups.data or []),
+    )
+    try:
+        with transaction(db.session()):
+            membership.queue_join(db.session(), details, evidence(ConsentMethod.FORM), clock=clock())
+    except InvalidInput as exc:
+        getattr(form, exc.field or "email").errors.append(str(exc))
+        return False
+    return True
+
+
+@bp.route("/join", methods=["GET", "POST"])
+@join_limit
+@join_address_limit
+def join() -> ResponseReturnValue:
+    form = JoinForm()
+    wording_text = prepare_join_form(form)
+    if accept_join(form):
+        return redirect(url_for(".join_done"), 303)
     status = 400 if form.is_submitted() else 200
-    wording_text = consent.wording_as_shown(wording, current_settings().forum_name)
     return render_template("public/join.html", form=form, wording_text=wording_text), status
 
 
@@ -100,7 +126,7 @@ def confirm_page(token: str) -> ResponseReturnValue:
 def confirm(token: str) -> ResponseReturnValue:
     link_key, version = _read(Purpose.CONFIRM, token)
     with transaction(db.session()):
-        _, newly = membership.confirm_membership(
+        member, newly = membership.confirm_membership(
             db.session(),
             link_key,
             version,
@@ -108,7 +134,8 @@ def confirm(token: str) -> ResponseReturnValue:
             policy=membership_policy(),
             clock=clock(),
         )
-    return render_template("public/confirmed.html", newly=newly)
+    preferences_url = _preferences_url(member, member.token_version)  # this link just proved the address is theirs
+    return render_template("public/confirmed.html", newly=newly, preferences_url=preferences_url)
 
 
 @bp.post("/confirm/<token>/new-link")
@@ -125,11 +152,13 @@ def confirm_new_link(token: str) -> ResponseReturnValue:
 @bp.route("/unsubscribe/<token>", methods=["GET"])
 def unsubscribe_page(token: str) -> ResponseReturnValue:
     """Every unsubscribe link ever sent works (J4); one of an erased member says they are not on the list."""
-    link_key, _ = _read(Purpose.UNSUBSCRIBE, token)
+    link_key, version = _read(Purpose.UNSUBSCRIBE, token)
     member = membership.find_member_to_unsubscribe(db.session(), link_key)
     if member is None:
         return render_template("public/not_on_list.html"), 200
-    return render_template("public/unsubscribe.html", form=ButtonForm(), member=member)
+    return render_template(
+        "public/unsubscribe.html", form=ButtonForm(), member=member, preferences_url=_preferences_url(member, version)
+    )
 
 
 @bp.post("/unsubscribe/<token>")
@@ -187,6 +216,15 @@ def _is_one_click() -> bool:
     if request.mimetype in _FORM_TYPES or length is None or length > 4 * len(ONE_CLICK_BODY):
         return False
     return request.get_data(as_text=True).strip() == ONE_CLICK_BODY
+
+
+def _preferences_url(member: Member | None, version: int) -> str | None:
+    """The member's preferences link (R3), only for a link of their current version: preferences links show
+    data and stay revocable, so an older link (which still unsubscribes, J4) gets "get a new link" instead."""
+    if member is None or member.token_version != version:
+        return None
+    token = make_token(current_settings().secret_key, Purpose.PREFERENCES, member.link_key, version, clock=clock())
+    return url_for("member.preferences", token=token)
 
 
 def _read(purpose: Purpose, token: str) -> tuple[str, int]:
