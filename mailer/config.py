@@ -87,6 +87,8 @@ class Defaults:
     MAILER_LOGIN_RATE_LIMIT_IP = "20 per 10 minutes"
     MAILER_LOGIN_RATE_LIMIT_ACCOUNT = "5 per 15 minutes"  # failed attempts for one account from one IP address
     MAILER_TEST_SEND_RATE_LIMIT = "30 per hour"  # test emails per admin (a test to five addresses counts five)
+    MAILER_RESET_RATE_LIMIT_IP = "10 per hour"  # "Forgot your password?" requests from one IP address
+    MAILER_RESET_RATE_LIMIT_ADDRESS = "3 per hour"  # reset requests for one address, from anywhere
     MAILER_ADMIN_IDLE_MINUTES = 480  # an admin session this long without a request must log in again
     MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE = 60  # spreads an import's confirmation emails out; 0 sends at once
     MAILER_IMPORT_MAX_BYTES = 20 * 1024 * 1024  # CSV upload limit, for the import page only (J6)

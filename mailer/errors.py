@@ -88,6 +88,27 @@ class StorageFull(MailerError):
     )
 
 
+class LinkUnusable(MailerError):
+    """An emailed admin link (invitation, password reset, new address) that cannot be used: tampered, replaced by
+    a newer one, withdrawn, expired or already used (V4). Nothing was changed."""
+
+    message = "This link does not work. It may have been copied incompletely or replaced by a newer one."
+
+
+class LastOwner(MailerError):
+    """Removing or demoting this admin would leave nobody who can run the service (V4). Nothing was changed."""
+
+    message = (
+        "There must always be at least one owner, and this is the last one. "
+        "Make another admin an owner first, then try again."
+    )
+
+
+class AdminGone(MailerError):
+    """The admin or invitation named no longer exists (another owner removed it first)."""
+
+    message = "That admin or invitation no longer exists. Someone may have removed it a moment ago."
+
 class NotPermitted(MailerError):
     """The admin's role does not allow this (e.g. a sender ending another admin's session). Nothing was changed."""
 

@@ -331,6 +331,8 @@ class Settings:
     login_rate_limit_ip: str = setting("MAILER_LOGIN_RATE_LIMIT_IP", rate_limit())
     login_rate_limit_account: str = setting("MAILER_LOGIN_RATE_LIMIT_ACCOUNT", rate_limit())
     test_send_rate_limit: str = setting("MAILER_TEST_SEND_RATE_LIMIT", rate_limit())
+    reset_rate_limit_ip: str = setting("MAILER_RESET_RATE_LIMIT_IP", rate_limit())
+    reset_rate_limit_address: str = setting("MAILER_RESET_RATE_LIMIT_ADDRESS", rate_limit())
     admin_idle_minutes: float = setting("MAILER_ADMIN_IDLE_MINUTES", number(above=True))
     import_confirmations_per_minute: float = setting("MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE", number())
     import_max_bytes: int = setting("MAILER_IMPORT_MAX_BYTES", whole(minimum=1))

@@ -71,6 +71,11 @@ def _autosave(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str | No
     return None if form.get("announcement_id") else "announcement created"
 
 
+def _role_change(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
+    role = form.get("role")
+    return f"admin role changed to {role}" if role in {r.value for r in AdminRole} else "admin role changed"
+
+
 def _security_policy(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
     return "two-step login required for everyone" if form.get("require_two_step") else "two-step login not required"
 
@@ -135,6 +140,23 @@ PERMISSIONS: dict[str, Permission] = {
     # settings and records
     "admin.consent_wording": Permission(OWNERS, audit="consent wording changed", creates="consent_wording"),
     "admin.audit_log": Permission(OWNERS),
+    # admin accounts (issue 19 part 1)
+    "admin.admins": Permission(OWNERS),
+    "admin.admins_invite": Permission(OWNERS, audit="admin invited", creates="admin_invitation"),
+    "admin.admins_resend_invitation": Permission(OWNERS, audit="invitation sent again"),
+    "admin.admins_withdraw_invitation": Permission(OWNERS, audit="invitation withdrawn"),
+    "admin.admins_change_role": Permission(OWNERS, audit=_role_change),
+    "admin.admins_remove": Permission(OWNERS, audit="admin removed"),
+    "admin.account": Permission(EVERYONE),
+    "admin.account_password": Permission(EVERYONE, audit="password changed"),
+    "admin.account_email": Permission(EVERYONE, audit="new email address asked for"),
+    # emailed links and the reset request: no log-in (each view records its own event when it changes something)
+    "admin.accept_invitation": Permission(EVERYONE, public=True),
+    "admin.confirm_email": Permission(EVERYONE, public=True),
+    "admin.forgot_password": Permission(EVERYONE, public=True),
+    "admin.forgot_password_sent": Permission(EVERYONE, public=True),
+    "admin.reset_password": Permission(EVERYONE, public=True),
+
     # the forum: groups, details, posters (issue 20)
     "admin.groups": Permission(OWNERS),
     "admin.groups_add": Permission(OWNERS, audit="group added", creates="group"),
@@ -156,6 +178,7 @@ OBJECT_ARGS = (
     ("announcement_id", "announcement"),
     ("import_id", "import"),
     ("admin_id", "admin"),
+    ("invitation_id", "admin_invitation"),
     ("group_id", "group"),
     ("session_id", "admin_session"),
 )

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailer.admins.links import live_link_key
 from mailer.announcements.documents import find_document_links
 from mailer.clock import Clock
 from mailer.engine.idsets import in_ids
@@ -21,7 +22,7 @@ from mailer.engine.settings import EngineSettings
 from mailer.engine.transport import SendFailure
 from mailer.logs.redact import redact
 from mailer.mail.announcement import AnnouncementContent, AnnouncementMail
-from mailer.mail.transactional import TransactionalMail
+from mailer.mail.transactional import ADMIN_LINK_MAIL, TransactionalMail
 from mailer.mail.verp import VerpKind
 from mailer.models import (
     Announcement,
@@ -173,6 +174,12 @@ def _job_for(session: Session, row: _Row, member: _Recipient | None) -> _Job:
         content = AnnouncementContent(item.id, item.subject, item.body_markdown, item.updated_at, documents)
         name, groups = _sample_values(session, (row.payload or {}).get("sample_member_id"))
         return _Job(row.id, row.kind, row.to_address or "", name, "", 0, content, groups)
+    if row.kind in ADMIN_LINK_MAIL:
+        # An admin link used, withdrawn or replaced since the mail was queued: nothing to send (V4).
+        link_key = live_link_key(session, row.kind, (row.payload or {}).get("link_id"), row.to_address or "")
+        if link_key is None:
+            return _Job(row.id, row.kind, "", "", "", 0)
+        return _Job(row.id, row.kind, row.to_address or "", "", link_key, 0)
     if row.member_id is None:
         return _Job(row.id, row.kind, row.to_address or "", "", "", 0)
     if member is None or not _still_wanted(row.kind, member):

@@ -12,8 +12,11 @@ from mailer.members.addresses import address_hash
 
 # Local part and domain loosely: over-redacting a log line costs nothing, missing an address does.
 _ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-# The secret part of a signed link: /confirm/<token>, /unsubscribe/<token>, /preferences/<token>.
-_TOKEN_PATH = re.compile(r"/(confirm|unsubscribe|preferences)/(?!link-sent\b)[A-Za-z0-9_.~%=-]{8,}")
+# The secret part of a signed link: /confirm/<token>, /unsubscribe/<token>, /preferences/<token>, and the
+# admin links (V4): /admin/invitation/<token>, /admin/reset-password/<token>, /admin/confirm-email/<token>.
+_TOKEN_PATH = re.compile(
+    r"/(confirm|unsubscribe|preferences|invitation|reset-password|confirm-email)/(?!link-sent\b)[A-Za-z0-9_.~%=-]{8,}"
+)
 
 # PostgreSQL's error details quote the row or key values ("Failing row contains (1, Zoë, ...)",
 # "Key (email_key)=(zoe@...) already exists"): a member's name and address. The engine already logs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hmac
 import re
+from datetime import timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
@@ -26,6 +27,18 @@ class Purpose(enum.StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
     ADDRESS_CHANGE = "change-address"  # the payload's key is an address change's, not a member's (V7)
+    # Admin accounts (V4): the value is also the link's path under the base URL.
+    ADMIN_INVITATION = "admin/invitation"
+    PASSWORD_RESET = "admin/reset-password"
+    EMAIL_CHANGE = "admin/confirm-email"
+
+
+# How long each emailed admin link works (V4): the mails say so, the rows record it.
+ADMIN_LINK_LIFETIMES = {
+    Purpose.ADMIN_INVITATION: timedelta(hours=72),
+    Purpose.PASSWORD_RESET: timedelta(hours=1),
+    Purpose.EMAIL_CHANGE: timedelta(hours=24),
+}
 
 
 def _serializer(secret_key: str, purpose: Purpose, clock: Clock) -> URLSafeTimedSerializer:

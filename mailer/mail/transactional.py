@@ -14,16 +14,22 @@ from mailer.clock import Clock
 from mailer.mail.emails import MailSettings, MailTemplate, render_template
 from mailer.mail.personal_fields import groups_value
 from mailer.mail.prebuilt import PrebuiltMessage, row_message_id
-from mailer.mail.tokens import Purpose, TokenMaker
+from mailer.mail.tokens import ADMIN_LINK_LIFETIMES, Purpose, TokenMaker
 from mailer.models import MailKind
 
 if TYPE_CHECKING:
     from mailer.settings import Settings
 
-SLOTS = ["name", "confirm_url", "unsubscribe_url", "preferences_url", "groups"]
+SLOTS = ["name", "confirm_url", "unsubscribe_url", "preferences_url", "groups", "action_url"]
 NAME_FALLBACK = "parent or carer"
 NO_GROUPS = "the news we send to all members"  # the welcome mail of a member who chose no group (issue 20.6)
 CONFIRM_KINDS = (MailKind.CONFIRM, MailKind.CONFIRM_REMINDER)  # carry a confirmation link, to pending members
+# Mail to admins (V4) carrying one link: the token names the link's row key (mailer.admins.links), version 0.
+ADMIN_LINK_MAIL = {
+    MailKind.ADMIN_INVITATION: Purpose.ADMIN_INVITATION,
+    MailKind.PASSWORD_RESET: Purpose.PASSWORD_RESET,
+    MailKind.EMAIL_CHANGE: Purpose.EMAIL_CHANGE,
+}
 
 
 class TransactionalMail:
@@ -88,6 +94,8 @@ class TransactionalMail:
         self, kind: MailKind, name: str, link_key: str, version: int, group_names: Sequence[str] = ()
     ) -> dict[str, str]:
         values = {"name": name or NAME_FALLBACK}
+        if kind in ADMIN_LINK_MAIL:
+            values["action_url"] = self.link(ADMIN_LINK_MAIL[kind], link_key, 0)
         if kind is MailKind.WELCOME:
             values["groups"] = groups_value(group_names) if any(group_names) else NO_GROUPS
         if kind in CONFIRM_KINDS:
@@ -108,6 +116,7 @@ class TransactionalMail:
                 self._settings,
                 SLOTS,
                 confirm_days=self._confirm_days,
+                link_hours={p.value: int(d.total_seconds() // 3600) for p, d in ADMIN_LINK_LIFETIMES.items()},
                 reminder_days=self._reminder_days,
                 with_groups=key[1],
                 join_url=f"{self._settings.base_url}/join",

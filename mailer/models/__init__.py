@@ -4,6 +4,9 @@ Every table is imported here, so `from mailer.models import Member` works and SQ
 
 from mailer.models.admins import (
     Admin,
+    AdminInvitation,
+    AdminLink,
+    AdminLinkPurpose,
     AdminRole,
     AdminSession,
     RecoveryCode,
@@ -71,6 +74,9 @@ __all__ = [
     "SOCIAL_MEDIA_QUESTIONS",
     "AddressChange",
     "Admin",
+    "AdminInvitation",
+    "AdminLink",
+    "AdminLinkPurpose",
     "AdminRole",
     "AdminSession",
     "Announcement",

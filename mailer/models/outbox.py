@@ -19,6 +19,13 @@ class MailKind(enum.StrEnum):
     WELCOME = "welcome"
     TEST = "test"
     PREFERENCES_LINK = "preferences_link"
+    # Admin accounts (V4): to an address, with the link's row id in the payload.
+    ADMIN_INVITATION = "admin_invitation"
+    PASSWORD_RESET = "password_reset"
+    EMAIL_CHANGE = "admin_email_change"
+    # To an admin's old address, after they confirmed a new one: no link.
+    EMAIL_CHANGED = "admin_email_changed"
+
     CONFIRM_REMINDER = "confirm_reminder"  # the one reminder to a signup not confirmed after N days (issue 20.7)
     WELCOME_ADDED = "welcome_added"  # welcome for someone an admin added on their word (phone, paper, in person)
     ADDRESS_CONFIRM = "address_confirm"  # to a new address: confirm it before it replaces the old (V7)

@@ -14,7 +14,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
 from mailer.errors import (
+    AdminGone,
     InvalidInput,
+    LastOwner,
+    LinkUnusable,
     MailerError,
     NotPending,
     NotPermitted,
@@ -37,6 +40,10 @@ PAGES: dict[type[MailerError], tuple[int, str]] = {
     TransitionRefused: (409, "errors/transition_refused.html"),  # before WrongState: the first match wins
     WrongState: (409, "errors/bad_request.html"),
     StorageFull: (507, "errors/storage_full.html"),
+    LinkUnusable: (410, "errors/admin_link.html"),
+    LastOwner: (409, "errors/admin_refused.html"),
+    AdminGone: (404, "errors/admin_refused.html"),
+
     NotPermitted: (403, "errors/bad_request.html"),
 }
 

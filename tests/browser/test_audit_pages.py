@@ -47,7 +47,9 @@ def test_owner_filters_the_audit_log_and_a_writer_sees_only_drafting(page: Page,
     page.get_by_label("Password", exact=True).fill(WRITER_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
-    expect(nav.get_by_role("link")).to_have_text(["Announcements", "New announcement", "Templates", "Public archive"])
+    expect(nav.get_by_role("link")).to_have_text(
+        ["Announcements", "New announcement", "Templates", "Public archive", "Your account", "Your log-ins"]
+    )
     axe(page)
     page.goto("/admin/members")
     expect(page.get_by_role("heading", level=1)).to_have_text("You cannot use this page")

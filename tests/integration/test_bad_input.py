@@ -519,8 +519,9 @@ def _sweep_arguments(app: Any, client: Any, smtp: Any) -> dict[str, Any]:
     with a document, a template."""
     import io
 
+    from mailer.admins.invitations import invite_admin
     from mailer.announcements.templates import list_templates
-    from mailer.models import Document
+    from mailer.models import Admin, AdminRole, Document
     from support.documents import tiny_pdf
     from support.factories import compose
     from support.mail import parts, text_links
@@ -540,9 +541,13 @@ def _sweep_arguments(app: Any, client: Any, smtp: Any) -> dict[str, Any]:
         member_id = db.session.scalar(select(Member.id))
         document = db.session.scalars(select(Document)).one()
         template_id = list_templates(db.session)[0].id
+        admin_id = db.session.scalar(select(Admin.id))
+        invitation = invite_admin(db.session, "invited@example.org", AdminRole.WRITER, invited_by_id=admin_id,
+                                  clock=app.extensions["mailer.clock"])
+        db.session.commit()
         return {"member_id": member_id, "announcement_id": announcement_id, "document_id": document.id,
                 "template_id": template_id, "group_id": 1, "public_id": document.public_id, "name": "letter.pdf",
-                "import_id": "A" * 22, "links": links,
+                "import_id": "A" * 22, "links": links, "admin_id": admin_id, "invitation_id": invitation.id,
                 "session_id": 999_999}  # a session that does not exist: ending the sweep's own would log it out
 
 

@@ -302,7 +302,9 @@ def assert_names_are_the_models_names() -> None:
         expected = constraint_names(table)
         for (kind, _columns), name in expected.items():
             assert name is not None and name.startswith(f"{kind}_"), (table.name, kind, name)
-        if db.engine.dialect.name == "sqlite" and table.name in AUTOINCREMENT_TABLES:
+        if db.engine.dialect.name == "sqlite" and (
+            table.name in AUTOINCREMENT_TABLES or table.dialect_options["sqlite"].get("autoincrement")
+        ):
             expected[("pk", ("id",))] = None
         assert reflected_names(table.name) == expected, table.name
 

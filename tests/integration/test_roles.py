@@ -123,7 +123,8 @@ def test_writers_get_403_on_member_pages_exports_and_send_actions_with_the_menu_
     assert "You cannot use this page" in page and "sam@example.org" not in page
     nav = page.split('<nav aria-label="Admin">', 1)[1].split("</nav>", 1)[0]
     links = re.findall(r'<a href="[^"]*">([^<]+)</a>', nav)
-    assert links == ["Announcements", "New announcement", "Templates", "Public archive"], links
+    assert links == ["Announcements", "New announcement", "Templates", "Public archive", "Your account",
+                     "Your log-ins"], links
     # what a writer may do still works: drafting, and a test to themselves
     assert writer.get(f"/admin/announcements/{announcement}/edit").status_code == 200
     assert writer.post(f"/admin/announcements/{announcement}/test", data={"csrf_token": token}).status_code == 303
@@ -137,9 +138,10 @@ def test_the_menu_follows_the_role(app, clock):
 
     assert menu(log_in_as(app, clock, AdminRole.OWNER)) == [
         "Announcements", "Members", "Bounces", "New announcement", "Templates", "Consent wording", "Audit log",
-        "Public archive"]
+        "Groups", "Forum details", "Posters and leaflets", "Public archive", "Admins", "Your account", "Your log-ins"]
     assert menu(log_in_as(app, clock, AdminRole.SENDER)) == [
-        "Announcements", "Members", "Bounces", "New announcement", "Templates", "Public archive"]
+        "Announcements", "Members", "Bounces", "New announcement", "Templates", "Posters and leaflets",
+        "Public archive", "Your account", "Your log-ins"]
 
 
 def test_a_role_change_counts_from_the_next_request(app, clock):

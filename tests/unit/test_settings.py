@@ -93,6 +93,8 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_LOGIN_RATE_LIMIT_IP": ("10 per 10 minutes", "10 per 10 minutes"),
     "MAILER_LOGIN_RATE_LIMIT_ACCOUNT": ("3 per 15 minutes; 10 per day", "3 per 15 minutes; 10 per day"),
     "MAILER_TEST_SEND_RATE_LIMIT": ("10 per hour", "10 per hour"),
+    "MAILER_RESET_RATE_LIMIT_IP": ("5 per hour", "5 per hour"),
+    "MAILER_RESET_RATE_LIMIT_ADDRESS": ("2 per hour", "2 per hour"),
     "MAILER_ADMIN_IDLE_MINUTES": ("60", 60.0),
     "MAILER_IMPORT_CONFIRMATIONS_PER_MINUTE": ("0", 0.0),
     "MAILER_IMPORT_MAX_BYTES": ("1048576", 1048576),

@@ -8,6 +8,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 from mailer.web.admin import (  # noqa: E402  the views register on bp, so it must exist first
     account,  # noqa: F401
+    admins,  # noqa: F401
     announcement_templates,  # noqa: F401
     audit,  # noqa: F401
     bounces,  # noqa: F401

@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from mailer.members import admin as member_admin
-from mailer.models import MemberStatus
+from mailer.models import AdminRole, MemberStatus
 from mailer.web.libs import FileField, FileRequired, FlaskForm, SelectChoice
 from mailer.web.numbers import database_id
 from mailer.web.public.forms import (
@@ -32,6 +32,57 @@ from mailer.web.public.forms import (
 class LoginForm(FlaskForm):
     email = StringField("Email address", validators=[DataRequired("Enter your email address."), Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=1000)])
+
+
+# The roles an owner can give, in words (V4); the pages say what each may do.
+ROLE_CHOICES = [
+    SelectChoice(AdminRole.OWNER.value, "Owner: everything, including admins, settings, export and erasure"),
+    SelectChoice(AdminRole.SENDER.value, "Sender: write, test, schedule and send announcements; see and add members"),
+    SelectChoice(AdminRole.WRITER.value, "Writer: write drafts and test them to themselves; no member details"),
+]
+
+
+class InviteAdminForm(FlaskForm):
+    email = StringField(
+        "Email address", validators=[DataRequired("Enter the email address to invite."), Length(max=320)]
+    )
+    role = RadioField(
+        "Role", choices=ROLE_CHOICES, validators=[InputRequired("Choose a role.")]  # type: ignore[arg-type]
+    )
+
+
+class RoleForm(FlaskForm):
+    role = RadioField(
+        "Role", choices=ROLE_CHOICES, validators=[InputRequired("Choose a role.")]  # type: ignore[arg-type]
+    )
+
+
+class NewPasswordForm(FlaskForm):
+    """Choosing a password: from an invitation or a reset link."""
+
+    password = PasswordField(
+        "New password", validators=[DataRequired("Enter a password."), Length(max=1000, message="This is too long.")]
+    )
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password."), Length(max=1000)]
+    )
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired("Enter a new password."), Length(max=1000, message="This is too long.")],
+    )
+
+
+class ChangeEmailForm(FlaskForm):
+    email = StringField(
+        "New email address", validators=[DataRequired("Enter your new email address."), Length(max=320)]
+    )
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = StringField("Email address", validators=[DataRequired("Enter your email address."), Length(max=320)])
 
 
 class AnnouncementForm(FlaskForm):

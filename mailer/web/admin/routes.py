@@ -22,6 +22,7 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
 from mailer.admins.accounts import authenticate
+from mailer.admins.permissions import permission_for
 from mailer.admins.sessions import end_session_by_key
 from mailer.admins.two_step import is_on as is_two_step_on
 from mailer.announcements import drafts
@@ -79,7 +80,8 @@ def _failed_login(response: Response) -> bool:
 
 @bp.before_request
 def require_login() -> ResponseReturnValue | None:
-    if request.endpoint in ("admin.login", "admin.login_code") or current_user.is_authenticated:
+    permission = permission_for(request.endpoint)
+    if (permission is not None and permission.public) or current_user.is_authenticated:
         return None
     return unauthorized()
 
