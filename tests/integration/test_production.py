@@ -551,6 +551,8 @@ def sample_arguments(app: Any, clock: Any) -> dict[str, Any]:
         "unsubscribe": make_token(secret, Purpose.UNSUBSCRIBE, link_key_of(app, member_id), 1, clock=clock),
         "preferences": make_token(secret, Purpose.PREFERENCES, link_key_of(app, member_id), 1, clock=clock),
         "admin": "not-a-real-token",  # /admin/invitation/<token> and the other emailed admin links: a 410 page
+        "archive": "not-a-real-token",  # /archive/view/<token>, the web view of an announcement: a 404 page
+        "change-address": "not-a-real-token",  # a new address's confirm link: the page for a bad link
     }
 
 
