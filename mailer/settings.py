@@ -264,6 +264,7 @@ class Settings:
     bounce_imap_password: str = setting("MAILER_BOUNCE_IMAP_PASSWORD", text(secret=True), secret=True)
     bounce_imap_folder: str = setting("MAILER_BOUNCE_IMAP_FOLDER", text())
     hold_after_hours: float = setting("MAILER_HOLD_AFTER_HOURS", number())
+    undo_seconds: int = setting("MAILER_UNDO_SECONDS", whole(maximum=3600))  # V1: the undo window
     unsubscribe_mailto: str = setting("MAILER_UNSUBSCRIBE_MAILTO", text())
     feedback_id: str = setting("MAILER_FEEDBACK_ID", text())  # Gmail's sender id; empty: no Feedback-ID
     dkim_key_file: str = setting("MAILER_DKIM_KEY_FILE", text())
@@ -413,6 +414,10 @@ class Settings:
     @property
     def confirm_max_age(self) -> timedelta:
         return timedelta(days=self.confirm_max_age_days)
+
+    @property
+    def undo_window(self) -> timedelta:
+        return timedelta(seconds=self.undo_seconds)
 
     @property
     def admin_idle(self) -> timedelta:

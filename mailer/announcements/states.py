@@ -100,10 +100,10 @@ RULES: dict[Action, Rule] = {
     Action.SCHEDULE: Rule(
         EDITABLE, SCHEDULED, "It can only be scheduled before sending starts.", sets_time="scheduled_at",
     ),
-    Action.SEND_NOW: Rule(
-        EDITABLE, SCHEDULED, "It has already started sending.", stamps=("scheduled_at", "updated_at"),
+    Action.SEND_NOW: Rule(  # due at the end of the undo window (V1): send_at is now + MAILER_UNDO_SECONDS
+        EDITABLE, SCHEDULED, "It has already started sending.", sets_time="scheduled_at",
     ),
-    Action.UNSCHEDULE: Rule(
+    Action.UNSCHEDULE: Rule(  # "Stop, don't send": races START in the same way as CANCEL (V1)
         (SCHEDULED, HELD), DRAFT, "Only a scheduled one can go back to draft.", clears=("scheduled_at",),
     ),
     Action.CANCEL: Rule(EDITABLE, CANCELLED, "It can only be cancelled before sending starts; pause it instead."),
@@ -136,7 +136,7 @@ def attempt(
     """Make the change if the rule allows it now; False (and nothing changed) if not.
 
     For the worker, where someone else getting there first is normal. `send_at` is the time
-    for SCHEDULE; `hold_after` is how late a START may be (and how late a HOLD must be).
+    for SCHEDULE and SEND_NOW (the end of the undo window); `hold_after` is how late a START may be (and how late a HOLD must be).
     The change is part of the caller's transaction; a loaded Announcement is refreshed on next use."""
     rule = RULES[action]
     now = clock.now()

@@ -46,7 +46,7 @@ ALLOWED: dict[Action, dict[AnnouncementState, AnnouncementState]] = {
 WRITES: dict[Action, dict[str, str | None]] = {
     Action.EDIT: {"updated_at": "now"},
     Action.SCHEDULE: {"scheduled_at": "send_at", "updated_at": "now"},
-    Action.SEND_NOW: {"scheduled_at": "now", "updated_at": "now"},
+    Action.SEND_NOW: {"scheduled_at": "send_at", "updated_at": "now"},  # the end of the undo window (issue 18)
     Action.UNSCHEDULE: {"scheduled_at": None, "updated_at": "now"},
     Action.CANCEL: {"updated_at": "now"},
     Action.PAUSE: {"updated_at": "now"},
@@ -82,7 +82,7 @@ def test_rule_table_every_action_from_every_state(app, clock):
     assert set(RULES) == set(ALLOWED) == set(Action)
     send_at = clock.now() + timedelta(days=1)
     options: dict[Action, dict[str, Any]] = {
-        Action.SCHEDULE: {"send_at": send_at}, Action.START: {"hold_after": HOLD_AFTER},
+        Action.SCHEDULE: {"send_at": send_at}, Action.SEND_NOW: {"send_at": send_at}, Action.START: {"hold_after": HOLD_AFTER},
         Action.HOLD: {"hold_after": timedelta(0)},
     }
     with app.app_context():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     PasswordField,
     SearchField,
     SelectField,
@@ -40,6 +41,12 @@ class ScheduleForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
+
+
+class ConfirmSendForm(FlaskForm):
+    """The check page's button (V1, issue 18): the signed token says what the admin was shown."""
+
+    check = HiddenField(validators=[DataRequired("Check the announcement first."), Length(max=2000)])
 
 
 class ConsentWordingForm(FlaskForm):

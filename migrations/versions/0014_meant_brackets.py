@@ -1,0 +1,30 @@
+"""announcements remember the square brackets an admin confirmed are meant (V2, issue 18)
+
+The check page lists template gaps such as `[your name]`; brackets that belong in the text can be
+confirmed there once. Existing announcements have confirmed none.
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-04 09:05:00.000000
+
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = '0014'
+down_revision = '0013'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('announcement', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('meant_brackets', sa.Text(), nullable=False, server_default=''))
+
+
+def downgrade():
+    with op.batch_alter_table('announcement', schema=None) as batch_op:
+        batch_op.drop_column('meant_brackets')
