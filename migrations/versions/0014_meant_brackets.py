@@ -20,11 +20,11 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE on both databases (SQLite 3.35+ drops columns too): a batch copy of the table would lose
+# SQLite's AUTOINCREMENT on announcement ids (migration 0011).
 def upgrade():
-    with op.batch_alter_table('announcement', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('meant_brackets', sa.Text(), nullable=False, server_default=''))
+    op.add_column('announcement', sa.Column('meant_brackets', sa.Text(), nullable=False, server_default=''))
 
 
 def downgrade():
-    with op.batch_alter_table('announcement', schema=None) as batch_op:
-        batch_op.drop_column('meant_brackets')
+    op.drop_column('announcement', 'meant_brackets')
