@@ -125,7 +125,7 @@ def confirm_send(
     for an empty audience, GapsLeft while anything looks unfinished, TransitionRefused once it has started.
     Returns the check and the time it is due (UTC)."""
     try:
-        shown = _serializer(secret).loads(token, max_age=CHECK_MAX_AGE.total_seconds())
+        shown = _serializer(secret).loads(token, max_age=int(CHECK_MAX_AGE.total_seconds()))
     except SignatureExpired as exc:
         raise CheckOutdated("You checked this announcement a while ago. Check it again before sending.") from exc
     except BadSignature as exc:

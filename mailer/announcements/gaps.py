@@ -65,7 +65,7 @@ def find_gaps(
         gaps.append(Gap(EMPTY, None, "", "The subject is empty. Say what the email is about."))
     if not body.strip():
         gaps.append(Gap(EMPTY, 1, "", "The message is empty. Write the announcement."))
-    lines = [(None, subject)] + list(enumerate(body.replace("\r\n", "\n").split("\n"), start=1))
+    lines = [(None, subject), *enumerate(body.replace("\r\n", "\n").split("\n"), start=1)]
     for number, line in lines:
         gaps.extend(_line_gaps(number, line, meant, documents))
     return gaps
@@ -134,7 +134,9 @@ def announcement_gaps(session: Session, announcement: Announcement) -> list[Gap]
 def draft_gaps(session: Session, subject: str, body: str, *, meant_brackets: Iterable[str] = ()) -> list[Gap]:
     """find_gaps for text not yet saved (the edit page): the documents linked are looked up."""
     linked = {m.group(1) for m in _DOCUMENT_PATH.finditer(body)}
-    existing = set(session.scalars(select(Document.public_id).where(Document.public_id.in_(linked)))) if linked else set()
+    existing: set[str] = set()
+    if linked:
+        existing = set(session.scalars(select(Document.public_id).where(Document.public_id.in_(linked))))
     return find_gaps(subject, body, meant_brackets=meant_brackets, existing_documents=existing)
 
 
@@ -148,5 +150,6 @@ def confirm_brackets(announcement: Announcement, texts: Iterable[str]) -> None:
 
 
 __all__ = [
-    "BRACKETS", "DOCUMENT", "EMPTY", "EXAMPLE", "FIELD", "LINK", "Gap", "announcement_gaps", "bracket_texts", "confirm_brackets", "draft_gaps", "find_gaps", "meant_brackets", "only_brackets",
+    "BRACKETS", "DOCUMENT", "EMPTY", "EXAMPLE", "FIELD", "LINK", "Gap", "announcement_gaps", "bracket_texts",
+    "confirm_brackets", "draft_gaps", "find_gaps", "meant_brackets", "only_brackets",
 ]

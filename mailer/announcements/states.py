@@ -136,7 +136,8 @@ def attempt(
     """Make the change if the rule allows it now; False (and nothing changed) if not.
 
     For the worker, where someone else getting there first is normal. `send_at` is the time
-    for SCHEDULE and SEND_NOW (the end of the undo window); `hold_after` is how late a START may be (and how late a HOLD must be).
+    for SCHEDULE and SEND_NOW (the end of the undo window); `hold_after` is how late a START may be (and how
+    late a HOLD must be).
     The change is part of the caller's transaction; a loaded Announcement is refreshed on next use."""
     rule = RULES[action]
     now = clock.now()

@@ -82,7 +82,8 @@ def test_rule_table_every_action_from_every_state(app, clock):
     assert set(RULES) == set(ALLOWED) == set(Action)
     send_at = clock.now() + timedelta(days=1)
     options: dict[Action, dict[str, Any]] = {
-        Action.SCHEDULE: {"send_at": send_at}, Action.SEND_NOW: {"send_at": send_at}, Action.START: {"hold_after": HOLD_AFTER},
+        Action.SCHEDULE: {"send_at": send_at}, Action.SEND_NOW: {"send_at": send_at},
+        Action.START: {"hold_after": HOLD_AFTER},
         Action.HOLD: {"hold_after": timedelta(0)},
     }
     with app.app_context():

@@ -153,7 +153,8 @@ def test_gaps_block_sending_and_test_sends_and_meant_brackets_can_be_confirmed(a
     with app.app_context():
         from mailer.models import AnnouncementTemplate
 
-        template = db.session.scalar(select(AnnouncementTemplate).where(AnnouncementTemplate.name == "Forward a letter"))
+        named = AnnouncementTemplate.name == "Forward a letter"
+        template = db.session.scalar(select(AnnouncementTemplate).where(named))
         assert template is not None
         body = template.body_markdown
     announcement_id = compose(admin, subject="A letter", body=body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time
 from typing import cast
+from urllib.parse import urlencode
 
 from flask import (
     Response,
@@ -23,8 +24,8 @@ from sqlalchemy import select
 from mailer.admins.accounts import authenticate, end_admin_sessions
 from mailer.announcements import check as checking
 from mailer.announcements import lifecycle as domain
-from mailer.announcements.gaps import announcement_gaps, bracket_texts, confirm_brackets, draft_gaps, meant_brackets
 from mailer.announcements.documents import document_path, find_document_links, list_documents
+from mailer.announcements.gaps import announcement_gaps, bracket_texts, confirm_brackets, draft_gaps, meant_brackets
 from mailer.announcements.states import EDITABLE, allowed_actions
 from mailer.errors import CheckOutdated, GapsLeft, InvalidInput, NobodyToSend, WrongState
 from mailer.extensions import db, limiter
@@ -242,7 +243,8 @@ def check(announcement_id: int) -> ResponseReturnValue:
             domain.update_announcement(db.session(), item, _saved_draft(item), clock=clock())  # claims the row
             confirm_brackets(item, bracket_texts(announcement_gaps(db.session(), item)))
         flash("Noted: those brackets are meant to be there.")
-        return redirect(url_for("admin.check", announcement_id=item.id, **request.args.to_dict()), 303)
+        query = urlencode({k: v for k, v in request.args.items() if k in ("action", "send_date", "send_time")})
+        return redirect(f"{url_for('admin.check', announcement_id=item.id)}?{query}", 303)
     if item.state not in EDITABLE:
         raise WrongState(f"This announcement is {item.state.value}, so there is nothing to send.")
     return _render_check(item, action, _check_time(action))
