@@ -273,8 +273,8 @@ def confirm_send(announcement_id: int, action: str) -> ResponseReturnValue:
         flash(f"It will start sending at {domain.to_london(due):%H:%M:%S} (UK time) to {shown.count:,} "
               "members. Until then you can stop it.")
     else:
-        flash(f"Scheduled for {checking.when_words(due, clock().now())} (UK time), to the "
-              f"{shown.count:,} members in its audience then.")
+        flash(f"Scheduled for {domain.to_london(due):%A %-d %B %Y at %H:%M} (UK time). It goes to the members "
+              f"in its audience then: {shown.count:,} now.")
     return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
 
 
