@@ -157,6 +157,15 @@ def pause_announcement(session: Session, announcement: Announcement, *, clock: C
     transition(session, announcement.id, Action.PAUSE, clock=clock)
 
 
+def stop_sending(session: Session, announcement: Announcement, *, clock: Clock) -> int:
+    """"Stop this send" (issue 18): it ends as cancelled and the members still waiting never get it; messages
+    already handed to the mail server still go. Returns how many will not get it. Refused unless sending or paused
+    (one conditional statement: a finish that came first wins)."""
+    transition(session, announcement.id, Action.STOP, clock=clock)
+    waiting = (Delivery.announcement_id == announcement.id) & (Delivery.state == DeliveryState.PENDING)
+    return session.scalar(select(func.count()).where(waiting)) or 0
+
+
 def resume_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
     transition(session, announcement.id, Action.RESUME, clock=clock)
 

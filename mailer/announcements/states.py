@@ -35,7 +35,7 @@ EDITABLE = (DRAFT, SCHEDULED, HELD)  # "until sending starts" (J3)
 
 
 class Action(enum.StrEnum):
-    """What can happen to an announcement. The first seven are the admin's (edit and six buttons); the rest the
+    """What can happen to an announcement. The first eight are the admin's (edit and seven buttons); the rest the
     worker's."""
 
     EDIT = "edit"  # change its text, audience or documents; the state stays
@@ -45,6 +45,7 @@ class Action(enum.StrEnum):
     CANCEL = "cancel"
     PAUSE = "pause"
     RESUME = "resume"
+    STOP = "stop"  # "Stop this send" (issue 18): while sending or paused; who has not had it yet never will
     START = "start"  # the worker: its time came
     HOLD = "hold"  # the worker: its time passed long ago (no worker ran); an admin decides
     FINISH = "finish"  # the worker: nothing left to send
@@ -109,6 +110,10 @@ RULES: dict[Action, Rule] = {
     Action.CANCEL: Rule(EDITABLE, CANCELLED, "It can only be cancelled before sending starts; pause it instead."),
     Action.PAUSE: Rule((SENDING,), PAUSED, "Only an announcement that is sending can be paused."),
     Action.RESUME: Rule((PAUSED,), SENDING, "Only a paused announcement can be resumed."),
+    Action.STOP: Rule(
+        (SENDING, PAUSED), CANCELLED, "Only an announcement that is sending or paused can be stopped.",
+        stamps=("finished_at", "updated_at"),
+    ),
     Action.START: Rule(
         (SCHEDULED,), SENDING, "Only a scheduled announcement whose time has come can start.",
         stamps=("started_at", "updated_at"), guard=_due,

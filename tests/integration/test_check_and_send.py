@@ -322,3 +322,31 @@ def test_copy_into_a_new_draft_from_a_sent_announcement(app, clock, smtp):
         assert [g.id for g in copy.groups] == [2] and not copy.only_without_social_media
         assert original.state in (S.SENDING, S.SENT)
     assert "Copy into a new draft" in admin.get(f"/admin/announcements/{copy_id}").get_data(as_text=True)
+
+
+def test_stop_this_send_asks_first_then_the_rest_never_get_it(app, clock, smtp):
+    """Issue 18.6: while sending, "Stop this send" leads to a page saying what happens (who got it, who will not);
+    confirming ends it as cancelled and a later tick sends nothing more. A draft has no such button."""
+    add_members(app, clock, 3)
+    admin = logged_in_admin(app, clock)
+    announcement_id = compose(admin, subject="Halt", body=LETTER)
+    page = f"/admin/announcements/{announcement_id}"
+    assert "Stop this send" not in admin.get(page).get_data(as_text=True)
+    assert admin.get(f"{page}/stop").status_code == 409
+    _, html, token = open_check(admin, page)
+    press(admin, page, "send-now", html, token or "")
+    with app.app_context():
+        from mailer.engine.announcement_sender import DeliverySummary, start_due_announcements
+
+        start_due_announcements(db.session, clock=clock, hold_after=timedelta(hours=6), summary=DeliverySummary())
+    assert 'href="/admin/announcements/1/stop">Stop this send</a>'.replace("1", str(announcement_id)) in (
+        admin.get(page).get_data(as_text=True)
+    )
+    asked = admin.get(f"{page}/stop").get_data(as_text=True)
+    assert "the 3 still waiting will not get it" in asked and "Keep sending" in asked
+    stopped = admin_post(admin, f"{page}/stop", f"{page}/stop")
+    assert stopped.status_code == 303
+    assert "3 members waiting for it will not get it" in admin.get(page).get_data(as_text=True)
+    run_tick_for_app(app)
+    assert smtp.received == [] and state_and_deliveries(app, announcement_id)[0] is S.CANCELLED
+    assert admin_post(admin, page, f"{page}/stop").status_code == 409

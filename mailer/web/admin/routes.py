@@ -278,6 +278,22 @@ def confirm_send(announcement_id: int, action: str) -> ResponseReturnValue:
     return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
 
 
+@bp.route("/announcements/<int:announcement_id>/stop", methods=["GET", "POST"])
+def stop_sending(announcement_id: int) -> ResponseReturnValue:
+    """ "Stop this send" (issue 18): GET says what happens; POST stops it (the members still waiting never get it)."""
+    item = db.get_or_404(Announcement, announcement_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        with transaction(db.session()):
+            left = domain.stop_sending(db.session(), item, clock=clock())
+        flash(f"Stopped. {left:,} member{'' if left == 1 else 's'} waiting for it will not get it.")
+        return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+    if item.state.value not in ("sending", "paused"):
+        raise WrongState(f"This announcement is {item.state.value}. Only one that is sending or paused can be stopped.")
+    progress = domain.announcement_progress(db.session(), item.id)
+    return render_template("admin/stop_send.html", item=item, form=form, progress=progress)
+
+
 @bp.post("/announcements/<int:announcement_id>/copy")
 def copy(announcement_id: int) -> ResponseReturnValue:
     """V3: any announcement, sent or cancelled, becomes the start of a new draft."""
