@@ -110,6 +110,12 @@ def test_a_draft_changed_after_the_check_gets_the_check_page_again(app, clock, s
     response = press(admin, page, "send-now", html, token or "")
     assert response.status_code == 409 and "Send to 3 members" in response.get_data(as_text=True)
     assert state_and_deliveries(app, announcement_id)[0] is S.DRAFT
+    _, html, token = open_check(admin, page, action="schedule", send_date="2026-03-05", send_time="12:00")
+    add_members(app, clock, 1, prefix="later")
+    response = admin.post(f"{page}/schedule?send_date=2026-03-05&send_time=12:00",
+                          data={"csrf_token": csrf_token(html), "check": token})
+    again = response.get_data(as_text=True)
+    assert response.status_code == 409 and "Thursday 5 March at 12:00" in again and "Schedule for 4 members" in again
     run_tick_for_app(app)
     assert smtp.received == []
 

@@ -347,6 +347,7 @@ def _render_check(
         problem=problem,
         undo_seconds=settings.undo_seconds,
         schedule_args={k: v for k, v in request.args.items() if k in ("action", "send_date", "send_time")},
+        when_args={k: v for k, v in request.args.items() if k in ("send_date", "send_time")},  # a refusal shows it
     ), status
 
 
