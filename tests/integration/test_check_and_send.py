@@ -356,3 +356,17 @@ def test_stop_this_send_asks_first_then_the_rest_never_get_it(app, clock, smtp):
     run_tick_for_app(app)
     assert smtp.received == [] and state_and_deliveries(app, announcement_id)[0] is S.CANCELLED
     assert admin_post(admin, page, f"{page}/stop").status_code == 409
+
+
+def test_every_shipped_template_has_its_gaps_caught(app):
+    """V2: the four templates `db upgrade` installs mark what to fill in, in square brackets (or an example link), so
+    a draft made from any of them cannot be sent until it is finished."""
+    from mailer.announcements.gaps import find_gaps
+    from mailer.models import AnnouncementTemplate
+
+    with app.app_context():
+        templates = list(db.session.scalars(select(AnnouncementTemplate)))
+        assert len(templates) == 4
+        for template in templates:
+            found = find_gaps(template.subject, template.body_markdown)
+            assert "[your name]" in {g.found for g in found}, template.name
