@@ -183,7 +183,14 @@ def edit_announcement(announcement_id: int) -> ResponseReturnValue:
 
 @bp.get("/announcements/<int:announcement_id>")
 def announcement(announcement_id: int) -> ResponseReturnValue:
-    item = db.get_or_404(Announcement, announcement_id)
+    return _render_announcement(db.get_or_404(Announcement, announcement_id))
+
+
+def _render_announcement(
+    item: Announcement, schedule_form: ScheduleForm | None = None, status: int = 200
+) -> ResponseReturnValue:
+    """The announcement's page; with `schedule_form`, the schedule form as the admin filled it in, with its errors
+    on the page (issue 18.8: a time in the past or a bad date is put right where it was typed)."""
     samples, chosen = _sample_member(item)
     subject, _, text = announcement_mail().sample(
         _content(item), to_name=chosen.name if chosen else "", group_names=chosen.group_names if chosen else ()
@@ -200,14 +207,14 @@ def announcement(announcement_id: int) -> ResponseReturnValue:
         document_path=document_path,
         reach=domain.count_audience(db.session(), [g.id for g in item.groups], item.only_without_social_media),
         progress=domain.announcement_progress(db.session(), item.id),
-        schedule_form=ScheduleForm(),
+        schedule_form=schedule_form or ScheduleForm(),
         action_form=ActionForm(),
         allowed=allowed_actions(item.state),  # the buttons follow the rule table
         to_london=domain.to_london,
         gaps=announcement_gaps(db.session(), item) if item.state in EDITABLE else [],
         now=clock().now(),
         undo_seconds=forum_settings().undo_seconds,
-    )
+    ), status
 
 
 @bp.get("/announcements/<int:announcement_id>/preview.html")
@@ -297,7 +304,18 @@ def check(announcement_id: int) -> ResponseReturnValue:
         return redirect(f"{url_for('admin.check', announcement_id=item.id)}?{query}", 303)
     if item.state not in EDITABLE:
         raise WrongState(f"This announcement is {item.state.value}, so there is nothing to send.")
-    return _render_check(item, action, _check_time(action))
+    if action != checking.SCHEDULE:
+        return _render_check(item, action, None)
+    schedule_form = ScheduleForm(formdata=request.args, meta={"csrf": False})
+    if not schedule_form.validate():
+        return _render_announcement(item, schedule_form, 400)
+    try:
+        return _render_check(item, action, _check_time(action))
+    except InvalidInput as exc:
+        if exc.field not in ("send_date", "send_time"):
+            raise
+        getattr(schedule_form, exc.field).errors = [str(exc)]
+        return _render_announcement(item, schedule_form, 400)
 
 
 @bp.post("/announcements/<int:announcement_id>/<any('send-now','schedule'):action>")
