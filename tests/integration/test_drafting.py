@@ -290,10 +290,10 @@ def test_preferences_say_the_earlier_question_and_saving_records_the_new_one(app
 
 
 def test_upgrade_keeps_the_old_wording_for_answers_given_before(old_app):  # noqa: F811  (the fixture)
-    """Migration 0015 (18.9): members and waiting join requests from before name the old wording; rows made after
+    """Migration 0020 (18.9): members and waiting join requests from before name the old wording; rows made after
     the upgrade name the new one."""
     with old_app.app_context():
-        upgrade(revision="0021")
+        upgrade(revision="0019")
         db.session.execute(text(
             "INSERT INTO member (email, email_key, link_key, name, status, social_media, token_version, bounce_count, "
             "created_at, updated_at) VALUES ('a@example.org', 'a@example.org', 'k1', 'A', 'member', 'no', 1, 0, "

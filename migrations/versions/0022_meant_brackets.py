@@ -3,8 +3,8 @@
 The check page lists template gaps such as `[your name]`; brackets that belong in the text can be
 confirmed there once. Existing announcements have confirmed none.
 
-Revision ID: 0014
-Revises: 0017
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-04 09:05:00.000000
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0014'
-down_revision = '0017'
+revision = '0022'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
