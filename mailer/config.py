@@ -62,6 +62,7 @@ class Defaults:
     MAILER_BOUNCE_IMAP_PASSWORD = ""
     MAILER_BOUNCE_IMAP_FOLDER = "INBOX"
     MAILER_HOLD_AFTER_HOURS = 6.0  # a send this late waits for an admin instead of going out
+    MAILER_UNDO_SECONDS = 60  # after "Send to N members", this long to press "Stop, don't send" (V1)
     MAILER_UNSUBSCRIBE_MAILTO = ""  # optional mailto: for List-Unsubscribe
     MAILER_FEEDBACK_ID = ""  # optional sender id for Gmail's Feedback-ID header (complaint reports)
     MAILER_DKIM_KEY_FILE = ""  # set with MAILER_DKIM_SELECTOR to sign mail (E4)

@@ -67,6 +67,20 @@ class TransitionRefused(WrongState):
         self.announcement_id, self.action, self.state = announcement_id, action, state
 
 
+class CheckOutdated(WrongState):
+    """What the check page showed is no longer true (the draft, its audience or its gaps changed): check again."""
+
+    message = "This announcement changed after you checked it. Check it again before sending."
+
+
+class NobodyToSend(WrongState):
+    message = "Nobody is in this announcement's audience, so there is nobody to send it to. Choose who gets it."
+
+
+class GapsLeft(WrongState):
+    message = "This announcement has gaps to fill in before it can be sent."
+
+
 class BounceTooLarge(MailerError):
     """A message sent to the bounce address is bigger than we keep (issue 8); it is refused, not stored."""
 

@@ -307,6 +307,7 @@ class Settings:
     bounce_imap_password: str = setting("MAILER_BOUNCE_IMAP_PASSWORD", text(secret=True), secret=True)
     bounce_imap_folder: str = setting("MAILER_BOUNCE_IMAP_FOLDER", text())
     hold_after_hours: float = setting("MAILER_HOLD_AFTER_HOURS", number())
+    undo_seconds: int = setting("MAILER_UNDO_SECONDS", whole(maximum=3600))  # V1: the undo window
     unsubscribe_mailto: str = setting("MAILER_UNSUBSCRIBE_MAILTO", text())
     feedback_id: str = setting("MAILER_FEEDBACK_ID", text())  # Gmail's sender id; empty: no Feedback-ID
     dkim_key_file: str = setting("MAILER_DKIM_KEY_FILE", text())
@@ -465,6 +466,10 @@ class Settings:
     def confirm_reminder(self) -> timedelta | None:
         """How long after joining an unconfirmed signup gets its one reminder (issue 20.7); None: off."""
         return timedelta(days=self.confirm_reminder_days) if self.confirm_reminder_days else None
+
+    @property
+    def undo_window(self) -> timedelta:
+        return timedelta(seconds=self.undo_seconds)
 
     @property
     def admin_idle(self) -> timedelta:

@@ -49,6 +49,7 @@ def base_config(database_uri: str, smtp: SmtpSink | None = None) -> dict[str, An
         "MAILER_SMTP_TIMEOUT": 5,
         "MAILER_WORKER_ID": "test-worker",
         "RATELIMIT_ENABLED": False,
+        "MAILER_UNDO_SECONDS": 0,  # issue 18's undo window: tests that want one set it
     }
 
 

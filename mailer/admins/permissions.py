@@ -51,7 +51,7 @@ class Permission:
 
 STATE_CHANGES = {
     "send-now": "announcement sent",
-    "unschedule": "announcement unscheduled",
+    "unschedule": "send stopped in the undo window (back to a draft)",
     "cancel": "announcement stopped",
     "pause": "announcement paused",
     "resume": "announcement resumed",
@@ -60,6 +60,10 @@ STATE_CHANGES = {
 
 def _state_change(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
     return STATE_CHANGES.get(str(view_args.get("action")), "announcement changed")
+
+
+def _confirm_send(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
+    return "announcement scheduled" if view_args.get("action") == "schedule" else "announcement sent"
 
 
 def _publish(view_args: Mapping[str, Any], form: Mapping[str, str]) -> str:
@@ -110,7 +114,11 @@ PERMISSIONS: dict[str, Permission] = {
     "admin.drafting_autosave": Permission(EVERYONE, audit=_autosave, creates="announcement"),
     "admin.upload_document": Permission(EVERYONE, audit="document added", creates="document"),
     "admin.delete_document": Permission(EVERYONE, audit="document deleted"),
-    "admin.schedule": Permission(SENDERS, audit="announcement scheduled"),
+    # the check page (V1): anyone may look; confirming "brackets meant" is part of writing the draft
+    "admin.check": Permission(EVERYONE, audit="brackets confirmed as meant"),
+    "admin.confirm_send": Permission(SENDERS, audit=_confirm_send),
+    "admin.stop_sending": Permission(SENDERS, audit="send stopped"),
+    "admin.copy": Permission(EVERYONE, audit="announcement copied", creates="announcement"),
     "admin.change_state": Permission(SENDERS, audit=_state_change),
     "admin.publish": Permission(SENDERS, audit=_publish),
     "admin.delete_announcement": Permission(SENDERS, audit="announcement deleted"),

@@ -145,7 +145,7 @@ def reset(session: Session, email: str) -> Admin:
 
 
 def get_policy(session: Session) -> SecurityPolicy:
-    """The one security_policy row (made by migration 0018; made again here if someone deleted it)."""
+    """The one security_policy row (made by migration 0016; made again here if someone deleted it)."""
     policy = session.get(SecurityPolicy, POLICY_ID)
     if policy is None:
         policy = SecurityPolicy(id=POLICY_ID, require_two_step=False)

@@ -6,7 +6,7 @@ year the clocks change, so those times are checked rather than guessed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, exists, func, select
@@ -94,16 +94,52 @@ def update_announcement(
     announcement.groups = groups
 
 
-def schedule_announcement(session: Session, announcement: Announcement, when: datetime, *, clock: Clock) -> None:
-    """Send at `when` (aware). Raises InvalidInput for a time in the past, TransitionRefused once started."""
-    if when <= clock.now():
+def schedule_announcement(
+    session: Session, announcement: Announcement, when: datetime, *, clock: Clock, undo: timedelta = timedelta(0)
+) -> datetime:
+    """Send at `when` (aware), but never before the undo window ends (V1). Returns the time it is due (UTC).
+
+    Raises InvalidInput for a time in the past, TransitionRefused once started."""
+    now = clock.now()
+    if when <= now:
         raise InvalidInput("Choose a time in the future.", field="send_time")
-    transition(session, announcement.id, Action.SCHEDULE, send_at=when.astimezone(UTC), clock=clock)
+    send_at = max(when.astimezone(UTC), now + undo)
+    transition(session, announcement.id, Action.SCHEDULE, send_at=send_at, clock=clock)
+    return send_at
 
 
-def send_announcement_now(session: Session, announcement: Announcement, *, clock: Clock) -> None:
-    """Due at once: the worker starts it on its next tick (also the way to release a held one)."""
-    transition(session, announcement.id, Action.SEND_NOW, clock=clock)
+def send_announcement_now(
+    session: Session, announcement: Announcement, *, clock: Clock, undo: timedelta = timedelta(0)
+) -> datetime:
+    """Due when the undo window ends (V1): the worker starts nothing before, and "Stop, don't send" (unschedule)
+    puts it back to a draft until then. Also the way to release a held one. Returns the time it is due (UTC)."""
+    send_at = clock.now() + undo
+    transition(session, announcement.id, Action.SEND_NOW, send_at=send_at, clock=clock)
+    return send_at
+
+
+def copy_announcement(
+    session: Session, announcement: Announcement, *, admin_id: int | None, clock: Clock
+) -> Announcement:
+    """A new draft with the same subject, message and audience (V3: any announcement, sent or cancelled, can be
+    copied). Documents stay with the original; confirmed brackets are copied with the text they belong to."""
+    now = clock.now()
+    copy = Announcement(
+        subject=announcement.subject,
+        body_markdown=announcement.body_markdown,
+        only_without_social_media=announcement.only_without_social_media,
+        state=AnnouncementState.DRAFT,
+        created_at=now,
+        updated_at=now,
+        created_by_id=admin_id,
+        is_public=False,
+        recipient_count=0,
+        meant_brackets=announcement.meant_brackets,
+    )
+    copy.groups = list(announcement.groups)
+    session.add(copy)
+    session.flush()
+    return copy
 
 
 def unschedule_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
@@ -119,6 +155,15 @@ def cancel_announcement(session: Session, announcement: Announcement, *, clock: 
 def pause_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:
     """Stop handing out deliveries; ones already handed to the mail server still finish."""
     transition(session, announcement.id, Action.PAUSE, clock=clock)
+
+
+def stop_sending(session: Session, announcement: Announcement, *, clock: Clock) -> int:
+    """"Stop this send" (issue 18): it ends as cancelled and the members still waiting never get it; messages
+    already handed to the mail server still go. Returns how many will not get it. Refused unless sending or paused
+    (one conditional statement: a finish that came first wins)."""
+    transition(session, announcement.id, Action.STOP, clock=clock)
+    waiting = (Delivery.announcement_id == announcement.id) & (Delivery.state == DeliveryState.PENDING)
+    return session.scalar(select(func.count()).where(waiting)) or 0
 
 
 def resume_announcement(session: Session, announcement: Announcement, *, clock: Clock) -> None:

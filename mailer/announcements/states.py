@@ -35,7 +35,7 @@ EDITABLE = (DRAFT, SCHEDULED, HELD)  # "until sending starts" (J3)
 
 
 class Action(enum.StrEnum):
-    """What can happen to an announcement. The first seven are the admin's (edit and six buttons); the rest the
+    """What can happen to an announcement. The first eight are the admin's (edit and seven buttons); the rest the
     worker's."""
 
     EDIT = "edit"  # change its text, audience or documents; the state stays
@@ -45,6 +45,7 @@ class Action(enum.StrEnum):
     CANCEL = "cancel"
     PAUSE = "pause"
     RESUME = "resume"
+    STOP = "stop"  # "Stop this send" (issue 18): while sending or paused; who has not had it yet never will
     START = "start"  # the worker: its time came
     HOLD = "hold"  # the worker: its time passed long ago (no worker ran); an admin decides
     FINISH = "finish"  # the worker: nothing left to send
@@ -100,15 +101,19 @@ RULES: dict[Action, Rule] = {
     Action.SCHEDULE: Rule(
         EDITABLE, SCHEDULED, "It can only be scheduled before sending starts.", sets_time="scheduled_at",
     ),
-    Action.SEND_NOW: Rule(
-        EDITABLE, SCHEDULED, "It has already started sending.", stamps=("scheduled_at", "updated_at"),
+    Action.SEND_NOW: Rule(  # due at the end of the undo window (V1): send_at is now + MAILER_UNDO_SECONDS
+        EDITABLE, SCHEDULED, "It has already started sending.", sets_time="scheduled_at",
     ),
-    Action.UNSCHEDULE: Rule(
+    Action.UNSCHEDULE: Rule(  # "Stop, don't send": races START in the same way as CANCEL (V1)
         (SCHEDULED, HELD), DRAFT, "Only a scheduled one can go back to draft.", clears=("scheduled_at",),
     ),
     Action.CANCEL: Rule(EDITABLE, CANCELLED, "It can only be cancelled before sending starts; pause it instead."),
     Action.PAUSE: Rule((SENDING,), PAUSED, "Only an announcement that is sending can be paused."),
     Action.RESUME: Rule((PAUSED,), SENDING, "Only a paused announcement can be resumed."),
+    Action.STOP: Rule(
+        (SENDING, PAUSED), CANCELLED, "Only an announcement that is sending or paused can be stopped.",
+        stamps=("finished_at", "updated_at"),
+    ),
     Action.START: Rule(
         (SCHEDULED,), SENDING, "Only a scheduled announcement whose time has come can start.",
         stamps=("started_at", "updated_at"), guard=_due,
@@ -136,7 +141,8 @@ def attempt(
     """Make the change if the rule allows it now; False (and nothing changed) if not.
 
     For the worker, where someone else getting there first is normal. `send_at` is the time
-    for SCHEDULE; `hold_after` is how late a START may be (and how late a HOLD must be).
+    for SCHEDULE and SEND_NOW (the end of the undo window); `hold_after` is how late a START may be (and how
+    late a HOLD must be).
     The change is part of the caller's transaction; a loaded Announcement is refreshed on next use."""
     rule = RULES[action]
     now = clock.now()

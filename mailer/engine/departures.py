@@ -3,7 +3,7 @@
 A batch reads its members' state once, then takes seconds to go out; someone may unsubscribe in between.
 The rule: once their unsubscribe has returned, no message to them is written to the relay (a message whose
 content was already on the wire is the only exception). Checking the database before every write would cost a
-query a message; instead database triggers (migration 0022) record every departure in `member_departure`, in
+query a message; instead database triggers (migration 0014) record every departure in `member_departure`, in
 the transaction that ends the membership, and the sender looks only for what is new:
 
 - SQLite: the rows with an id above the last one seen, read on a connection of our own outside any
@@ -28,7 +28,7 @@ from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "mailer_member_left"  # the NOTIFY channel of migration 0022's trigger
+CHANNEL = "mailer_member_left"  # the NOTIFY channel of migration 0014's trigger
 
 
 class DepartureWatch(Protocol):

@@ -25,8 +25,6 @@ from mailer.text import has_control_characters
 if TYPE_CHECKING:
     from mailer.settings import Settings
 
-# Until MAILER_UNDO_SECONDS exists in Settings (another part of issue 20), the undo window defaults to this.
-DEFAULT_UNDO_SECONDS = 60
 MAX_UNDO_SECONDS = 600
 MAX_FORUM_NAME = 100
 MAX_FOOTER_LINE = 200
@@ -59,6 +57,7 @@ class ForumDetails:
             contact_address=self.contact_address,
             privacy_notice_url=self.privacy_notice_url,
             footer_line=self.footer_line,
+            undo_seconds=self.undo_seconds,
         )
 
 
@@ -75,9 +74,8 @@ class DetailsInput:
 
 
 def configured_undo_seconds(settings: Settings) -> int:
-    """MAILER_UNDO_SECONDS once Settings has it; DEFAULT_UNDO_SECONDS until then."""
-    value = getattr(settings, "undo_seconds", DEFAULT_UNDO_SECONDS)
-    return int(value)
+    """MAILER_UNDO_SECONDS: the undo window when an owner has not set one on the forum details page."""
+    return int(settings.undo_seconds)
 
 
 def forum_details(session: Session, settings: Settings) -> ForumDetails:

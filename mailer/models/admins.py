@@ -25,7 +25,7 @@ class Admin(Model):
 
     __tablename__ = "admin"
     # Ids never reused on SQLite: a login cookie names the id, so a removed admin's old cookie must not fit a
-    # newer admin (migration 0017).
+    # newer admin (migration 0021).
     __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)

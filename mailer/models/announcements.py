@@ -60,6 +60,8 @@ class Announcement(Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("admin.id", ondelete="SET NULL"))
     is_public: Mapped[bool] = mapped_column(default=False)
     recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Bracket texts an admin confirmed are meant (V2), one a line: not gaps (mailer.announcements.gaps).
+    meant_brackets: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     groups: Mapped[list[Group]] = relationship(secondary=announcement_group, order_by=Group.position)
 

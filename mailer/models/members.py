@@ -38,7 +38,7 @@ class SocialMediaQuestion(enum.StrEnum):
     """Which wording of the social-media question an answer was given to (issue 18.9).
 
     The first wording asked whether they follow the forum on social media: a Facebook user who does not
-    follow the forum answered "No". From 0015 the form asks whether they use social media at all."""
+    follow the forum answered "No". From 0020 the form asks whether they use social media at all."""
 
     FOLLOWS_FORUM = "follows_forum"
     USES_SOCIAL_MEDIA = "uses_social_media"
@@ -130,7 +130,7 @@ class Member(Model):
 class MemberDeparture(Model):
     """A member who stopped being one (unsubscribed, suppressed or erased), one row each time.
 
-    Written only by database triggers (migration 0022) in the transaction that ends the membership, so
+    Written only by database triggers (migration 0014) in the transaction that ends the membership, so
     a send in progress learns of it before its next write, whatever code path ended it (J4). On
     PostgreSQL the trigger also sends a NOTIFY, read by the sender without a round trip. Ids only grow
     (AUTOINCREMENT): a send remembers the last one it saw. Rows older than a day are purged."""

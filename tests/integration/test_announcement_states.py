@@ -38,6 +38,7 @@ ALLOWED: dict[Action, dict[AnnouncementState, AnnouncementState]] = {
     Action.CANCEL: {S.DRAFT: S.CANCELLED, S.SCHEDULED: S.CANCELLED, S.HELD: S.CANCELLED},
     Action.PAUSE: {S.SENDING: S.PAUSED},
     Action.RESUME: {S.PAUSED: S.SENDING},
+    Action.STOP: {S.SENDING: S.CANCELLED, S.PAUSED: S.CANCELLED},
     Action.START: {S.SCHEDULED: S.SENDING},
     Action.HOLD: {S.SCHEDULED: S.HELD},
     Action.FINISH: {S.SENDING: S.SENT},
@@ -46,11 +47,12 @@ ALLOWED: dict[Action, dict[AnnouncementState, AnnouncementState]] = {
 WRITES: dict[Action, dict[str, str | None]] = {
     Action.EDIT: {"updated_at": "now"},
     Action.SCHEDULE: {"scheduled_at": "send_at", "updated_at": "now"},
-    Action.SEND_NOW: {"scheduled_at": "now", "updated_at": "now"},
+    Action.SEND_NOW: {"scheduled_at": "send_at", "updated_at": "now"},  # the end of the undo window (issue 18)
     Action.UNSCHEDULE: {"scheduled_at": None, "updated_at": "now"},
     Action.CANCEL: {"updated_at": "now"},
     Action.PAUSE: {"updated_at": "now"},
     Action.RESUME: {"updated_at": "now"},
+    Action.STOP: {"finished_at": "now", "updated_at": "now"},
     Action.START: {"started_at": "now", "updated_at": "now"},
     Action.HOLD: {"started_at": None, "updated_at": "now"},
     Action.FINISH: {"finished_at": "now", "updated_at": "now"},
@@ -82,7 +84,8 @@ def test_rule_table_every_action_from_every_state(app, clock):
     assert set(RULES) == set(ALLOWED) == set(Action)
     send_at = clock.now() + timedelta(days=1)
     options: dict[Action, dict[str, Any]] = {
-        Action.SCHEDULE: {"send_at": send_at}, Action.START: {"hold_after": HOLD_AFTER},
+        Action.SCHEDULE: {"send_at": send_at}, Action.SEND_NOW: {"send_at": send_at},
+        Action.START: {"hold_after": HOLD_AFTER},
         Action.HOLD: {"hold_after": timedelta(0)},
     }
     with app.app_context():

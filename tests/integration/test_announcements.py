@@ -473,6 +473,8 @@ def test_scheduled_send_waits_for_its_time(app, clock, smtp):
 def test_schedule_across_the_clock_changes(app, clock, day, time, status, expected_utc, message):
     """London times become UTC correctly on both changeover days; missing, doubled and past times are refused."""
     clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    with app.app_context():
+        add_member("when@example.org", clock=clock)  # an audience of nobody cannot be scheduled (issue 18)
     admin = logged_in_admin(app, clock)
     announcement_id = compose(admin, subject="When?", body=UPDATE)
     page = f"/admin/announcements/{announcement_id}"

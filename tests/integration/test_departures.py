@@ -1,4 +1,4 @@
-"""Issue 17 (1, J4): every way a membership ends is noted by the database itself (migration 0022's triggers), and a
+"""Issue 17 (1, J4): every way a membership ends is noted by the database itself (migration 0014's triggers), and a
 departure watch started before a batch is read sees exactly the departures committed after it began."""
 
 from __future__ import annotations

@@ -279,6 +279,8 @@ def test_an_announcement_that_is_sending_cannot_be_deleted(documents_app, clock,
     """Deleting while it is scheduled is a clear 409 and changes nothing."""
     from mailer.models import Announcement
 
+    with documents_app.app_context():
+        add_member("soon@example.org", clock=clock)  # an audience of nobody cannot be sent (issue 18)
     admin = logged_in_admin(documents_app, clock)
     announcement_id = compose(admin, subject="Soon", body="Soon.")
     page = f"/admin/announcements/{announcement_id}"

@@ -290,10 +290,10 @@ def test_preferences_say_the_earlier_question_and_saving_records_the_new_one(app
 
 
 def test_upgrade_keeps_the_old_wording_for_answers_given_before(old_app):  # noqa: F811  (the fixture)
-    """Migration 0015 (18.9): members and waiting join requests from before name the old wording; rows made after
+    """Migration 0020 (18.9): members and waiting join requests from before name the old wording; rows made after
     the upgrade name the new one."""
     with old_app.app_context():
-        upgrade(revision="0021")
+        upgrade(revision="0019")
         db.session.execute(text(
             "INSERT INTO member (email, email_key, link_key, name, status, social_media, token_version, bounce_count, "
             "created_at, updated_at) VALUES ('a@example.org', 'a@example.org', 'k1', 'A', 'member', 'no', 1, 0, "
@@ -316,8 +316,9 @@ def test_upgrade_keeps_the_old_wording_for_answers_given_before(old_app):  # noq
 
 
 def test_a_time_in_the_past_is_shown_with_the_admin_menu_and_an_error_summary(app, clock):
-    """Errors on the form (18.8): a schedule time in the past comes back as a 400 page that keeps the admin menu,
-    puts the problem in an error summary and links back to the announcement and the dashboard; nothing changes."""
+    """Errors on the form (18.8): a schedule time in the past, or a date that does not exist, comes back on the
+    announcement's own page (400) with the admin menu, an error summary linking to the field, the message beside the
+    field and what was typed still in it; nothing changes."""
     admin = logged_in_admin(app, clock)
     announcement_id = compose(admin, subject="News", body="Hello")
     page = f"/admin/announcements/{announcement_id}"
@@ -325,10 +326,12 @@ def test_a_time_in_the_past_is_shown_with_the_admin_menu_and_an_error_summary(ap
     html = response.get_data(as_text=True)
     assert response.status_code == 400
     assert 'aria-label="Admin"' in html and 'class="error-summary"' in html and "Choose a time in the future." in html
-    assert f'href="{page}"' in html and 'href="/admin/">Go to the dashboard' in html
-    assert "Go to the home page" not in html
+    assert '<a href="#send_time">Choose a time in the future.</a>' in html and 'id="send_time-error"' in html
+    assert 'value="2020-01-01"' in html and "<h1>News</h1>" in html and "<title>Error: News" in html
     bad_date = admin_post(admin, page, f"{page}/schedule", {"send_date": "31/02/2027", "send_time": "10:00"})
-    assert bad_date.status_code == 400 and 'aria-label="Admin"' in bad_date.get_data(as_text=True)
+    bad = bad_date.get_data(as_text=True)
+    assert bad_date.status_code == 400 and 'aria-label="Admin"' in bad and 'id="send_date-error"' in bad
+    assert "<h1>News</h1>" in bad
     with app.app_context():
         assert db.session.get(Announcement, announcement_id).state is AnnouncementState.DRAFT
 

@@ -3,16 +3,17 @@ a change shows on the next page and in the next email, through the real SMTP sin
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from mailer.extensions import db
-from mailer.members.forum_details import DEFAULT_UNDO_SECONDS, forum_details
-from mailer.models import ForumDetailsRow
+from mailer.members.forum_details import forum_details
+from mailer.models import Announcement, ForumDetailsRow
 from mailer.settings import settings_of
 from mailer.worker.runner import run_tick_for_app
-from support.factories import admin_post, compose, logged_in_admin
+from support.factories import add_member, admin_post, compose, logged_in_admin
 from support.mail import flat, parts
 from support.web import join, join_and_confirm
 
@@ -31,11 +32,11 @@ def save(client: Any, **changes: str) -> Any:
 
 
 def test_the_page_shows_the_configured_values_until_an_owner_saves(app, clock):
-    """V6: with nothing stored, the form holds the configuration's values and the undo default (60 s)."""
+    """V6: with nothing stored, the form holds the configuration's values, the undo window MAILER_UNDO_SECONDS."""
     client = logged_in_admin(app, clock)
     page = client.get(SETTINGS).get_data(as_text=True)
     assert 'value="Test Parent Carer Forum"' in page and 'value="hello@forum.test"' in page
-    assert f'value="{DEFAULT_UNDO_SECONDS}"' in page
+    assert f'value="{settings_of(app).undo_seconds}"' in page
     with app.app_context():
         assert db.session.get(ForumDetailsRow, 1) is None
         db.session.remove()
@@ -74,7 +75,7 @@ def test_announcements_carry_the_new_footer_and_name(app, clock, smtp):
     """V6: an announcement sent after the change has the footer line and the new name in its footer."""
     client = logged_in_admin(app, clock)
     join_and_confirm(app, app.test_client(), smtp, "sam@example.org")
-    save(client, footer_line="Charity no. 1234567 - [not a link](https://evil.example)")
+    save(client, footer_line="Charity no. 1234567 - [not a link](https://evil.example)", undo_seconds="0")
     item = compose(client, subject="News", body="Hello.")
     admin_post(client, f"/admin/announcements/{item}", f"/admin/announcements/{item}/send-now")
     before = len(smtp.received)
@@ -124,3 +125,19 @@ def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(app, cloc
     with app.app_context():
         assert db.session.get(ForumDetailsRow, 1) is None
         db.session.remove()
+
+
+def test_the_undo_window_an_owner_sets_is_the_one_a_send_waits(app, clock):
+    """V1, V6: after an owner sets the undo window to 45 seconds, "Send now" confirmed on the check page starts
+    45 seconds later (MAILER_UNDO_SECONDS is 0 in these tests), and the page says so."""
+    client = logged_in_admin(app, clock)
+    assert save(client, undo_seconds="45").status_code == 303
+    with app.app_context():
+        add_member("parent@example.org", clock=clock)
+        db.session.commit()
+    announcement_id = compose(client, subject="Undo window", body="Hello.")
+    page = f"/admin/announcements/{announcement_id}"
+    assert admin_post(client, page, f"{page}/send-now").status_code == 303
+    with app.app_context():
+        item = db.session.get(Announcement, announcement_id)
+        assert item is not None and item.scheduled_at == clock.now() + timedelta(seconds=45)

@@ -50,8 +50,8 @@ def admin_rules(app: Any) -> list[Any]:
 
 def url_for_rule(app: Any, rule: Any, ids: dict[str, Any]) -> str:
     values = {name: ids.get(name, MISSING) for name in rule.arguments}
-    if "action" in rule.arguments:
-        values["action"] = "pause"
+    if "action" in rule.arguments:  # a value the rule's `any(...)` converter takes
+        values["action"] = sorted(rule._converters["action"].items)[0]
     with app.test_request_context():
         return url_for(rule.endpoint, **values)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -81,9 +82,29 @@ def logged_in_admin(app: Any, clock: FrozenClock) -> Any:
 
 
 def admin_post(client: Any, page_path: str, action_path: str, data: dict[str, Any] | None = None) -> Any:
-    """POST a form found on `page_path` (for its CSRF token) to `action_path`."""
+    """POST a form found on `page_path` (for its CSRF token) to `action_path`.
+
+    "Send now" and "Schedule" go through the check page as an admin does (issue 18): its GET, then its button."""
+    if re.search(r"/announcements/\d+/(send-now|schedule)$", action_path):
+        return confirm_on_check_page(client, action_path, data)
     token = csrf_token(client.get(page_path).get_data(as_text=True))
     return client.post(action_path, data={"csrf_token": token, **(data or {})})
+
+
+CHECK_TOKEN = re.compile(r'name="check" value="([^"]+)"')
+
+
+def confirm_on_check_page(client: Any, action_path: str, data: dict[str, Any] | None = None) -> Any:
+    """Open the check page for `action_path` (.../send-now or .../schedule with send_date and send_time) and press
+    its "Send to N members" / "Schedule for N members" button; without one (nobody, gaps), the check page itself."""
+    base, _, action = action_path.rpartition("/")
+    query = {"action": action, **(data or {})}
+    page = client.get(f"{base}/check", query_string=query)
+    html = page.get_data(as_text=True)
+    found = CHECK_TOKEN.search(html)
+    if page.status_code != 200 or found is None:
+        return page
+    return client.post(action_path, data={"csrf_token": csrf_token(html), "check": found.group(1)})
 
 
 def compose(

@@ -67,6 +67,7 @@ FROM_ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAILER_BOUNCE_IMAP_PASSWORD": ("imap-password", "imap-password"),
     "MAILER_BOUNCE_IMAP_FOLDER": ("Bounces", "Bounces"),
     "MAILER_HOLD_AFTER_HOURS": ("2", 2.0),
+    "MAILER_UNDO_SECONDS": ("30", 30),
     "MAILER_UNSUBSCRIBE_MAILTO": ("mailto:leave@env.example", "mailto:leave@env.example"),
     "MAILER_FEEDBACK_ID": ("env-forum", "env-forum"),
     "MAILER_DKIM_KEY_FILE": ("", ""),  # a real key: test_a_readable_dkim_key_is_read_once_at_start_up
@@ -188,7 +189,10 @@ def test_flask_mail_sees_the_parsed_values_not_the_strings(clean_env):
         ("MAILER_LOGIN_RATE_LIMIT_ACCOUNT", "5 per fortnight", "a rate limit"),
         ("MAILER_LOG_LEVEL", "LOUD", "one of DEBUG"),
         ("MAIL_DEFAULT_SENDER", ["a", "b", "c"], "text like"),
-        ("MAILER_FEEDBACK_ID", "forum:north", "letters, digits"),  # a colon would add a Feedback-ID field
+        ("MAILER_FEEDBACK_ID", "forum:north", "letters, digits"),
+        ("MAILER_UNDO_SECONDS", "-1", "from 0 to 3600"),  # issue 18: the undo window
+        ("MAILER_UNDO_SECONDS", "a minute", "a whole number"),
+        ("MAILER_UNDO_SECONDS", "7200", "from 0 to 3600"),  # a colon would add a Feedback-ID field
     ],
 )
 def test_a_bad_value_stops_the_start_with_one_line_naming_the_key(tmp_path, key, value, says):
@@ -302,6 +306,13 @@ def test_derived_values_follow_the_documented_fallbacks():
     assert settings.bounce_policy.verp_key and not settings_for(MAILER_VERP=False).bounce_policy.verp_key
     assert settings.import_dir == Path(settings.instance_path) / "imports"
     assert settings_for(MAILER_IMPORT_DIR="/srv/imports").import_dir == Path("/srv/imports")
+
+
+def test_the_undo_window_defaults_to_a_minute_and_may_be_turned_off():
+    """Issue 18 (V1): MAILER_UNDO_SECONDS is 60 unless set; 0 turns the window off; it is a timedelta for the domain."""
+    assert settings_for().undo_seconds == 60 and settings_for().undo_window.total_seconds() == 60
+    assert settings_for(MAILER_UNDO_SECONDS="0").undo_window.total_seconds() == 0
+    assert settings_for(MAILER_UNDO_SECONDS=15.0).undo_seconds == 15
 
 
 def test_one_worker_id_fits_the_claim_column_for_claims_and_heartbeats():

@@ -135,6 +135,12 @@ class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
 
 
+class ConfirmSendForm(FlaskForm):
+    """The check page's button (V1, issue 18): the signed token says what the admin was shown."""
+
+    check = HiddenField(validators=[DataRequired("Check the announcement first."), Length(max=2000)])
+
+
 class ConsentWordingForm(FlaskForm):
     text = TextAreaField("Consent wording", validators=[DataRequired("Enter the consent wording."), Length(max=2000)])
     privacy_notice_version = StringField(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import cast
+from urllib.parse import urlencode
 
 from flask import (
     Response,
@@ -25,11 +26,13 @@ from mailer.admins.accounts import authenticate
 from mailer.admins.permissions import permission_for
 from mailer.admins.sessions import end_session_by_key
 from mailer.admins.two_step import is_on as is_two_step_on
+from mailer.announcements import check as checking
 from mailer.announcements import drafts
 from mailer.announcements import lifecycle as domain
 from mailer.announcements.documents import document_path, find_document_links, list_documents
+from mailer.announcements.gaps import announcement_gaps, bracket_texts, confirm_brackets, draft_gaps, meant_brackets
 from mailer.announcements.states import EDITABLE, allowed_actions
-from mailer.errors import InvalidInput, WrongState
+from mailer.errors import CheckOutdated, GapsLeft, InvalidInput, NobodyToSend, WrongState
 from mailer.extensions import db, limiter
 from mailer.logs.redact import address_tag
 from mailer.mail.announcement import TEST_PREFIX, AnnouncementContent
@@ -44,13 +47,14 @@ from mailer.web.admin import bp
 from mailer.web.admin.forms import (
     ActionForm,
     AnnouncementForm,
+    ConfirmSendForm,
     ConsentWordingForm,
     LoginForm,
     ScheduleForm,
     TestSendForm,
 )
 from mailer.web.auth import audit_login, begin_session, current_session_key, may_use, set_pending
-from mailer.web.context import announcement_mail, clock, current_settings, membership_policy
+from mailer.web.context import announcement_mail, clock, current_settings, forum_settings, membership_policy
 from mailer.web.libs import SelectChoice, current_user, login_required, logout_user, unauthorized
 from mailer.web.numbers import int_arg
 
@@ -179,7 +183,14 @@ def edit_announcement(announcement_id: int) -> ResponseReturnValue:
 
 @bp.get("/announcements/<int:announcement_id>")
 def announcement(announcement_id: int) -> ResponseReturnValue:
-    item = db.get_or_404(Announcement, announcement_id)
+    return _render_announcement(db.get_or_404(Announcement, announcement_id))
+
+
+def _render_announcement(
+    item: Announcement, schedule_form: ScheduleForm | None = None, status: int = 200
+) -> ResponseReturnValue:
+    """The announcement's page; with `schedule_form`, the schedule form as the admin filled it in, with its errors
+    on the page (issue 18.8: a time in the past or a bad date is put right where it was typed)."""
     samples, chosen = _sample_member(item)
     subject, _, text = announcement_mail().sample(
         _content(item), to_name=chosen.name if chosen else "", group_names=chosen.group_names if chosen else ()
@@ -196,11 +207,14 @@ def announcement(announcement_id: int) -> ResponseReturnValue:
         document_path=document_path,
         reach=domain.count_audience(db.session(), [g.id for g in item.groups], item.only_without_social_media),
         progress=domain.announcement_progress(db.session(), item.id),
-        schedule_form=ScheduleForm(),
+        schedule_form=schedule_form or ScheduleForm(),
         action_form=ActionForm(),
         allowed=allowed_actions(item.state),  # the buttons follow the rule table
         to_london=domain.to_london,
-    )
+        gaps=announcement_gaps(db.session(), item) if item.state in EDITABLE else [],
+        now=clock().now(),
+        undo_seconds=forum_settings().undo_seconds,
+    ), status
 
 
 @bp.get("/announcements/<int:announcement_id>/preview.html")
@@ -246,6 +260,7 @@ def send_test(announcement_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         chosen = next((m for m in samples if str(m.id) == form.sample.data), None)
         try:
+            _refuse_gaps(item)  # V2: nothing unfinished goes out, not even as a test
             typed = form.addresses.data or "" if to_anyone else ""
             addresses = drafts.parse_test_addresses(typed, default=current_user.email)
             with transaction(db.session()):
@@ -266,37 +281,170 @@ def send_test(announcement_id: int) -> ResponseReturnValue:
     status = 400 if form.is_submitted() else 200
     subject, _, _ = announcement_mail().sample(_content(item), to_name="")
     return render_template(
-        "admin/test_send.html", item=item, form=form, subject=TEST_PREFIX + subject, to_anyone=to_anyone
+        "admin/test_send.html", item=item, form=form, subject=TEST_PREFIX + subject, to_anyone=to_anyone,
+        gaps=announcement_gaps(db.session(), item),
     ), status
 
 
-@bp.post("/announcements/<int:announcement_id>/schedule")
-def schedule(announcement_id: int) -> ResponseReturnValue:
+@bp.route("/announcements/<int:announcement_id>/check", methods=["GET", "POST"])
+def check(announcement_id: int) -> ResponseReturnValue:
+    """V1: what "Send now" or "Schedule" will do, before it does it. GET ?action=send-now (the default) or
+    ?action=schedule&send_date=...&send_time=...; POST confirms the brackets listed are meant (V2)."""
     item = db.get_or_404(Announcement, announcement_id)
-    form = ScheduleForm()
+    action = request.args.get("action", checking.SEND_NOW)
+    if request.method == "POST":
+        form = ActionForm()
+        if not form.validate_on_submit():
+            raise InvalidInput("The form could not be checked. Go back and try again.")
+        with transaction(db.session()):
+            domain.update_announcement(db.session(), item, _saved_draft(item), clock=clock())  # claims the row
+            confirm_brackets(item, bracket_texts(announcement_gaps(db.session(), item)))
+        flash("Noted: those brackets are meant to be there.")
+        query = urlencode({k: v for k, v in request.args.items() if k in ("action", "send_date", "send_time")})
+        return redirect(f"{url_for('admin.check', announcement_id=item.id)}?{query}", 303)
+    if item.state not in EDITABLE:
+        raise WrongState(f"This announcement is {item.state.value}, so there is nothing to send.")
+    if action != checking.SCHEDULE:
+        return _render_check(item, action, None)
+    schedule_form = ScheduleForm(formdata=request.args, meta={"csrf": False})
+    if not schedule_form.validate():
+        return _render_announcement(item, schedule_form, 400)
+    try:
+        return _render_check(item, action, _check_time(action))
+    except InvalidInput as exc:
+        if exc.field not in ("send_date", "send_time"):
+            raise
+        getattr(schedule_form, exc.field).errors = [str(exc)]
+        return _render_announcement(item, schedule_form, 400)
+
+
+@bp.post("/announcements/<int:announcement_id>/<any('send-now','schedule'):action>")
+def confirm_send(announcement_id: int, action: str) -> ResponseReturnValue:
+    """Only from the check page: its signed token names this announcement, its content and the count shown.
+    Anything else is refused and changes nothing; a changed draft gets the check page again."""
+    item = db.get_or_404(Announcement, announcement_id)
+    form = ConfirmSendForm()
     if not form.validate_on_submit():
+        raise InvalidInput("Nothing was sent: check the announcement on its check page first.")
+    settings = forum_settings()  # the undo window an owner set on the forum details page (V6)
+    try:
+        with transaction(db.session()):
+            shown, due = checking.confirm_send(
+                db.session(), item, form.check.data or "", action=action, secret=settings.secret_key,
+                clock=clock(), undo=settings.undo_window,
+            )
+    except (CheckOutdated, GapsLeft, NobodyToSend) as exc:
+        when = None if action == checking.SEND_NOW else _check_time_or_none(action)
+        return _render_check(item, action, when, problem=str(exc), status=409)
+    log.info("admin %d: announcement %d %s for %d members", current_user.id, item.id, action, shown.count)
+    if action == checking.SEND_NOW:
+        flash(f"It will start sending at {domain.to_london(due):%H:%M:%S} (UK time) to {shown.count:,} "
+              "members. Until then you can stop it.")
+    else:
+        flash(f"Scheduled for {domain.to_london(due):%A %-d %B %Y at %H:%M} (UK time). It goes to the members "
+              f"in its audience then: {shown.count:,} now.")
+    return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+
+
+@bp.route("/announcements/<int:announcement_id>/stop", methods=["GET", "POST"])
+def stop_sending(announcement_id: int) -> ResponseReturnValue:
+    """ "Stop this send" (issue 18): GET says what happens; POST stops it (the members still waiting never get it)."""
+    item = db.get_or_404(Announcement, announcement_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        with transaction(db.session()):
+            left = domain.stop_sending(db.session(), item, clock=clock())
+        flash(f"Stopped. {left:,} member{'' if left == 1 else 's'} waiting for it will not get it.")
+        return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+    if item.state.value not in ("sending", "paused"):
+        raise WrongState(f"This announcement is {item.state.value}. Only one that is sending or paused can be stopped.")
+    progress = domain.announcement_progress(db.session(), item.id)
+    return render_template("admin/stop_send.html", item=item, form=form, progress=progress)
+
+
+@bp.post("/announcements/<int:announcement_id>/copy")
+def copy(announcement_id: int) -> ResponseReturnValue:
+    """V3: any announcement, sent or cancelled, becomes the start of a new draft."""
+    item = db.get_or_404(Announcement, announcement_id)
+    if not ActionForm().validate_on_submit():
+        raise InvalidInput("The form could not be checked. Go back and try again.")
+    with transaction(db.session()):
+        new = domain.copy_announcement(db.session(), item, admin_id=current_user.id, clock=clock())
+    flash("This is a new draft, copied from the announcement. Nothing has been sent.")
+    return redirect(url_for("admin.announcement", announcement_id=new.id), 303)
+
+
+def _check_time(action: str) -> datetime | None:
+    """The time a "Schedule" check is for, from the schedule form's fields in the query string."""
+    if action != checking.SCHEDULE:
+        return None
+    form = ScheduleForm(formdata=request.args, meta={"csrf": False})
+    if not form.validate():
         raise InvalidInput(
             " ".join(e for errors in form.errors.values() for e in errors if isinstance(e, str))
             or "Enter a date and time."
         )
-    with transaction(db.session()):
-        # validate_on_submit passed InputRequired and parsed both fields, so neither is None here
-        when = domain.london_time_to_utc(cast(date, form.send_date.data), cast(time, form.send_time.data))
-        domain.schedule_announcement(db.session(), item, when, clock=clock())
-    flash(f"Scheduled for {domain.to_london(when):%A %-d %B %Y at %H:%M} (UK time).")
-    return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
+    # validate passed InputRequired and parsed both fields, so neither is None here
+    return domain.london_time_to_utc(cast(date, form.send_date.data), cast(time, form.send_time.data))
+
+
+def _check_time_or_none(action: str) -> datetime | None:
+    try:
+        return _check_time(action)
+    except InvalidInput:
+        return None
+
+
+def _render_check(
+    item: Announcement, action: str, when: datetime | None, *, problem: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    settings = forum_settings()  # the undo window an owner set on the forum details page (V6)
+    if action == checking.SCHEDULE and when is None:  # a refused POST: the time shown is the one signed
+        when = item.scheduled_at if item.scheduled_at is not None else clock().now() + settings.undo_window
+    shown = checking.check_send(db.session(), item, action=action, when=when, clock=clock(),
+                                undo=settings.undo_window)
+    return render_template(
+        "admin/check.html",
+        item=item,
+        check=shown,
+        token=checking.sign_check(shown, settings.secret_key),
+        form=ConfirmSendForm(),
+        action_form=ActionForm(),
+        brackets=bracket_texts(shown.gaps),
+        only_brackets=bool(shown.gaps) and len(bracket_texts(shown.gaps)) == len(shown.gaps),
+        problem=problem,
+        undo_seconds=settings.undo_seconds,
+        schedule_args={k: v for k, v in request.args.items() if k in ("action", "send_date", "send_time")},
+        when_args={k: v for k, v in request.args.items() if k in ("send_date", "send_time")},  # a refusal shows it
+    ), status
+
+
+def _refuse_gaps(item: Announcement) -> None:
+    gaps = announcement_gaps(db.session(), item)
+    if gaps:
+        first = gaps[0]
+        raise InvalidInput(
+            f"Nothing was sent. {first.where}: {first.message} "
+            + ("" if len(gaps) == 1 else f"There are {len(gaps)} things to fix, listed on the announcement's page.")
+        )
+
+
+def _saved_draft(item: Announcement) -> domain.AnnouncementDraft:
+    return domain.AnnouncementDraft(
+        subject=item.subject, body_markdown=item.body_markdown, group_ids=[g.id for g in item.groups],
+        only_without_social_media=item.only_without_social_media,
+    )
 
 
 _ACTIONS = {
-    "send-now": (domain.send_announcement_now, "It will start sending within a minute."),
-    "unschedule": (domain.unschedule_announcement, "It is a draft again and will not be sent."),
+    "unschedule": (domain.unschedule_announcement, "Stopped: it is a draft again and nothing was sent."),
     "cancel": (domain.cancel_announcement, "Cancelled. It will not be sent."),
     "pause": (domain.pause_announcement, "Paused. Nothing more goes out until you resume."),
     "resume": (domain.resume_announcement, "Resumed."),
 }
 
 
-@bp.post("/announcements/<int:announcement_id>/<any('send-now','unschedule','cancel','pause','resume'):action>")
+@bp.post("/announcements/<int:announcement_id>/<any('unschedule','cancel','pause','resume'):action>")
 def change_state(announcement_id: int, action: str) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     change, message = _ACTIONS[action]
@@ -320,7 +468,11 @@ def publish(announcement_id: int) -> ResponseReturnValue:
 def progress_json(announcement_id: int) -> ResponseReturnValue:
     item = db.get_or_404(Announcement, announcement_id)
     progress = domain.announcement_progress(db.session(), item.id)
-    return jsonify(state=item.state.value, **progress.__dict__, done=progress.done, percent=progress.percent)
+    waiting = {}  # while it waits (the undo window, issue 18): when it starts, by the server's clock
+    if item.scheduled_at is not None and item.state.value == "scheduled":
+        waiting = {"starts_at": item.scheduled_at.isoformat(), "now": clock().now().isoformat()}
+    return jsonify(state=item.state.value, **progress.__dict__, done=progress.done, percent=progress.percent,
+                   **waiting)
 
 
 @bp.get("/announcements/<int:announcement_id>/report")
@@ -378,7 +530,12 @@ def _render_form(form: AnnouncementForm, item: Announcement | None) -> ResponseR
     if item is not None and item.state not in EDITABLE:
         flash(f"This announcement is {item.state.value} and can no longer be edited.")
         return redirect(url_for("admin.announcement", announcement_id=item.id), 303)
-    return render_template("admin/compose.html", form=form, item=item, reach=reach), status
+    gaps = (
+        draft_gaps(db.session(), form.subject.data or "", form.body.data or "",
+                   meant_brackets=meant_brackets(item) if item is not None else ())
+        if item is not None or form.is_submitted() else []
+    )
+    return render_template("admin/compose.html", form=form, item=item, reach=reach, gaps=gaps), status
 
 
 def _draft(form: AnnouncementForm) -> domain.AnnouncementDraft:

@@ -1,7 +1,7 @@
 """one reminder to confirm: when it was queued, so it is never sent twice (issue 20.7)
 
-Revision ID: 0020
-Revises: 0018
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-04 09:00:00.000000
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0020'
-down_revision = '0018'
+revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 

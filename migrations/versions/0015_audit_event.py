@@ -4,8 +4,8 @@ Who (admin id and address, no foreign key: removing an admin keeps the rows nami
 object (type and id, never a member's address), when, IP address and user agent. Only the daily purge deletes
 rows, the oldest first, so ids stay in time order without AUTOINCREMENT on SQLite.
 
-Revision ID: 0016
-Revises: 0022
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-04 09:00:00.000000
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0016'
-down_revision = '0022'
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

@@ -5,8 +5,8 @@
 - admin_session: one row per log-in behind the session cookie (device, IP, last seen, ended);
 - security_policy: one row (id 1) of owner choices, starting with "two-step login required for everyone" off.
 
-Revision ID: 0018
-Revises: 0016
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-04 09:00:00.000000
 
 """
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0018'
-down_revision = '0016'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

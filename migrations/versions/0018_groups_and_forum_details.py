@@ -3,8 +3,8 @@
 The first migration's groups stay as the starting set with their ids and positions; none is retired.
 forum_details starts empty: every value then comes from the configuration until an owner saves the form.
 
-Revision ID: 0019
-Revises: 0020
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-04 09:00:00.000000
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0019'
-down_revision = '0020'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

@@ -3,8 +3,8 @@
 consent_event gains admin_id (who recorded it), agreed_on (the day the person agreed by phone, on paper or in
 person) and note. address_change holds a new address until it is confirmed at that address.
 
-Revision ID: 0021
-Revises: 0019
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04 09:00:00.000000
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0021'
-down_revision = '0019'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

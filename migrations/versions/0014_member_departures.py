@@ -6,7 +6,7 @@ the membership (unsubscribe link, one-click, an admin, a bounce, erasure), so da
 same transaction: an UPDATE of member.status away from 'member', or a DELETE of a member row. The sender reads
 new rows by id (SQLite, in-process: microseconds) or listens for the NOTIFY (PostgreSQL: no round trip).
 
-Revision ID: 0022
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-04 09:10:00.000000
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0022'
+revision = '0014'
 down_revision = '0013'
 branch_labels = None
 depends_on = None

@@ -6,8 +6,8 @@ Facebook, Instagram or WhatsApp groups?". Answers given before this upgrade keep
 stays 'follows_forum': a row written without naming the wording (by the code of before this upgrade, still
 running during a deploy, or by hand) was asked the old question.
 
-Revision ID: 0015
-Revises: 0021
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-04 09:00:00.000000
 
 """
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0015'
-down_revision = '0021'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

@@ -8,8 +8,8 @@ others): a login cookie names the admin's id and session version, so once admins
 new admin given a removed one's id could otherwise be logged in by the removed admin's old cookie. The two new
 tables are AUTOINCREMENT too: a queued mail names its link's row id. PostgreSQL sequences never reuse ids.
 
-Revision ID: 0017
-Revises: 0015
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-04 08:45:53.157899
 
 """
@@ -20,8 +20,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0017'
-down_revision = '0015'
+revision = '0021'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
