@@ -10,8 +10,8 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
+from mailer.admins.accounts import hash_password
 from mailer.admins.links import EXPIRED, USED, key_from_token, new_admin_link_key
 from mailer.admins.passwords import check_new_password
 from mailer.clock import Clock
@@ -142,7 +142,7 @@ def accept_invitation(session: Session, secret_key: str, token: str, password: s
     invitation.used_at = now
     admin = Admin(
         email=invitation.email,
-        password_hash=generate_password_hash(password, method="scrypt"),
+        password_hash=hash_password(password),
         created_at=now,
         session_version=1,
         role=invitation.role,

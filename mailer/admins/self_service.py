@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
+from mailer.admins.accounts import hash_password
 from mailer.admins.links import new_admin_link_key, open_link, use_link
 from mailer.admins.passwords import MAX_PASSWORD_LENGTH, check_new_password
 from mailer.clock import Clock
@@ -22,7 +23,7 @@ EMAIL_CHANGE_LIFETIME = ADMIN_LINK_LIFETIMES[Purpose.EMAIL_CHANGE]
 
 def _set_password(admin: Admin, password: str) -> None:
     check_new_password(password, email=admin.email)
-    admin.password_hash = generate_password_hash(password, method="scrypt")
+    admin.password_hash = hash_password(password)
     admin.session_version += 1  # every session cookie issued so far stops working
 
 
