@@ -9,9 +9,10 @@ the transaction that ends the membership, and the sender looks only for what is 
 - SQLite: the rows with an id above the last one seen, read on a connection of our own outside any
   transaction (so it sees every commit), in-process: a few microseconds a message.
 - PostgreSQL: the trigger also sends a NOTIFY; a connection of our own LISTENs, and the check reads what the
-  server already pushed onto its socket, with no round trip. PostgreSQL signals the listeners while it commits,
-  before the unsubscribing request gets its answer, so the notice is on our socket within a fraction of a
-  millisecond of the commit, long before the unsubscribe page is back in the member's browser.
+  server already pushed onto its socket, with no round trip. PostgreSQL signals the listening process as the
+  unsubscribe commits, and it passes the notice on as soon as it runs: microseconds on a quiet server, a few
+  milliseconds on a very busy one, normally before the unsubscribe's answer is back with the member. A race won
+  by a wide margin rather than a hard ordering (on SQLite the look reads committed rows, so it is exact).
 
 If the watch cannot be read (the database went away), the check says "unknown" and the caller looks the
 members up in the database instead (`DepartureWatch.left` returns None)."""

@@ -118,7 +118,7 @@ def test_each_admin_action_is_recorded_with_its_actor_and_never_a_member_address
         (ADMIN_EMAIL, "announcement edited", "announcement", a),
         (ADMIN_EMAIL, "test sent", "announcement", a),
         (ADMIN_EMAIL, "announcement scheduled", "announcement", a),
-        (ADMIN_EMAIL, "announcement unscheduled", "announcement", a),
+        (ADMIN_EMAIL, "send stopped in the undo window (back to a draft)", "announcement", a),
         (ADMIN_EMAIL, "announcement sent", "announcement", a),
         (ADMIN_EMAIL, "announcement paused", "announcement", a),
         (ADMIN_EMAIL, "announcement resumed", "announcement", a),

@@ -143,6 +143,9 @@ def test_autosave_never_changes_a_scheduled_announcement(app, clock):
     """A scheduled announcement changes only on Save: autosave refuses (409) and changes nothing, so a half-typed
     edit can never go out."""
     admin = logged_in_admin(app, clock)
+    with app.app_context():
+        add_member("reader@example.org", clock=clock)  # an audience of nobody could not be sent
+        db.session.commit()
     announcement_id = compose(admin, subject="Due soon", body="Original")
     page = f"/admin/announcements/{announcement_id}"
     assert admin_post(admin, page, f"{page}/send-now").status_code == 303
