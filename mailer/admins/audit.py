@@ -11,8 +11,6 @@ deletes rows older than the retention period."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +20,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from mailer.clock import Clock
-from mailer.members.csv.parse import neutralise
+from mailer.members.csv.export import csv_line_writer
 from mailer.models import Admin, AuditEvent
 
 PENDING_KEY = "mailer.audit.pending"
@@ -225,15 +223,7 @@ def audit_actions(session: Session) -> list[str]:
 def audit_csv_lines(session: Session, filters: AuditFilter, *, batch_size: int = 1000) -> Iterator[str]:
     """The filtered log as CSV lines, newest first, read in keyset batches. Cells a spreadsheet would run
     as a formula (a user agent can be anything) get a leading apostrophe, as in the member export."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(cells: Sequence[str]) -> str:
-        writer.writerow([neutralise(cell) for cell in cells])
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
+    line = csv_line_writer()
 
     yield line(CSV_COLUMNS)
     before: int | None = None

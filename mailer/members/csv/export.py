@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -18,13 +18,9 @@ from mailer.models import ConsentAction, ConsentEvent, Group, Member, MemberStat
 CONFIRMED_ON_THE_WEBSITE = "Joined on the website and confirmed by email link"
 
 
-def export_lines(session: Session, *, batch_size: int = 1000, bom: bool = False) -> Iterator[str]:
-    """Every member as CSV lines (RFC 4180, CRLF), header first, read in keyset batches.
-
-    Columns are the ones an import reads, so an export imports into another copy as it
-    is: members keep their consent evidence (the confirmation on the website, or the
-    evidence they were imported with). Cells a spreadsheet would run as a formula get a
-    leading apostrophe, which an import takes off again. `bom` helps Excel see UTF-8."""
+def csv_line_writer() -> Callable[[Iterable[str]], str]:
+    """One CSV line at a time, for streaming a download; cells a spreadsheet would run as a formula get a leading
+    apostrophe (the member export, the audit log)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -34,6 +30,18 @@ def export_lines(session: Session, *, batch_size: int = 1000, bom: bool = False)
         buffer.seek(0)
         buffer.truncate()
         return text
+
+    return line
+
+
+def export_lines(session: Session, *, batch_size: int = 1000, bom: bool = False) -> Iterator[str]:
+    """Every member as CSV lines (RFC 4180, CRLF), header first, read in keyset batches.
+
+    Columns are the ones an import reads, so an export imports into another copy as it
+    is: members keep their consent evidence (the confirmation on the website, or the
+    evidence they were imported with). Cells a spreadsheet would run as a formula get a
+    leading apostrophe, which an import takes off again. `bom` helps Excel see UTF-8."""
+    line = csv_line_writer()
 
     yield ("\ufeff" if bom else "") + line(EXPORT_COLUMNS)
     group_names = dict(session.execute(select(Group.id, Group.name).order_by(Group.position, Group.id)).all())
